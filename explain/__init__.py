@@ -1,0 +1,46 @@
+"""explain: attention maps, integrated gradients, SHAP, LIME and more for PyTorch models.
+
+    import explain
+    model = explain.load("path/to/checkpoint")          # HF folder or plain CNN
+    results = explain.explain(model, ["a great film"], methods=["ig", "shap"])
+    explain.save(results, "out/results.json")
+    explain.report(results, "out/report.html")
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .engine import explain
+from .errors import CheckpointError, DeviceError, ExplainError, InputError, MethodError, TargetError
+from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
+from .loading import load
+from .results_io import open_results, save
+
+
+def report(results: Results, path: str) -> str:
+    """Render `results` into one self-contained HTML file at `path`; return the path."""
+    from reports import write_report
+
+    return str(write_report(results, path))
+
+
+__all__ = [
+    "CheckpointError",
+    "DeviceError",
+    "ExplainError",
+    "Explanation",
+    "Failure",
+    "InputError",
+    "InputRecord",
+    "MethodError",
+    "ModelInfo",
+    "Results",
+    "Target",
+    "TargetError",
+    "explain",
+    "load",
+    "open_results",
+    "report",
+    "save",
+]

@@ -1,0 +1,202 @@
+"""What every model adapter offers the methods, so that methods stay family-blind.
+
+An adapter prepares raw inputs into Examples (prediction computed once and shared by all
+methods), resolves targets, and exposes two views of an (example, target) pair:
+
+- a GradientView: a differentiable input tensor (text: word embeddings; images: pixels), its
+  baseline, a forward function to the target's scalar output, and a reduction of attributions
+  to per-feature scores (text: per word or token; images: an H x W grid at input resolution);
+- a PerturbationView: a list of features that can be removed, an `evaluate(keep_masks)` that
+  scores many perturbed copies through the one batched runner, a feature clustering for shap's
+  partition explainer, and an expansion from per-feature values to scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import TargetError
+from ..explanation import InputRecord, ModelInfo, Target
+from ..runner import Runner
+
+OUTPUTS = ("probability", "logit", "log-probability")
+
+
+@dataclass
+class Example:
+    """An input ready to explain: its record, the model's class probabilities, family state."""
+
+    index: int
+    record: InputRecord
+    probs: np.ndarray  # (C,) class probabilities (causal LM: of the first explained token)
+    state: Any = None  # family-specific prepared data (token ids, word spans, pixels, ...)
+
+
+@dataclass
+class GradientView:
+    """A differentiable view of (example, target) for gradient methods such as IG."""
+
+    inputs: torch.Tensor  # (1, ...) what attributions are computed for
+    baselines: torch.Tensor  # same shape as inputs
+    forward: Callable[[torch.Tensor], torch.Tensor]  # (B, ...) -> (B,) target output
+    reduce: Callable[[torch.Tensor], np.ndarray]  # attributions (1, ...) -> scores
+    features: tuple[str, ...]
+    granularity: str
+    baseline: str  # the baseline's name as used, e.g. "pad" or "black"
+    output: str  # what forward returns, as used: "probability", "logit" or "log-probability"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PerturbationView:
+    """A removable-features view of (example, target) for perturbation methods."""
+
+    features: tuple[str, ...]
+    evaluate: Callable[[np.ndarray], np.ndarray]  # (B, d) bool keep-masks -> (B,) target output
+    clustering: np.ndarray  # scipy linkage matrix (d-1, 4) over features, for shap's Partition
+    expand: Callable[[np.ndarray], np.ndarray]  # (d,) per-feature values -> scores
+    granularity: str
+    mask: str  # how a removed feature is filled, as used, e.g. "mask", "drop" or "blur"
+    output: str  # what evaluate returns, as used: "probability", "logit" or "log-probability"
+    sampling: str = "lime-text"  # how LIME draws neighbours: "lime-text" or "lime-image"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AttentionView:
+    """The model's own attention maps for one input, in the graph of the target's output."""
+
+    attentions: list[torch.Tensor]  # per layer (1, H, T, T), rows = queries; requires grad
+    output: torch.Tensor  # scalar target output the relevance view differentiates
+    query: int  # token position whose row holds the answer (CLS; causal LM: the predicting position)
+    tokens: tuple[str, ...]  # the T tokens, special ones included
+    features: tuple[str, ...]  # words or tokens, special tokens excluded
+    feature_tokens: tuple[tuple[int, ...], ...]  # token positions of each feature
+    granularity: str
+
+
+class Adapter(ABC):
+    """The only code that knows a model family's quirks."""
+
+    family: ClassVar[str]
+
+    def __init__(self, model: torch.nn.Module, info: ModelInfo, runner: Runner) -> None:
+        self.model = model
+        self.info = info
+        self.runner = runner
+
+    @property
+    def device(self) -> torch.device:
+        """Return the device the model runs on."""
+        return self.runner.device
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Return the class label names."""
+        return self.info.labels
+
+    @abstractmethod
+    def prepare(self, raw: Any, index: int, **options: Any) -> Example:
+        """Return an Example for one raw input; raise InputError when it cannot be used."""
+
+    @abstractmethod
+    def gradient_view(self, example: Example, target: Target, **options: Any) -> GradientView:
+        """Return the differentiable view of (example, target)."""
+
+    @abstractmethod
+    def perturbation_view(self, example: Example, target: Target, **options: Any) -> PerturbationView:
+        """Return the removable-features view of (example, target)."""
+
+    def attention_view(self, example: Example, target: Target, granularity: str = "word") -> AttentionView:
+        """Return the attention maps of (example, target); only transformer families have them."""
+        raise NotImplementedError(f"{self.family} models have no attention maps")
+
+    def targets(self, example: Example, spec: Any = None) -> list[Target]:
+        """Return the Targets to explain: predicted class for None, else label names or indices."""
+        if spec is None:
+            return [self._target(int(np.argmax(example.probs)), example)]
+        specs = spec if isinstance(spec, (list, tuple)) else [spec]
+        return [self._target(self.label_index(s), example) for s in specs]
+
+    def label_index(self, spec: int | str) -> int:
+        """Return the class index for a label name or index; raise TargetError if there is none."""
+        n = len(self.labels)
+        if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+            if 0 <= int(spec) < n:
+                return int(spec)
+            raise TargetError(f"target index {spec} is out of range: the model has {n} classes (0..{n - 1})")
+        text = str(spec).strip()
+        if text in self.labels:
+            return self.labels.index(text)
+        lowered = [x.lower() for x in self.labels]
+        if text.lower() in lowered:
+            return lowered.index(text.lower())
+        if text.lstrip("-").isdigit():
+            return self.label_index(int(text))
+        shown = ", ".join(self.labels[:20]) + (" ..." if n > 20 else "")
+        raise TargetError(f"unknown target label {text!r}; the model's labels are: {shown}")
+
+    def _target(self, index: int, example: Example) -> Target:
+        return Target(index=index, label=self.labels[index], probability=float(example.probs[index]))
+
+
+def transform(logits: torch.Tensor, output: str) -> torch.Tensor:
+    """Return (..., C) probabilities, log-probabilities or logits (float32) from logits."""
+    if output == "probability":
+        return torch.softmax(logits.float(), dim=-1)
+    if output == "log-probability":
+        return torch.log_softmax(logits.float(), dim=-1)
+    if output == "logit":
+        return logits.float()
+    raise ValueError(f"unknown output {output!r}: use one of {', '.join(OUTPUTS)}")
+
+
+def select_output(logits: torch.Tensor, index: int | torch.Tensor, output: str) -> torch.Tensor:
+    """Return the (B,) target output from (B, C) logits: probability, logit or log-probability."""
+    values = transform(logits, output)
+    if isinstance(index, torch.Tensor):
+        return values.gather(-1, index.view(-1, 1)).squeeze(-1)
+    return values[:, index]
+
+
+def contiguous_linkage(n: int) -> np.ndarray:
+    """Return a balanced binary hierarchy over n features in order (neighbours merge first).
+
+    shap's partition explainer walks this tree; for text it keeps phrases together, the way
+    shap's own text masker clusters neighbouring tokens.
+    """
+    if n < 2:
+        return np.zeros((0, 4))
+    rows: list[list[float]] = []
+    clusters: list[tuple[int, int]] = [(i, 1) for i in range(n)]  # (cluster id, size)
+    next_id, height = n, 1.0
+    while len(clusters) > 1:
+        merged: list[tuple[int, int]] = []
+        for j in range(0, len(clusters) - 1, 2):
+            (a, sa), (b, sb) = clusters[j], clusters[j + 1]
+            rows.append([a, b, height, sa + sb])
+            merged.append((next_id, sa + sb))
+            next_id += 1
+        if len(clusters) % 2:
+            merged.append(clusters[-1])
+        clusters = merged
+        height += 1.0
+    return np.asarray(rows, dtype=float)
+
+
+def content_hash(files: Sequence[Path]) -> str:
+    """Return 'sha256:' + the first 16 hex digits of a hash over the files' names and bytes."""
+    h = hashlib.sha256()
+    for p in sorted(files, key=lambda x: x.name):
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest()[:16]

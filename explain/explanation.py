@@ -1,0 +1,194 @@
+"""The one result type: a frozen Explanation per (input, method, target), grouped in Results."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+FAMILIES = ("text-classifier", "causal-lm", "image-classifier")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was explained: enough to identify the checkpoint without loading it."""
+
+    family: str
+    path: str
+    content_hash: str
+    parameters: int
+    labels: tuple[str, ...]
+    architecture: str = ""
+    device: str = "cpu"
+    layers: int | None = None
+    heads: int | None = None
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """One input as the user gave it: a text, a prompt (+ continuation), or an image."""
+
+    index: int
+    kind: str  # "text" | "prompt" | "image"
+    text: str | None = None
+    path: str | None = None
+    # For images: the picture itself as a base64 PNG, so reports need nothing but the results file.
+    image_png: str | None = None
+    width: int | None = None
+    height: int | None = None
+    continuation: str | None = None  # causal LM: the explained continuation (generated or given)
+    prediction: Target | None = None  # the model's top answer for this input
+    note: str | None = None  # e.g. "truncated from 700 to 512 tokens"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a score explains: a class (or a generated token) and the model's probability for it."""
+
+    index: int
+    label: str
+    probability: float
+    position: int | None = None  # causal LM: token position in the full sequence
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input (or an input x method) that could not be explained, kept beside the results."""
+
+    input: int
+    method: str | None
+    error: str
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """Scores of one method for one input and target, with what they cost and how sound they are.
+
+    `scores` has one value per entry of `features` (text: words or tokens), or is an H x W grid
+    at the input image's resolution (images, `features` empty). `checks` holds quality figures
+    (e.g. IG `convergence_delta`, SHAP `base_value` and `efficiency_gap`, LIME `score`);
+    `extras` holds further named arrays (e.g. attention matrices, the sub-word tokens of each word).
+    """
+
+    method: str
+    family: str
+    input: int
+    target: Target
+    features: tuple[str, ...]
+    scores: np.ndarray
+    granularity: str  # "word" | "token" | "pixel"
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    rows: int = 0
+    checks: Mapping[str, float] = field(default_factory=dict)
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        """Return True when every field, arrays included, is equal."""
+        if not isinstance(other, Explanation):
+            return NotImplemented
+        for f in dataclasses.fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if not _equal(a, b):
+                return False
+        return True
+
+    __hash__ = None  # type: ignore[assignment]  # holds arrays: not hashable
+
+    def top(self, k: int = 5) -> list[tuple[str, float]]:
+        """Return the k features with the largest scores as (feature, score), best first."""
+        if self.granularity == "pixel":
+            flat = self.scores.ravel()
+            order = np.argsort(-flat, kind="stable")[:k]
+            w = self.scores.shape[1]
+            return [(f"({i // w},{i % w})", float(flat[i])) for i in order]
+        order = np.argsort(-self.scores, kind="stable")[:k]
+        return [(self.features[i], float(self.scores[i])) for i in order]
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Return one plain dict per feature: {'feature', 'score', 'rank'} (text families)."""
+        ranks = np.empty(len(self.features), dtype=int)
+        ranks[np.argsort(-self.scores, kind="stable")] = np.arange(1, len(self.features) + 1)
+        return [
+            {"feature": f, "score": float(s), "rank": int(r)}
+            for f, s, r in zip(self.features, self.scores, ranks)
+        ]
+
+    def replace(self, **changes: Any) -> "Explanation":
+        """Return a copy with the given fields changed (Explanations are never mutated)."""
+        return dataclasses.replace(self, **changes)
+
+    def _repr_html_(self) -> str:
+        """Render inline in Jupyter."""
+        from reports.inline import explanation_html
+
+        return explanation_html(self)
+
+
+class Results(list):  # type: ignore[type-arg]
+    """A list of Explanations plus what they came from: model, inputs, failures and run settings."""
+
+    def __init__(
+        self,
+        explanations: list[Explanation] | None = None,
+        *,
+        model: ModelInfo,
+        inputs: list[InputRecord],
+        failures: list[Failure] | None = None,
+        run: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(explanations or [])
+        self.model = model
+        self.inputs = list(inputs)
+        self.failures = list(failures or [])
+        self.run = dict(run or {})
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when explanations, model, inputs and failures are equal (run info aside)."""
+        if not isinstance(other, Results):
+            return list.__eq__(self, other)
+        return (
+            list.__eq__(self, other)
+            and self.model == other.model
+            and self.inputs == other.inputs
+            and self.failures == other.failures
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def for_input(self, index: int) -> list[Explanation]:
+        """Return the explanations of input `index`, in run order."""
+        return [e for e in self if e.input == index]
+
+    def by_method(self, method: str) -> list[Explanation]:
+        """Return the explanations made by `method`."""
+        return [e for e in self if e.method == method]
+
+    def __iter__(self) -> Iterator[Explanation]:
+        return super().__iter__()
+
+    def _repr_html_(self) -> str:
+        """Render inline in Jupyter."""
+        from reports.inline import results_html
+
+        return results_html(self)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and np.array_equal(a, b, equal_nan=True)
+        )
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        return True
+    return bool(a == b)

@@ -1,0 +1,276 @@
+"""One entry to load a checkpoint: recognise its family from its own files, return an adapter.
+
+Recognised: Hugging Face folders (sequence classifiers, causal LMs, image classifiers) and
+plain PyTorch CNNs (config.json with "format": "explain-cnn" + safetensors weights). Loading
+is safe by default: safetensors preferred, torch.load only with weights_only=True, pickled
+Hugging Face weights only with allow_pickle, remote code only with trust_remote_code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .adapters.base import Adapter, content_hash
+from .adapters.preprocessing import Preprocessing
+from .devices import resolve_device
+from .errors import CheckpointError
+from .explanation import ModelInfo
+from .runner import Runner
+
+_FAMILY_SUFFIXES = (
+    ("ForSequenceClassification", "text-classifier"),
+    ("ForCausalLM", "causal-lm"),
+    ("LMHeadModel", "causal-lm"),
+    ("ForImageClassification", "image-classifier"),
+)
+_SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+# RoBERTa-style models number positions from padding_idx + 1, so two positions are unusable.
+_POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "xlm-roberta-xl", "data2vec-text"}
+
+
+def load(
+    path: str | os.PathLike[str],
+    device: str | torch.device = "auto",
+    *,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    allow_missing_weights: bool = False,
+    batch_size: int | None = None,
+    autocast: str | None = None,
+) -> Adapter:
+    """Return the model adapter for the checkpoint at `path`, on `device` and in eval mode."""
+    dev = resolve_device(device)
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if p.is_file():
+        if p.suffix in (".safetensors", ".pt", ".pth"):
+            return _load_plain_cnn(p.parent, p, dev, batch_size, autocast)
+        if p.name == "config.json":
+            p = p.parent
+        else:
+            raise CheckpointError(
+                f"{path} is a file; give a checkpoint folder (with config.json) or a plain CNN's .safetensors file"
+            )
+    cfg_path = p / "config.json"
+    if not cfg_path.is_file():
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it has no config.json (expected a Hugging Face model folder, "
+            "or a plain CNN folder with config.json and model.safetensors)"
+        )
+    cfg = _read_json(cfg_path)
+    if cfg.get("format") == "explain-cnn":
+        return _load_plain_cnn(p, None, dev, batch_size, autocast)
+    if "model_type" in cfg:
+        return _load_hf(p, cfg, dev, trust_remote_code, allow_pickle, allow_missing_weights, batch_size, autocast)
+    raise CheckpointError(
+        f"{cfg_path} names neither a Hugging Face model ('model_type') nor a plain CNN ('format': 'explain-cnn')"
+    )
+
+
+def hf_family(cfg: dict[str, Any]) -> str:
+    """Return the family of a Hugging Face config from its 'architectures' entry."""
+    archs = cfg.get("architectures") or []
+    for arch in archs:
+        for suffix, family in _FAMILY_SUFFIXES:
+            if str(arch).endswith(suffix):
+                return family
+    raise CheckpointError(
+        f"cannot tell what kind of model this is: config.json 'architectures' is {archs!r}; "
+        "supported are *ForSequenceClassification, *ForCausalLM / *LMHeadModel and *ForImageClassification"
+    )
+
+
+def _load_hf(
+    p: Path,
+    cfg: dict[str, Any],
+    dev: torch.device,
+    trust_remote_code: bool,
+    allow_pickle: bool,
+    allow_missing: bool,
+    batch_size: int | None,
+    autocast: str | None,
+) -> Adapter:
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    family = hf_family(cfg)
+    safe = [p / n for n in _SAFE_WEIGHTS if (p / n).exists()]
+    pickled = [p / n for n in _PICKLE_WEIGHTS if (p / n).exists()]
+    if not safe and pickled and not allow_pickle:
+        raise CheckpointError(
+            f"{p} has only pickled weights ({pickled[0].name}), which can run code when loaded; "
+            "convert them to safetensors or pass --allow-pickle if you trust the file"
+        )
+    if not safe and not pickled:
+        raise CheckpointError(f"{p} has no weights file (model.safetensors or pytorch_model.bin)")
+    auto = {
+        "text-classifier": transformers.AutoModelForSequenceClassification,
+        "causal-lm": transformers.AutoModelForCausalLM,
+        "image-classifier": transformers.AutoModelForImageClassification,
+    }[family]
+    common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, info = auto.from_pretrained(
+                str(p), use_safetensors=bool(safe), output_loading_info=True, **common
+            )
+    except Exception as e:  # transformers raises many types for unreadable or mismatched weights
+        raise CheckpointError(f"cannot load the model in {p}: {_first_line(e)}") from e
+    problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "mismatched_keys")}
+    if problems and not allow_missing:
+        detail = "; ".join(f"{k.replace('_', ' ')}: {_short(v)}" for k, v in problems.items())
+        raise CheckpointError(
+            f"the weights in {p} do not fit its config ({detail}); those parameters would be left "
+            "random: fix the checkpoint or pass --allow-missing-weights"
+        )
+    model.to(dev).eval()
+    weights = safe or pickled
+    shards = [p / f for f in _shard_names(weights[0])] if weights[0].name.endswith(".index.json") else weights
+    config = model.config
+    labels: tuple[str, ...] = ()
+    if family != "causal-lm":
+        id2label = getattr(config, "id2label", None) or {}
+        labels = tuple(str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(_num_labels(config)))
+    runner = Runner(dev, batch_size=batch_size, autocast=autocast)
+    text_cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    model_info = dict(
+        family=family,
+        path=str(p.resolve()),
+        content_hash=content_hash([*shards, p / "config.json"]),
+        parameters=sum(t.numel() for t in model.parameters()),
+        labels=labels,
+        architecture=str((cfg.get("architectures") or [type(model).__name__])[0]),
+        device=str(dev),
+        layers=getattr(text_cfg, "num_hidden_layers", None),
+        heads=getattr(text_cfg, "num_attention_heads", None),
+    )
+    if family == "image-classifier":
+        from .adapters.image import ImageClassifierAdapter
+
+        try:
+            processor = transformers.AutoImageProcessor.from_pretrained(str(p), **common)
+            prep = Preprocessing.from_hf(processor)
+        except Exception:  # no preprocessor_config.json: ImageNet defaults at 224 x 224
+            prep = Preprocessing(size=(224, 224), channels=3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+        return ImageClassifierAdapter(model, prep, ModelInfo(**model_info), runner)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(p), **common)
+    except Exception as e:
+        raise CheckpointError(f"{p} has no usable tokenizer: {_first_line(e)}") from e
+    model_info["max_length"] = _max_length(tokenizer, text_cfg)
+    if family == "text-classifier":
+        from .adapters.text import TextClassifierAdapter
+
+        return TextClassifierAdapter(model, tokenizer, ModelInfo(**model_info), runner)
+    from .adapters.causal_lm import CausalLMAdapter
+
+    return CausalLMAdapter(model, tokenizer, ModelInfo(**model_info), runner)
+
+
+def _load_plain_cnn(
+    folder: Path, weights: Path | None, dev: torch.device, batch_size: int | None, autocast: str | None
+) -> Adapter:
+    from safetensors import SafetensorsError
+    from safetensors.torch import load_file
+
+    from .adapters.image import ImageClassifierAdapter
+    from .cnn import build_architecture
+
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file() and weights is not None:
+        cfg_path = weights.with_suffix(".json")
+    if not cfg_path.is_file():
+        raise CheckpointError(f"no config.json beside {weights or folder}: a plain CNN needs one naming its architecture")
+    cfg = _read_json(cfg_path)
+    for key in ("architecture", "labels", "preprocessing"):
+        if key not in cfg:
+            raise CheckpointError(f"{cfg_path} lacks '{key}' (a plain CNN config needs architecture, labels, preprocessing)")
+    if weights is None:
+        found = [folder / n for n in ("model.safetensors", "model.pt", "model.pth") if (folder / n).exists()]
+        if not found:
+            raise CheckpointError(f"{folder} has no weights file (model.safetensors)")
+        weights = found[0]
+    try:
+        if weights.suffix == ".safetensors":
+            state = load_file(str(weights))
+        else:  # weights_only refuses arbitrary pickled objects: tensors and containers only
+            state = torch.load(str(weights), map_location="cpu", weights_only=True)
+    except (SafetensorsError, OSError, RuntimeError, ValueError, EOFError) as e:
+        raise CheckpointError(f"cannot read weights {weights}: {_first_line(e)}") from e
+    try:
+        model = build_architecture(str(cfg["architecture"]), dict(cfg.get("arch_args", {})))
+    except (KeyError, ImportError, TypeError) as e:
+        raise CheckpointError(f"cannot build architecture {cfg['architecture']!r}: {_first_line(e)}") from e
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"the weights {weights.name} do not fit {cfg['architecture']}: {_first_line(e, 2)}") from e
+    prep = Preprocessing.from_config(cfg["preprocessing"])
+    labels = tuple(str(x) for x in cfg["labels"])
+    model.to(dev).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, prep.channels, *prep.size, device=dev))
+    if out.shape[-1] != len(labels):
+        raise CheckpointError(f"{cfg_path} lists {len(labels)} labels but the model has {out.shape[-1]} outputs")
+    info = ModelInfo(
+        family="image-classifier",
+        path=str(folder.resolve()),
+        content_hash=content_hash([weights, cfg_path]),
+        parameters=sum(t.numel() for t in model.parameters()),
+        labels=labels,
+        architecture=str(cfg["architecture"]),
+        device=str(dev),
+    )
+    return ImageClassifierAdapter(model, prep, info, Runner(dev, batch_size=batch_size, autocast=autocast))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path} is not readable JSON: {_first_line(e)}") from e
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{path} must hold a JSON object")
+    return doc
+
+
+def _num_labels(config: Any) -> int:
+    return int(getattr(config, "num_labels", None) or len(getattr(config, "id2label", {}) or {}) or 2)
+
+
+def _max_length(tokenizer: Any, config: Any) -> int | None:
+    limits = []
+    tml = getattr(tokenizer, "model_max_length", None)
+    if tml and tml < 1_000_000:
+        limits.append(int(tml))
+    for name in ("max_position_embeddings", "n_positions"):
+        v = getattr(config, name, None)
+        if isinstance(v, int) and v > 0:
+            offset = 2 if getattr(config, "model_type", "") in _POSITION_OFFSET_TYPES else 0
+            limits.append(v - offset)
+    return min(limits) if limits else None
+
+
+def _shard_names(index_file: Path) -> list[str]:
+    doc = _read_json(index_file)
+    return sorted(set(doc.get("weight_map", {}).values()))
+
+
+def _first_line(e: BaseException, lines: int = 1) -> str:
+    text = " ".join(str(e).strip().splitlines()[:lines]) or type(e).__name__
+    return text if len(text) < 400 else text[:400] + "..."
+
+
+def _short(items: Any, n: int = 4) -> str:
+    items = [str(x[0] if isinstance(x, tuple) else x) for x in items]
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")

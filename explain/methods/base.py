@@ -1,0 +1,114 @@
+"""The method contract: a name, the families it serves, typed settings, and explain()."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import typing
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Mapping
+
+from ..adapters.base import Adapter, Example
+from ..errors import MethodError
+from ..explanation import Explanation, Target
+
+
+class Method(ABC):
+    """One attribution method: `supports(adapter)` and `explain(...)` returning an Explanation."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    families: ClassVar[tuple[str, ...]]
+    Settings: ClassVar[type]  # a dataclass: its fields are the method's settings and defaults
+    reference: ClassVar[str] = ""
+
+    def supports(self, adapter: Adapter) -> bool:
+        """Return True when this method can explain models of the adapter's family."""
+        return adapter.family in self.families
+
+    def settings(self, overrides: Mapping[str, Any] | None = None) -> Any:
+        """Return the Settings with `overrides` applied, converting strings from the CLI."""
+        fields = {f.name: f for f in dataclasses.fields(self.Settings)}
+        hints = typing.get_type_hints(self.Settings)
+        values: dict[str, Any] = {}
+        for key, raw in (overrides or {}).items():
+            k = key.replace("-", "_")
+            if k not in fields:
+                raise MethodError(
+                    f"unknown setting {key!r} for method {self.name!r}; its settings are: {', '.join(fields)}"
+                )
+            values[k] = _coerce(self.name, k, raw, hints[k])
+        return self.Settings(**values)
+
+    @abstractmethod
+    def explain(
+        self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int
+    ) -> Explanation:
+        """Return the Explanation of `target` for `example`."""
+
+    def describe_settings(self) -> list[tuple[str, str, str]]:
+        """Return (name, default, help) for each setting."""
+        out = []
+        for f in dataclasses.fields(self.Settings):
+            default = f.default if f.default is not dataclasses.MISSING else ""
+            out.append((f.name, repr(default), str(f.metadata.get("help", ""))))
+        return out
+
+
+class Cost:
+    """Measures seconds and runner rows across a `with` block."""
+
+    def __init__(self, adapter: Adapter) -> None:
+        self.runner = adapter.runner
+        self.seconds = 0.0
+        self.rows = 0
+
+    def __enter__(self) -> "Cost":
+        self._t0 = time.perf_counter()
+        self._r0 = self.runner.rows
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = round(time.perf_counter() - self._t0, 4)  # as stored in results files
+        self.rows = self.runner.rows - self._r0
+
+
+_VIEW_OPTIONS = ("output", "baseline", "mask", "segmentation", "n_segments")
+
+
+def view_options(settings: Any, granularity: str) -> dict[str, Any]:
+    """Return the adapter view options among `settings` that are set (None = adapter default)."""
+    opts = {"granularity": granularity}
+    for key in _VIEW_OPTIONS:
+        value = getattr(settings, key, None)
+        if value is not None:
+            opts[key] = value
+    return opts
+
+
+def setting(default: Any, help: str) -> Any:
+    """Return a dataclass field with a default and a help text (shown by `explain methods`)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def _coerce(method: str, key: str, raw: Any, hint: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    if raw.lower() in ("none", "auto", "") and type(None) in typing.get_args(hint):
+        return None
+    for typ in args:
+        try:
+            if typ is bool:
+                if raw.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if raw.lower() in ("0", "false", "no", "off"):
+                    return False
+                continue
+            if typ in (int, float):
+                return typ(raw)
+            if typ is str:
+                return raw
+        except ValueError:
+            continue
+    raise MethodError(f"setting {method}.{key}={raw!r} is not a valid {hint}")

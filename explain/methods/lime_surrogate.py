@@ -1,0 +1,109 @@
+"""LIME (Ribeiro et al. 2016, https://arxiv.org/abs/1602.04938): a local linear surrogate via lime.
+
+Neighbours are drawn exactly as lime's text and image explainers draw them (same random
+stream for a seed), scored by the adapter through the one batched runner as token ids or
+pixel batches, and fitted with lime's own `LimeBase` (weighted ridge, exponential kernel on
+cosine distance). Every occurrence of a word is its own feature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import pairwise_distances
+from sklearn.utils import check_random_state
+
+from ..adapters.base import Adapter, Example
+from ..explanation import Explanation, Target
+from . import register
+from .base import Cost, Method, setting, view_options
+
+# lime's defaults: text distances are cosine x 100 with width 25; images cosine with width 0.25.
+_KERNEL_WIDTH = {"lime-text": 25.0, "lime-image": 0.25}
+_DISTANCE_SCALE = {"lime-text": 100.0, "lime-image": 1.0}
+
+
+@dataclass(frozen=True)
+class LimeSettings:
+    """Settings of LIME."""
+
+    num_samples: int | None = setting(None, "neighbours drawn (default: 5000 for text as lime; 1000 for images)")
+    mask: str | None = setting(None, "how a feature is removed; text: drop | mask | pad | unk (default drop, as lime); images: blur | black | grey")
+    segmentation: str | None = setting(None, "images: how superpixels are made (slic | quickshift | grid; default: chosen for the image size)")
+    n_segments: int | None = setting(None, "images: about how many superpixels (default: chosen for the image size)")
+    kernel_width: float | None = setting(None, "kernel width (default: lime's, 25 for text, 0.25 for images)")
+    output: str | None = setting(None, "what is explained: probability | logit | log-probability (default: probability; causal LMs: log-probability)")
+
+
+def _kernel(d: np.ndarray, kernel_width: float) -> np.ndarray:
+    return np.sqrt(np.exp(-(d**2) / kernel_width**2))
+
+
+def sample_neighbours(sampling: str, d: int, num_samples: int, rs: np.random.RandomState) -> np.ndarray:
+    """Return (num_samples, d) 0/1 rows, the first all ones, drawn as lime draws them."""
+    if sampling == "lime-text":
+        sizes = rs.randint(1, d + 1, num_samples - 1)
+        data = np.ones((num_samples, d))
+        for i, size in enumerate(sizes, start=1):
+            data[i, rs.choice(range(d), size, replace=False)] = 0
+        return data
+    rs.randint(0, high=1000)  # lime_image draws its segmentation seed first; keep the stream aligned
+    data = rs.randint(0, 2, num_samples * d).reshape((num_samples, d))
+    data[0, :] = 1
+    return data
+
+
+@register
+class LimeMethod(Method):
+    """LIME surrogate weights per feature."""
+
+    name = "lime"
+    title = "LIME"
+    families = ("text-classifier", "causal-lm", "image-classifier")
+    Settings = LimeSettings
+    reference = "https://arxiv.org/abs/1602.04938"
+
+    def explain(
+        self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int
+    ) -> Explanation:
+        """Return the surrogate's weights, with its fit (R^2) and intercept in checks."""
+        from lime.lime_base import LimeBase
+
+        s: LimeSettings = settings
+        opts = view_options(s, granularity)
+        if adapter.family != "image-classifier" and s.mask is None:
+            opts["mask"] = "drop"  # lime's text explainer drops removed words
+        with Cost(adapter) as cost:
+            view = adapter.perturbation_view(example, target, **opts)
+            d = len(view.features)
+            n = s.num_samples or (5000 if view.sampling == "lime-text" else 1000)
+            rs = check_random_state(seed)
+            data = sample_neighbours(view.sampling, d, n, rs)
+            labels = view.evaluate(data.astype(bool)).reshape(-1, 1)
+            distances = pairwise_distances(data, data[:1], metric="cosine").ravel() * _DISTANCE_SCALE[view.sampling]
+            width = s.kernel_width or _KERNEL_WIDTH[view.sampling]
+            base = LimeBase(partial(_kernel, kernel_width=width), verbose=False, random_state=rs)
+            intercept, weights, score, local_pred = base.explain_instance_with_data(
+                data, labels, distances, 0, d, feature_selection="none"
+            )
+            values = np.zeros(d)
+            for i, w in weights:
+                values[i] = w
+            scores = view.expand(values)
+        return Explanation(
+            method=self.name,
+            family=adapter.family,
+            input=example.index,
+            target=target,
+            features=view.features,
+            scores=np.asarray(scores, dtype=np.float32),
+            granularity=view.granularity,
+            settings={**vars(s), "num_samples": n, "mask": view.mask, "kernel_width": width, "output": view.output},
+            seconds=cost.seconds,
+            rows=cost.rows,
+            checks={"score": float(score), "intercept": float(intercept), "local_prediction": float(np.ravel(local_pred)[0])},
+            extras=view.extras,
+        )

@@ -1,0 +1,158 @@
+"""The results file: one flat, versioned JSON document that reports and other tools read."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
+
+SCHEMA = "explain.results/1"
+_ARRAY_KEYS = {"dtype", "shape", "data"}
+
+
+def save(results: Results, path: str | os.PathLike[str]) -> Path:
+    """Write `results` to `path` as JSON atomically (temporary file, then rename); return the path."""
+    path = Path(path)
+    write_atomic(path, dumps(results))
+    return path
+
+
+def dumps(results: Results) -> str:
+    """Return the results file's text for `results` (same input, same text: keys are sorted)."""
+    if not isinstance(results, Results):
+        raise TypeError("save() takes the Results returned by explain.explain()")
+    doc = {
+        "schema": SCHEMA,
+        "model": _plain(dataclasses.asdict(results.model)),
+        "run": _plain(results.run),
+        "inputs": [_input_doc(r) for r in results.inputs],
+        "explanations": [_explanation_doc(e) for e in results],
+        "failures": [dataclasses.asdict(f) for f in results.failures],
+    }
+    return json.dumps(doc, sort_keys=True, allow_nan=False, separators=(",", ":")) + "\n"
+
+
+def open_results(path: str | os.PathLike[str]) -> Results:
+    """Read a results file written by `save` and return equal Results (no model needed)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"no results file at {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read results file {path}: {e}") from e
+    try:
+        return loads(text)
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path} is not a valid explain results file: {e}") from e
+
+
+def loads(text: str) -> Results:
+    """Parse a results file's text into Results."""
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("explain.results/"):
+        raise ValueError("missing or unknown 'schema' (expected 'explain.results/1')")
+    if doc["schema"] != SCHEMA:
+        raise ValueError(f"schema {doc['schema']!r} is not supported (this version reads {SCHEMA})")
+    model = ModelInfo(**{**doc["model"], "labels": tuple(doc["model"]["labels"])})
+    inputs = [_input_from(d) for d in doc["inputs"]]
+    explanations = [_explanation_from(d) for d in doc["explanations"]]
+    failures = [Failure(**f) for f in doc.get("failures", [])]
+    return Results(explanations, model=model, inputs=inputs, failures=failures, run=doc.get("run", {}))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to path through a temporary file in the same folder, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _input_doc(r: InputRecord) -> dict[str, Any]:
+    d = dataclasses.asdict(r)
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _input_from(d: dict[str, Any]) -> InputRecord:
+    d = dict(d)
+    if d.get("prediction") is not None:
+        d["prediction"] = Target(**d["prediction"])
+    return InputRecord(**d)
+
+
+def _explanation_doc(e: Explanation) -> dict[str, Any]:
+    return {
+        "input": e.input,
+        "method": e.method,
+        "family": e.family,
+        "target": {k: v for k, v in dataclasses.asdict(e.target).items() if v is not None},
+        "granularity": e.granularity,
+        "features": list(e.features),
+        "scores": np.asarray(e.scores, dtype=np.float32).tolist(),
+        "settings": _plain(dict(e.settings)),
+        "cost": {"seconds": round(float(e.seconds), 4), "rows": int(e.rows)},
+        "checks": _plain(dict(e.checks)),
+        "extras": {k: _encode_extra(v) for k, v in e.extras.items()},
+    }
+
+
+def _explanation_from(d: dict[str, Any]) -> Explanation:
+    return Explanation(
+        method=d["method"],
+        family=d["family"],
+        input=int(d["input"]),
+        target=Target(**d["target"]),
+        features=tuple(d["features"]),
+        scores=np.asarray(d["scores"], dtype=np.float32),
+        granularity=d["granularity"],
+        settings=d.get("settings", {}),
+        seconds=float(d["cost"]["seconds"]),
+        rows=int(d["cost"]["rows"]),
+        checks=d.get("checks", {}),
+        extras={k: _decode_extra(v) for k, v in d.get("extras", {}).items()},
+    )
+
+
+def _encode_extra(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return {"dtype": str(v.dtype), "shape": list(v.shape), "data": v.ravel().tolist()}
+    return _plain(v)
+
+
+def _decode_extra(v: Any) -> Any:
+    if isinstance(v, dict) and set(v) == _ARRAY_KEYS:
+        return np.asarray(v["data"], dtype=v["dtype"]).reshape(v["shape"])
+    return v
+
+
+def _plain(v: Any) -> Any:
+    """Convert numpy scalars/arrays and tuples to JSON values; non-finite floats become None."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _plain(v.tolist())
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    return v

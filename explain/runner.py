@@ -1,0 +1,98 @@
+"""The one batched runner: every model evaluation of every method goes through it.
+
+It chunks rows into batches sized to the device, runs them in inference mode (or with grad
+when a method needs gradients), halves the batch and retries on out-of-memory, optionally
+autocasts on GPU, and counts the rows it evaluated so every result can report its cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator, Sequence, TypeVar
+
+import torch
+
+from .errors import ExplainError
+
+T = TypeVar("T")
+
+DEFAULT_BATCH = {"cpu": 64, "cuda": 256}
+
+
+class Runner:
+    """Batches rows through a model function, counting rows and backing off on OOM."""
+
+    def __init__(
+        self,
+        device: torch.device,
+        batch_size: int | None = None,
+        autocast: str | None = None,
+    ) -> None:
+        self.device = device
+        self.batch_size = batch_size or DEFAULT_BATCH.get(device.type, 64)
+        if autocast not in (None, "bf16", "fp16"):
+            raise ExplainError(f"unknown autocast {autocast!r}: use bf16, fp16 or leave it off")
+        self.autocast = autocast
+        self.rows = 0
+
+    @contextlib.contextmanager
+    def context(self, grad: bool = False) -> Iterator[None]:
+        """Enter inference mode (or grad mode) and autocast when asked and on GPU."""
+        grad_ctx = torch.enable_grad() if grad else torch.inference_mode()
+        with grad_ctx:
+            if self.autocast and self.device.type == "cuda":
+                dtype = torch.bfloat16 if self.autocast == "bf16" else torch.float16
+                with torch.autocast("cuda", dtype=dtype):
+                    yield
+            else:
+                yield
+
+    def map(
+        self,
+        rows: Sequence[T],
+        fn: Callable[[list[T]], torch.Tensor],
+        *,
+        key: Callable[[T], int] | None = None,
+        batch_size: int | None = None,
+    ) -> torch.Tensor:
+        """Return fn applied to `rows` in batches, concatenated in the rows' original order.
+
+        `key` (e.g. a row's length) sorts rows before batching so that rows of like size share
+        a batch and padding stays short; outputs are put back in the caller's order.
+        """
+        n = len(rows)
+        if n == 0:
+            raise ValueError("Runner.map needs at least one row")
+        order = sorted(range(n), key=lambda i: key(rows[i])) if key else list(range(n))
+        size = max(1, batch_size or self.batch_size)
+        outs: list[torch.Tensor] = []
+        start = 0
+        with self.context():
+            while start < n:
+                idx = order[start : start + size]
+                try:
+                    out = fn([rows[i] for i in idx])
+                except torch.OutOfMemoryError:
+                    if size == 1:
+                        raise ExplainError(
+                            "out of memory even with batch size 1; use a smaller --max-length "
+                            "or a device with more memory"
+                        ) from None
+                    size = max(1, size // 2)
+                    self.batch_size = min(self.batch_size, size)
+                    if self.device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    continue
+                outs.append(out.detach().float().cpu())
+                self.rows += len(idx)
+                start += len(idx)
+        result = torch.cat(outs)
+        if key:
+            inverse = torch.empty(n, dtype=torch.long)
+            inverse[torch.tensor(order)] = torch.arange(n)
+            result = result[inverse]
+        return result
+
+    def count(self, rows: int) -> None:
+        """Record rows evaluated outside map (e.g. by captum's own internal batching)."""
+        self.rows += int(rows)
