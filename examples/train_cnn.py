@@ -78,7 +78,7 @@ def main() -> None:
     """Train, check the quality gates, and write the checkpoint folder."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "models/digits-cnn")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
     seed_everything(SEED)
     start = time.perf_counter()

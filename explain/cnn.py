@@ -11,21 +11,27 @@ import importlib
 from torch import Tensor, nn
 
 
+def _block(cin: int, cout: int) -> list[nn.Module]:
+    """Return the layers of one 3x3 conv + BatchNorm + (non-inplace) ReLU block."""
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
 class SmallCNN(nn.Module):
-    """Three conv+ReLU blocks (two max-pooled), global average pool, then one linear layer.
+    """Three conv+BatchNorm+ReLU blocks (two max-pooled), global average pool, one linear layer.
 
     Each ReLU is its own non-inplace module and the last `nn.Conv2d` in `modules()` order is
     the last conv layer, so hook-based methods (Grad-CAM, DeepLift, guided backprop) work on
-    it as is. Global pooling makes any input of at least 16x16 pixels acceptable.
+    it as is. BatchNorm is there because, on small digits in clutter, it trains several times
+    faster than the plain stack. Global pooling accepts any input of at least 16x16 pixels.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 16) -> None:
         """Build the layers; channel widths are width, 2*width, 2*width."""
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(),
+            *_block(in_channels, width), nn.MaxPool2d(2),
+            *_block(width, 2 * width), nn.MaxPool2d(2),
+            *_block(2 * width, 2 * width),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(2 * width, num_classes)

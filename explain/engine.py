@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
+import os
 import platform
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -12,8 +14,16 @@ import torch
 
 from . import methods as registry
 from .adapters.base import Adapter, Example
-from .errors import ExplainError, MethodError
+from .errors import ExplainError, InputError, MethodError
 from .explanation import Explanation, Failure, InputRecord, Results
+
+@dataclass(frozen=True)
+class InvalidInput:
+    """A placeholder for an input that could not even be read (e.g. a malformed JSONL line)."""
+
+    error: str
+    text: str | None = None
+
 
 Progress = Callable[[str, int, str, Any], None]  # (event, input index, method, payload)
 
@@ -51,6 +61,7 @@ def explain(
     if unknown:
         raise MethodError(f"settings given for unknown method(s) {sorted(unknown)}; methods are: {', '.join(registry.REGISTRY)}")
     parsed = {m.name: m.settings(settings.get(m.name)) for m in chosen}
+    model.check_target(target)
     results = Results(model=model.info, inputs=[], run=_run_info(model, chosen, parsed, seed, granularity, target))
     started = time.perf_counter()
     for i, raw in enumerate(inputs):
@@ -92,9 +103,19 @@ def _prepare(
     model: Adapter, raw: Any, i: int, options: dict[str, Any], results: Results, progress: Progress | None
 ) -> Example | None:
     try:
+        if isinstance(raw, InvalidInput):
+            raise InputError(raw.error)
         return model.prepare(raw, i, **options)
     except ExplainError as e:
-        results.inputs.append(InputRecord(index=i, kind=_kind(model), text=raw if isinstance(raw, str) else None, note="failed"))
+        kind = _kind(model)
+        text, path = None, None
+        if isinstance(raw, InvalidInput):
+            text = raw.text
+        elif kind == "image" and isinstance(raw, (str, os.PathLike)):
+            path = str(raw)
+        elif isinstance(raw, str):
+            text = raw
+        results.inputs.append(InputRecord(index=i, kind=kind, text=text, path=path, note="failed"))
         results.failures.append(Failure(input=i, method=None, error=str(e)))
         if progress:
             progress("fail", i, "", str(e))

@@ -180,7 +180,6 @@ def _load_hf(
 def _load_plain_cnn(
     folder: Path, weights: Path | None, dev: torch.device, batch_size: int | None, autocast: str | None
 ) -> Adapter:
-    from safetensors import SafetensorsError
     from safetensors.torch import load_file
 
     from .adapters.image import ImageClassifierAdapter
@@ -205,7 +204,7 @@ def _load_plain_cnn(
             state = load_file(str(weights))
         else:  # weights_only refuses arbitrary pickled objects: tensors and containers only
             state = torch.load(str(weights), map_location="cpu", weights_only=True)
-    except (SafetensorsError, OSError, RuntimeError, ValueError, EOFError) as e:
+    except Exception as e:  # safetensors raises its own error type for truncated or corrupt files
         raise CheckpointError(f"cannot read weights {weights}: {_first_line(e)}") from e
     try:
         model = build_architecture(str(cfg["architecture"]), dict(cfg.get("arch_args", {})))

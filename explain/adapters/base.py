@@ -125,6 +125,12 @@ class Adapter(ABC):
         specs = spec if isinstance(spec, (list, tuple)) else [spec]
         return [self._target(self.label_index(s), example) for s in specs]
 
+    def check_target(self, spec: Any) -> None:
+        """Raise TargetError now if `spec` names a label the model lacks (before any input runs)."""
+        if spec is not None:
+            for s in spec if isinstance(spec, (list, tuple)) else [spec]:
+                self.label_index(s)
+
     def label_index(self, spec: int | str) -> int:
         """Return the class index for a label name or index; raise TargetError if there is none."""
         n = len(self.labels)

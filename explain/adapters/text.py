@@ -11,7 +11,17 @@ import torch
 from ..errors import InputError
 from ..explanation import InputRecord, ModelInfo, Target
 from ..runner import Runner
-from .base import Adapter, Example, GradientView, PerturbationView, contiguous_linkage, select_output, transform
+from .attention_impl import eager_attention
+from .base import (
+    Adapter,
+    AttentionView,
+    Example,
+    GradientView,
+    PerturbationView,
+    contiguous_linkage,
+    select_output,
+    transform,
+)
 from .words import Tokenized, tokenize
 
 BASELINES = ("pad", "mask", "zero")
@@ -186,6 +196,26 @@ class TextClassifierAdapter(Adapter):
             output=output,
             sampling="lime-text",
             extras=_token_extras(tok, units),
+        )
+
+
+    def attention_view(self, example: Example, target: Target, granularity: str = "word") -> AttentionView:
+        """Return every layer's attention maps, in the graph of the target's probability."""
+        tok: Tokenized = example.state
+        ids = torch.tensor([tok.ids], device=self.device)
+        with eager_attention(self.model), torch.enable_grad():
+            out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), output_attentions=True)
+        if not out.attentions or out.attentions[0] is None:
+            raise InputError(f"{self.info.architecture} returned no attention weights")
+        units = self.units(tok, granularity)
+        return AttentionView(
+            attentions=list(out.attentions),
+            output=select_output(out.logits, target.index, "probability")[0],
+            query=0,  # the classification token's row ([CLS] / <s>) holds the answer
+            tokens=tok.tokens,
+            features=units.names,
+            feature_tokens=units.tokens,
+            granularity=units.granularity,
         )
 
 

@@ -62,7 +62,12 @@ def tokenize(tokenizer: Any, text: str, max_length: int | None, add_special_toke
             word_tokens.append([])
         word_tokens[-1].append(t)
         word_of_token.append(len(word_tokens) - 1)
+    word_tokens = _merge_blank(word_tokens, [_word_text(text, tokenizer, ids, w, spans) for w in word_tokens])
     words = [_word_text(text, tokenizer, ids, toks, spans) for toks in word_tokens]
+    word_of_token = [-1] * len(ids)
+    for w, toks in enumerate(word_tokens):
+        for t in toks:
+            word_of_token[t] = w
     return Tokenized(
         ids=tuple(ids),
         tokens=tuple(tokens),
@@ -72,6 +77,24 @@ def tokenize(tokenizer: Any, text: str, max_length: int | None, add_special_toke
         word_tokens=tuple(tuple(w) for w in word_tokens),
         truncated_from=truncated_from,
     )
+
+
+def _merge_blank(groups: list[list[int]], texts: list[str]) -> list[list[int]]:
+    """Fold tokens that are only white space (e.g. a lone 'Ġ' at a double space) into the next word."""
+    out: list[list[int]] = []
+    carry: list[int] = []
+    for g, t in zip(groups, texts):
+        if not t.strip():
+            carry.extend(g)
+            continue
+        out.append(carry + g)
+        carry = []
+    if carry:
+        if out:
+            out[-1].extend(carry)
+        else:
+            out.append(carry)
+    return out
 
 
 def _truncate(
@@ -146,4 +169,4 @@ def _word_text(text: str, tokenizer: Any, ids: list[int], toks: list[int], spans
         word = text[b:e].strip()
         if word:
             return word
-    return tokenizer.decode([ids[t] for t in toks]).strip() or tokenizer.convert_ids_to_tokens(ids[toks[0]])
+    return tokenizer.decode([ids[t] for t in toks]).strip()

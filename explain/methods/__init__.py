@@ -54,6 +54,13 @@ def _discover() -> None:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if info.name != "base":
             importlib.import_module(f"{__name__}.{info.name}")
+    ordered = sorted(REGISTRY.items(), key=lambda kv: (_ORDER.index(kv[0]) if kv[0] in _ORDER else len(_ORDER), kv[0]))
+    REGISTRY.clear()
+    REGISTRY.update(ordered)
+
+
+# The order methods are listed and run in: cheap and exact first, then perturbation methods.
+_ORDER = ["ig", "attention", "gradcam", "shap", "lime", "ablation", "occlusion"]
 
 
 _discover()

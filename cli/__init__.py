@@ -1,0 +1,1 @@
+"""Command line of explain: `explain run | methods | inspect | report | demo`."""

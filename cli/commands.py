@@ -1,0 +1,196 @@
+"""One function per sub-command: call the Python API, print, write files, return the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+import explain
+from explain import methods as registry
+from explain.errors import ExplainError, InputError, MethodError
+from explain.explanation import Results
+from explain.results_io import save
+
+from .inputs import expand_images, read_input_file
+from .progress import Progress
+
+FLUSH_SECONDS = 2.0  # results.json is rewritten at most this often while a run goes on
+
+
+def run(args: argparse.Namespace) -> int:
+    """Explain a checkpoint on inputs; write results.json and report.html."""
+    out = Path(args.out)
+    results_path = out / "results.json"
+    if results_path.exists() and not args.force:
+        raise ExplainError(f"{results_path} already exists; pass --force to overwrite it or choose another --out")
+    settings = parse_settings(args)
+    model = explain.load(
+        args.checkpoint,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        allow_pickle=args.allow_pickle,
+        allow_missing_weights=args.allow_missing_weights,
+        batch_size=args.batch_size,
+        autocast=args.autocast,
+    )
+    inputs = gather_inputs(args, model.family)
+    methods = registry.resolve(args.methods or "ig", model)
+    target: Any = None
+    if args.target:
+        target = args.target if len(args.target) > 1 else args.target[0]
+    progress = Progress(len(inputs) * len(methods), quiet=args.quiet)
+    last_flush = [time.monotonic()]
+
+    def flush(partial: Results) -> None:
+        if time.monotonic() - last_flush[0] >= FLUSH_SECONDS:
+            save(partial, results_path)
+            last_flush[0] = time.monotonic()
+
+    results = explain.explain(
+        model,
+        inputs,
+        methods=[m.name for m in methods],
+        target=target,
+        granularity=args.granularity,
+        seed=args.seed,
+        max_length=args.max_length,
+        max_new_tokens=args.max_new_tokens,
+        continuation=args.continuation,
+        progress=progress,
+        on_input=flush,
+        **settings,
+    )
+    progress.close()
+    save(results, results_path)
+    report_path = None
+    if not args.no_report:
+        report_path = Path(explain.report(results, str(out / "report.html")))
+    if not args.quiet:
+        print_summary(results, results_path, report_path)
+    for r in results.inputs:
+        if r.note and r.note != "failed":
+            print(f"explain: warning: input {r.index}: {r.note}", file=sys.stderr)
+    if args.open and report_path:
+        webbrowser.open(report_path.resolve().as_uri())
+    return 1 if results.failures else 0
+
+
+def parse_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Return {method: {option: value}} from --set METHOD.OPTION=VALUE and the shortcuts."""
+    settings: dict[str, dict[str, Any]] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        method, dot, option = key.partition(".")
+        if not sep or not dot or not method or not option:
+            raise MethodError(f"--set {item!r} is not METHOD.OPTION=VALUE (e.g. --set ig.n_steps=100)")
+        registry.get(method)
+        settings.setdefault(method.strip().lower(), {})[option.strip()] = value.strip()
+    for flag, method, option in (("ig_steps", "ig", "n_steps"), ("shap_max_evals", "shap", "max_evals"), ("lime_samples", "lime", "num_samples")):
+        if getattr(args, flag) is not None:
+            settings.setdefault(method, {})[option] = getattr(args, flag)
+    return settings
+
+
+def gather_inputs(args: argparse.Namespace, family: str) -> list[Any]:
+    """Return the inputs named on the command line, checked against the model's family."""
+    items: list[Any] = []
+    if family == "image-classifier":
+        if args.text or args.prompt:
+            raise InputError("this checkpoint is an image classifier: give --image PATH (or image paths), not --text/--prompt")
+        items = expand_images([*args.image, *args.inputs])
+        for f in args.input:
+            items.extend(read_input_file(f, args.column))
+    else:
+        if args.image:
+            raise InputError(f"this checkpoint is a {family}: --image needs an image classifier")
+        if family == "text-classifier" and args.prompt:
+            raise InputError("this checkpoint is a text classifier: use --text, not --prompt")
+        items = [*args.text, *args.prompt]
+        for raw in args.inputs:
+            p = Path(raw)
+            items.extend(read_input_file(raw, args.column) if p.suffix.lower() in (".txt", ".jsonl", ".csv") and p.is_file() else [raw])
+        for f in args.input:
+            items.extend(read_input_file(f, args.column))
+    if not items:
+        kind = "--image PATH" if family == "image-classifier" else ("--prompt TEXT" if family == "causal-lm" else "--text TEXT")
+        raise InputError(f"no inputs: give {kind} or --input FILE")
+    return items
+
+
+def print_summary(results: Results, results_path: Path, report_path: Path | None) -> None:
+    """Print per-method inputs, seconds and rows, failures, and where the files are."""
+    rows = []
+    for name in results.run.get("methods", []):
+        mine = results.by_method(name)
+        rows.append((name, len({e.input for e in mine}), sum(e.seconds for e in mine), sum(e.rows for e in mine)))
+    print(f"{'method':<12}{'inputs':>8}{'seconds':>10}{'rows':>10}")
+    for name, n, secs, nrows in rows:
+        print(f"{name:<12}{n:>8}{secs:>10.2f}{nrows:>10}")
+    if results.failures:
+        print(f"{len(results.failures)} failure(s):")
+        for f in results.failures:
+            print(f"  input {f.input}{' ' + f.method if f.method else ''}: {f.error}")
+    print(f"results: {results_path}")
+    if report_path:
+        print(f"report:  {report_path}")
+
+
+def methods(args: argparse.Namespace) -> int:
+    """Print which method serves which family, with each method's settings."""
+    families = ("text-classifier", "causal-lm", "image-classifier")
+    print(f"{'method':<12}" + "".join(f"{f:>18}" for f in families) + "  title")
+    for name, m in registry.REGISTRY.items():
+        marks = "".join(f"{('yes' if f in m.families else '-'):>18}" for f in families)
+        print(f"{name:<12}{marks}  {m.title}")
+    print("\nsettings (--set METHOD.OPTION=VALUE; None = chosen for the model family):")
+    for name, m in registry.REGISTRY.items():
+        for opt, default, help_text in m.describe_settings():
+            print(f"  {name + '.' + opt:<24} {default:<16} {help_text}")
+    return 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    """Print what was detected in a checkpoint."""
+    model = explain.load(args.checkpoint, device=args.device, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+    info = model.info
+    labels = ", ".join(info.labels[:20]) + (" ..." if len(info.labels) > 20 else "")
+    for key, value in (
+        ("family", info.family),
+        ("architecture", info.architecture),
+        ("path", info.path),
+        ("content hash", info.content_hash),
+        ("parameters", f"{info.parameters:,}"),
+        ("labels", f"{len(info.labels)}: {labels}" if info.labels else "-"),
+        ("layers", info.layers if info.layers is not None else "-"),
+        ("heads", info.heads if info.heads is not None else "-"),
+        ("max length", info.max_length if info.max_length is not None else "-"),
+        ("device", info.device),
+        ("methods", ", ".join(registry.for_family(info.family))),
+    ):
+        print(f"{key:<14}{value}")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    """Re-render a report from a saved results file."""
+    results = explain.open_results(args.results)
+    out = Path(args.out) if args.out else Path(args.results).with_name("report.html")
+    if out.resolve() == Path(args.results).resolve():
+        raise ExplainError("--out would overwrite the results file; choose another path")
+    path = explain.report(results, str(out))
+    if not args.quiet:
+        print(f"report: {path}")
+    if args.open:
+        webbrowser.open(Path(path).resolve().as_uri())
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Explain the bundled models with every method of their family."""
+    from .demo import run_demo
+
+    return run_demo(args)

@@ -1,0 +1,144 @@
+"""The `explain` command: a thin layer over the Python API (parse, call, print, write, exit code)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import Sequence
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USER_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+
+RUN_EXAMPLES = """examples:
+  explain run ./my-bert --text "a great film" --text "dull and long" --methods ig,shap
+  explain run ./my-bert --input reviews.csv --column review --methods all --out out/
+  explain run ./my-gpt2 --prompt "The capital of France is" --max-new-tokens 5
+  explain run ./my-cnn --image photo.png --image scans/ --methods ig,gradcam --target cat
+  explain run ./my-bert --text "fine" --set ig.n_steps=100 --set shap.max_evals=1000
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every sub-command."""
+    from explain import methods as registry
+
+    parser = argparse.ArgumentParser(
+        prog="explain",
+        description="Explain a PyTorch checkpoint (BERT, GPT or CNN): attention, IG, SHAP, LIME, Grad-CAM...",
+        epilog="run 'explain COMMAND --help' for a command's options and examples",
+    )
+    parser.add_argument("--version", action="version", version=f"explain {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="explain a checkpoint on inputs; writes results.json and report.html",
+        description="Explain a checkpoint on inputs and write OUT/results.json and OUT/report.html.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("checkpoint", help="a Hugging Face model folder, or a plain CNN folder / .safetensors file")
+    run.add_argument("inputs", nargs="*", help="texts, prompts, image paths or input files (.txt/.jsonl/.csv)")
+    src = run.add_argument_group("inputs")
+    src.add_argument("--text", action="append", default=[], help="a text to explain (repeatable)")
+    src.add_argument("--prompt", action="append", default=[], help="a prompt for a causal LM (repeatable)")
+    src.add_argument("--input", action="append", default=[], metavar="FILE", help=".txt (one per line), .jsonl or .csv")
+    src.add_argument("--column", help="the .csv column or .jsonl field holding the text (default: text)")
+    src.add_argument("--image", action="append", default=[], metavar="PATH", help="an image file or a folder of them (repeatable)")
+    src.add_argument("--continuation", help="causal LM: explain this continuation instead of generating one")
+    src.add_argument("--max-new-tokens", type=int, default=8, help="causal LM: tokens to generate greedily (default 8)")
+    how = run.add_argument_group("methods and targets")
+    how.add_argument(
+        "--methods",
+        default=None,
+        help=f"comma list, or 'all' (default: ig); known: {', '.join(registry.REGISTRY)}",
+    )
+    how.add_argument("--target", action="append", default=[], help="label name or index (repeatable; default: the prediction)")
+    how.add_argument("--granularity", choices=("word", "token"), default="word", help="attribute whole words (default) or raw tokens")
+    how.add_argument("--set", action="append", default=[], metavar="METHOD.OPTION=VALUE", help="a method setting (repeatable)")
+    how.add_argument("--ig-steps", type=int, help="shortcut for --set ig.n_steps=N")
+    how.add_argument("--shap-max-evals", type=int, help="shortcut for --set shap.max_evals=N")
+    how.add_argument("--lime-samples", type=int, help="shortcut for --set lime.num_samples=N")
+    how.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same results")
+    how.add_argument("--max-length", type=int, help="truncate texts to N tokens (with a warning)")
+    dev = run.add_argument_group("device and loading")
+    dev.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    dev.add_argument("--batch-size", type=int, help="rows per model call (default: automatic)")
+    dev.add_argument("--autocast", choices=("bf16", "fp16"), help="GPU only: run forwards in reduced precision")
+    dev.add_argument("--allow-pickle", action="store_true", help="allow pickled weights (they can run code)")
+    dev.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
+    dev.add_argument("--allow-missing-weights", action="store_true", help="accept weights that leave parameters random")
+    out = run.add_argument_group("output")
+    out.add_argument("--out", default="explain-out", metavar="DIR", help="output folder (default explain-out)")
+    out.add_argument("--force", action="store_true", help="overwrite an existing results.json in DIR")
+    out.add_argument("--no-report", action="store_true", help="write results.json only")
+    out.add_argument("--open", action="store_true", help="open the report in a browser when done")
+    _add_verbosity(run)
+
+    sub.add_parser("methods", help="list the methods, the families they serve and their settings")
+
+    ins = sub.add_parser("inspect", help="show what a checkpoint is: family, labels, layers, parameters")
+    ins.add_argument("checkpoint")
+    ins.add_argument("--device", default="auto")
+    ins.add_argument("--allow-pickle", action="store_true")
+    ins.add_argument("--trust-remote-code", action="store_true")
+    _add_verbosity(ins)
+
+    rep = sub.add_parser("report", help="re-render report.html from a results.json")
+    rep.add_argument("results", help="a results.json written by 'explain run'")
+    rep.add_argument("--out", help="the HTML file to write (default: report.html beside the results)")
+    rep.add_argument("--open", action="store_true")
+    _add_verbosity(rep)
+
+    demo = sub.add_parser("demo", help="explain the bundled BERT, GPT and CNN models and write their reports")
+    demo.add_argument("--out", default="explain-demo", metavar="DIR", help="output folder (default explain-demo)")
+    demo.add_argument("--models", help="folder of the bundled models (default: examples/models of this checkout)")
+    demo.add_argument("--device", default="auto")
+    _add_verbosity(demo)
+    return parser
+
+
+def _add_verbosity(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
+    p.add_argument("--verbose", "-v", action="store_true", help="print tracebacks with errors")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # checkpoints are local folders: never reach a hub
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    from explain.errors import ExplainError
+
+    try:
+        from . import commands
+
+        return int(getattr(commands, args.command)(args))
+    except ExplainError as e:
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        print(f"explain: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("explain: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not the user's fault: one line unless --verbose
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        print(f"explain: internal error: {type(e).__name__}: {e} (rerun with --verbose for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _version() -> str:
+    from explain import __version__
+
+    return __version__
+
+
+if __name__ == "__main__":
+    sys.exit(main())
