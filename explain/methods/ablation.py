@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from captum.attr import FeatureAblation
 
 from ..adapters.base import Adapter, Example
 from ..explanation import Explanation, Target
@@ -41,6 +40,8 @@ class AblationMethod(Method):
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int
     ) -> Explanation:
         """Return the drop in the target output when each feature alone is removed."""
+        from captum.attr import FeatureAblation
+
         s: AblationSettings = settings
         with Cost(adapter) as cost:
             view = adapter.perturbation_view(example, target, **view_options(s, granularity))

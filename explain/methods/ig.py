@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from captum.attr import IntegratedGradients, NoiseTunnel
 
 from ..adapters.base import Adapter, Example
 from ..explanation import Explanation, Target
@@ -47,6 +46,8 @@ class IntegratedGradientsMethod(Method):
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int
     ) -> Explanation:
         """Return IG scores with the convergence delta in checks."""
+        from captum.attr import IntegratedGradients, NoiseTunnel
+
         s: IGSettings = settings
         opts = view_options(s, granularity)
         with Cost(adapter) as cost:

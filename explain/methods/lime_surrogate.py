@@ -13,8 +13,6 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import pairwise_distances
-from sklearn.utils import check_random_state
 
 from ..adapters.base import Adapter, Example
 from ..explanation import Explanation, Target
@@ -71,6 +69,8 @@ class LimeMethod(Method):
     ) -> Explanation:
         """Return the surrogate's weights, with its fit (R^2) and intercept in checks."""
         from lime.lime_base import LimeBase
+        from sklearn.metrics import pairwise_distances
+        from sklearn.utils import check_random_state
 
         s: LimeSettings = settings
         opts = view_options(s, granularity)

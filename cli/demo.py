@@ -1,0 +1,55 @@
+"""`explain demo`: explain the bundled BERT, GPT and CNN models with every method of their family."""
+
+from __future__ import annotations
+
+import argparse
+import html
+from pathlib import Path
+
+import explain
+from explain.errors import ExplainError
+from explain.results_io import save, write_atomic
+
+from .commands import print_summary
+from .inputs import expand_images, read_input_file
+from .progress import Progress
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMOS = (  # (model folder, inputs under examples/demo_inputs, options)
+    ("sentiment-bert", "reviews.txt", {}),
+    ("planted-gpt2", "prompts.txt", {"max_new_tokens": 3}),
+    ("digits-cnn", "digits", {}),
+)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Write one report per bundled model and an index page; return the exit code."""
+    models = Path(args.models) if args.models else ROOT / "examples" / "models"
+    inputs_dir = ROOT / "examples" / "demo_inputs"
+    if not models.is_dir():
+        raise ExplainError(f"bundled models not found at {models}: run from a source checkout or pass --models DIR")
+    out = Path(args.out)
+    links: list[tuple[str, str, int]] = []
+    failed = False
+    for name, source, options in DEMOS:
+        model = explain.load(models / name, device=args.device)
+        path = inputs_dir / source
+        inputs = expand_images([str(path)]) if path.is_dir() else read_input_file(str(path))
+        methods = explain.methods.for_family(model.family)
+        if not args.quiet:
+            print(f"== {name} ({model.family}): {len(inputs)} inputs x {', '.join(methods)}")
+        progress = Progress(len(inputs) * len(methods), quiet=args.quiet)
+        results = explain.explain(model, inputs, methods=methods, progress=progress, **options)
+        progress.close()
+        folder = out / name
+        save(results, folder / "results.json")
+        report = explain.report(results, str(folder / "report.html"))
+        if not args.quiet:
+            print_summary(results, folder / "results.json", Path(report))
+        links.append((name, f"{name}/report.html", len(results)))
+        failed = failed or bool(results.failures)
+    items = "".join(f'<li><a href="{html.escape(h)}">{html.escape(n)}</a> ({k} explanations)</li>' for n, h, k in links)
+    write_atomic(out / "index.html", f"<!doctype html><meta charset=utf-8><title>explain demo</title><h1>explain demo</h1><ul>{items}</ul>\n")
+    if not args.quiet:
+        print(f"demo index: {out / 'index.html'}")
+    return 1 if failed else 0

@@ -1,0 +1,99 @@
+"""The CLI as a user runs it: a subprocess, its exit code, its files and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+
+def assert_user_error(proc, text: str) -> None:  # type: ignore[no-untyped-def]
+    assert proc.returncode == 2, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert "Traceback" not in proc.stderr
+    assert len(lines) == 1 or lines[0].startswith("usage:"), proc.stderr
+    assert text in proc.stderr, proc.stderr
+
+
+def test_help_has_examples() -> None:
+    proc = run_cli("run", "--help")
+    assert proc.returncode == 0 and "examples:" in proc.stdout and "--methods" in proc.stdout
+    for cmd in ("methods", "inspect", "report", "demo"):
+        assert run_cli(cmd, "--help").returncode == 0
+
+
+def test_run_writes_results_and_report(tiny_bert: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_cli("run", str(tiny_bert), "--text", "the movie was unwatchable", "--text", "a great film",
+                   "--methods", "ig,shap", "--set", "shap.max_evals=80", "--target", "positive", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert [e["method"] for e in doc["explanations"]] == ["ig", "shap", "ig", "shap"]
+    assert all(e["target"]["label"] == "positive" for e in doc["explanations"])
+    assert doc["explanations"][1]["settings"]["max_evals"] == 80
+    assert (out / "report.html").stat().st_size > 0
+    assert "results:" in proc.stdout and "report:" in proc.stdout and "ig" in proc.stdout
+
+    # the output folder is not overwritten without --force
+    again = run_cli("run", str(tiny_bert), "--text", "x", "--out", str(out))
+    assert_user_error(again, "--force")
+    # re-render the saved run
+    html = tmp_path / "again.html"
+    rep = run_cli("report", str(out / "results.json"), "--out", str(html))
+    assert rep.returncode == 0, rep.stderr
+    assert html.stat().st_size > 0
+
+
+def test_a_bad_line_fails_alone(tiny_bert: Path, tmp_path: Path) -> None:
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"text": "a great film"}\n{"text": broken\n{"text": ""}\n"the plot was bad"\n', encoding="utf-8")
+    out = tmp_path / "out"
+    proc = run_cli("run", str(tiny_bert), "--input", str(data), "--out", str(out), "--no-report")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert sorted({e["input"] for e in doc["explanations"]}) == [0, 3]
+    errors = {f["input"]: f["error"] for f in doc["failures"]}
+    assert "not valid JSON" in errors[1] and "empty" in errors[2]
+
+
+def test_methods_and_inspect(tiny_bert: Path) -> None:
+    proc = run_cli("methods")
+    assert proc.returncode == 0 and "ig" in proc.stdout and "text-classifier" in proc.stdout and "ig.n_steps" in proc.stdout
+    proc = run_cli("inspect", str(tiny_bert))
+    assert proc.returncode == 0, proc.stderr
+    assert "text-classifier" in proc.stdout and "negative, neutral, positive" in proc.stdout and "heads" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "/no/such/folder", "--text", "x"], "checkpoint not found"),
+        (["run", "{bert}", "--text", "x", "--methods", "magic"], "unknown method 'magic'"),
+        (["run", "{bert}", "--text", "x", "--methods", "gradcam"], "does not serve text-classifier"),
+        (["run", "{bert}", "--image", "a.png"], "--image needs an image classifier"),
+        (["run", "{bert}"], "no inputs"),
+        (["run", "{bert}", "--text", "x", "--target", "happy"], "unknown target label 'happy'"),
+        (["run", "{bert}", "--text", "x", "--set", "ig.steps=3"], "unknown setting 'steps'"),
+        (["run", "{bert}", "--text", "x", "--set", "nonsense"], "METHOD.OPTION=VALUE"),
+        (["run", "{bert}", "--input", "{latin1}"], "not UTF-8"),
+        (["report", "/no/such/results.json"], "no results file"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(tiny_bert: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9 cr\xe8me\n".encode("latin-1"))
+    filled = [a.replace("{bert}", str(tiny_bert)).replace("{latin1}", str(latin1)) for a in args]
+    if filled[0] == "run":
+        filled += ["--out", str(tmp_path / "o")]
+    assert_user_error(run_cli(*filled), message)
+
+
+def test_cuda_on_cpu_machine(tiny_bert: Path, tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert_user_error(run_cli("run", str(tiny_bert), "--text", "x", "--device", "cuda", "--out", str(tmp_path)), "CUDA is not available")
