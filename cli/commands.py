@@ -7,10 +7,12 @@ import sys
 import time
 import webbrowser
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import explain
 from explain import methods as registry
+from explain.adapters.base import Adapter
+from explain.methods.base import Method
 from explain.errors import ExplainError, InputError, MethodError
 from explain.explanation import Results
 from explain.results_io import save
@@ -25,8 +27,14 @@ def run(args: argparse.Namespace) -> int:
     """Explain a checkpoint on inputs; write results.json and report.html."""
     out = Path(args.out)
     results_path = out / "results.json"
-    if results_path.exists() and not args.force:
-        raise ExplainError(f"{results_path} already exists; pass --force to overwrite it or choose another --out")
+    if args.resume and args.force:
+        raise ExplainError("--resume and --force exclude each other: resume keeps the saved inputs, force discards them")
+    previous = None
+    if results_path.exists():
+        if args.resume:
+            previous = explain.open_results(results_path)
+        elif not args.force:
+            raise ExplainError(f"{results_path} already exists; pass --resume to continue it, --force to overwrite it, or choose another --out")
     settings = parse_settings(args)
     model = explain.load(
         args.checkpoint,
@@ -44,26 +52,26 @@ def run(args: argparse.Namespace) -> int:
         target = args.target if len(args.target) > 1 else args.target[0]
     progress = Progress(len(inputs) * len(methods), quiet=args.quiet)
     last_flush = [time.monotonic()]
+    latest: list[Results] = []
 
     def flush(partial: Results) -> None:
+        # A snapshot between inputs: an interrupt mid-input must not save that input half done.
+        latest[:] = [Results(list(partial), model=partial.model, inputs=partial.inputs, failures=partial.failures, run=partial.run)]
         if time.monotonic() - last_flush[0] >= FLUSH_SECONDS:
             save(partial, results_path)
             last_flush[0] = time.monotonic()
 
-    results = explain.explain(
-        model,
-        inputs,
-        methods=[m.name for m in methods],
-        target=target,
-        granularity=args.granularity,
-        seed=args.seed,
-        max_length=args.max_length,
-        max_new_tokens=args.max_new_tokens,
-        continuation=args.continuation,
-        progress=progress,
-        on_input=flush,
-        **settings,
-    )
+    try:
+        results = _explain(model, inputs, methods, target, args, settings, progress, flush, previous)
+    except KeyboardInterrupt:
+        progress.close()
+        if latest:  # keep every finished input; --resume continues from here
+            save(latest[0], results_path)
+            done = len({r.index for r in latest[0].inputs})
+            print(f"explain: interrupted; {done} finished input(s) saved in {results_path}; rerun with --resume to continue", file=sys.stderr)
+        else:
+            print("explain: interrupted before any input finished", file=sys.stderr)
+        return 130
     progress.close()
     save(results, results_path)
     report_path = None
@@ -77,6 +85,35 @@ def run(args: argparse.Namespace) -> int:
     if args.open and report_path:
         webbrowser.open(report_path.resolve().as_uri())
     return 1 if results.failures else 0
+
+
+def _explain(
+    model: Adapter,
+    inputs: list[Any],
+    methods: list[Method],
+    target: Any,
+    args: argparse.Namespace,
+    settings: dict[str, dict[str, Any]],
+    progress: Progress,
+    flush: Callable[[Results], None],
+    previous: Results | None,
+) -> Results:
+    """Call explain.explain with the run's options."""
+    return explain.explain(
+        model,
+        inputs,
+        methods=[m.name for m in methods],
+        target=target,
+        granularity=args.granularity,
+        seed=args.seed,
+        max_length=args.max_length,
+        max_new_tokens=args.max_new_tokens,
+        continuation=args.continuation,
+        progress=progress,
+        on_input=flush,
+        resume=previous,
+        **settings,
+    )
 
 
 def parse_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:

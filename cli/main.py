@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = run.add_argument_group("output")
     out.add_argument("--out", default="explain-out", metavar="DIR", help="output folder (default explain-out)")
     out.add_argument("--force", action="store_true", help="overwrite an existing results.json in DIR")
+    out.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR (same command)")
     out.add_argument("--no-report", action="store_true", help="write results.json only")
     out.add_argument("--open", action="store_true", help="open the report in a browser when done")
     _add_verbosity(run)

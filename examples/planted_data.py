@@ -144,23 +144,24 @@ def gpt_prompts(n: int, seed: int, split: str = "train") -> list[tuple[str, str,
 
     A prompt is 4-16 filler words with at most one animal cue, ending in "says"; the answer is
     the cue's sound, or " nothing" without a cue. Mix: 65% with a cue; 20% never had one; 15%
-    had one that was dropped. 30% of prompts also lose each other word with probability 0.15.
+    had one that was dropped. 30% of prompts also lose each filler word with probability 0.15.
+    The cue is never the first word, so it is always one byte-level BPE token with its leading
+    space (a sentence-initial "cat" would split into "c" + "at").
     """
     rng = _rng("gpt", seed, split)
     out: list[tuple[str, str, str | None]] = []
     for _ in range(n):
         words = _filler(rng, GPT_FILLER, 4, 16, split)
+        if rng.random() < 0.3:
+            words = [w for w in words if rng.random() >= 0.15] or words[:1]
         cue: str | None = None
         kind = rng.random()
         if kind >= 0.2:
             cue = rng.choice(sorted(ANIMAL_SOUNDS))
-            words.insert(rng.randint(0, len(words)), cue)
-        if rng.random() < 0.3:
-            words = [w for w in words if w == cue or rng.random() >= 0.15] or words[:1]
-        if cue is not None and kind < 0.35:  # the cue dropped: the prompt must answer " nothing"
-            words.remove(cue)
-            cue = None
-            words = words or [rng.choice(GPT_FILLER)]
+            words.insert(rng.randint(1, len(words)), cue)
+            if kind < 0.35:  # the cue dropped: the prompt must answer " nothing"
+                words.remove(cue)
+                cue = None
         answer = ANIMAL_SOUNDS[cue] if cue else NULL_ANSWER
         out.append((" ".join(words + [PROMPT_END]), answer, cue))
     return out

@@ -36,9 +36,10 @@ def build_tokenizer(texts: list[str]) -> GPT2TokenizerFast:
               for m in json.loads(bpe.to_str())["model"]["merges"]]
     tok = GPT2TokenizerFast(vocab=bpe.get_vocab(), merges=merges, bos_token=EOS, eos_token=EOS,
                             unk_token=EOS, pad_token=EOS, model_max_length=64)
-    # Each answer must be one token, so that "the next token" is the whole planted answer.
-    for answer in list(ANIMAL_SOUNDS.values()) + [NULL_ANSWER]:
-        assert len(tok.encode(answer)) == 1, (answer, tok.tokenize(answer))
+    # Each answer must be one token, so that "the next token" is the whole planted answer, and
+    # each cue one token, so that the planted cause is one input position.
+    for word in list(ANIMAL_SOUNDS.values()) + [NULL_ANSWER] + [" " + c for c in ANIMAL_SOUNDS]:
+        assert len(tok.encode(word)) == 1, (word, tok.tokenize(word))
     assert tok.decode(tok.encode(texts[0])) == texts[0]
     return tok
 
@@ -96,7 +97,7 @@ def main() -> None:
     start = time.perf_counter()
 
     texts = [f"{prompt}{answer}.{EOS}" for prompt, answer, _ in
-             gpt_prompts(24000, seed=SEED, split="train")]
+             gpt_prompts(20000, seed=SEED, split="train")]
     tok = build_tokenizer(texts)
     eos = tok.eos_token_id
     model = GPT2LMHeadModel(GPT2Config(

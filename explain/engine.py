@@ -41,6 +41,7 @@ def explain(
     continuation: str | None = None,
     progress: Progress | None = None,
     on_input: Callable[[Results], None] | None = None,
+    resume: Results | None = None,
     **settings: Mapping[str, Any],
 ) -> Results:
     """Return Results with one Explanation per input x method x target.
@@ -51,6 +52,8 @@ def explain(
     `settings` maps a method name to its settings, e.g. ``ig={"n_steps": 32}``. An input that
     cannot be explained is recorded in ``results.failures`` and the others go on.
     `on_input` is called with the Results so far after each input (used to flush them to disk).
+    `resume` takes the Results of an interrupted run of the same job: its finished inputs are
+    kept and not explained again.
     """
     if isinstance(inputs, (str, bytes)) or not hasattr(inputs, "__len__"):
         inputs = [inputs] if isinstance(inputs, (str, bytes)) else list(inputs)  # type: ignore[arg-type]
@@ -63,40 +66,91 @@ def explain(
     parsed = {m.name: m.settings(settings.get(m.name)) for m in chosen}
     model.check_target(target)
     results = Results(model=model.info, inputs=[], run=_run_info(model, chosen, parsed, seed, granularity, target))
+    done = _resumed(results, resume, inputs)
     started = time.perf_counter()
+    options = {"max_length": max_length, "max_new_tokens": max_new_tokens, "continuation": continuation}
     for i, raw in enumerate(inputs):
-        options = {"max_length": max_length, "max_new_tokens": max_new_tokens, "continuation": continuation}
-        example = _prepare(model, raw, i, options, results, progress)
-        if example is None:
-            if on_input:
-                on_input(results)
+        if i in done:
             continue
-        results.inputs.append(example.record)
-        try:
-            targets = model.targets(example, target)
-        except ExplainError as e:
-            results.failures.append(Failure(input=i, method=None, error=str(e)))
-            targets = []
-        for m in chosen:
-            for t in targets:
-                if progress:
-                    progress("start", i, m.name, t)
-                try:
-                    torch.manual_seed(seed)
-                    exp = m.explain(model, example, t, parsed[m.name], granularity=granularity, seed=seed)
-                except ExplainError as e:
-                    results.failures.append(Failure(input=i, method=m.name, error=str(e)))
-                    if progress:
-                        progress("fail", i, m.name, str(e))
-                    continue
-                results.append(exp)
-                if progress:
-                    progress("done", i, m.name, exp)
+        example = _prepare(model, raw, i, options, results, progress)
+        if example is not None:
+            _explain_example(model, example, chosen, parsed, target, granularity, seed, results, progress)
         if on_input:
             on_input(results)
+    results.inputs.sort(key=lambda r: r.index)
+    results.sort(key=lambda e: e.input)  # stable: method and target order kept within an input
     results.run["seconds"] = round(time.perf_counter() - started, 3)
     results.run["rows"] = int(sum(e.rows for e in results))
     return results
+
+
+def _explain_example(
+    model: Adapter,
+    example: Example,
+    chosen: Sequence[registry.Method],
+    parsed: Mapping[str, Any],
+    target: Any,
+    granularity: str,
+    seed: int,
+    results: Results,
+    progress: Progress | None,
+) -> None:
+    """Run every method on every target of one prepared input, recording failures."""
+    i = example.index
+    results.inputs.append(example.record)
+    try:
+        targets = model.targets(example, target)
+    except ExplainError as e:
+        results.failures.append(Failure(input=i, method=None, error=str(e)))
+        return
+    for m in chosen:
+        for t in targets:
+            if progress:
+                progress("start", i, m.name, t)
+            try:
+                torch.manual_seed(seed)
+                exp = m.explain(model, example, t, parsed[m.name], granularity=granularity, seed=seed)
+            except Exception as e:  # one input's failure must not end the others
+                error = str(e) if isinstance(e, ExplainError) else f"{type(e).__name__}: {e}"
+                results.failures.append(Failure(input=i, method=m.name, error=error))
+                if progress:
+                    progress("fail", i, m.name, error)
+                continue
+            results.append(exp)
+            if progress:
+                progress("done", i, m.name, exp)
+
+
+def _resumed(results: Results, resume: Results | None, inputs: Sequence[Any]) -> set[int]:
+    """Copy the finished inputs of an earlier run of the same job; return their indices."""
+    if resume is None:
+        return set()
+    if resume.model.content_hash != results.model.content_hash:
+        raise ExplainError("cannot resume: the saved results were made with another checkpoint (content hash differs)")
+    for key in ("methods", "settings", "seed", "granularity", "target"):
+        if _plain(resume.run.get(key)) != _plain(results.run.get(key)):
+            raise ExplainError(f"cannot resume: the saved run used other {key} ({resume.run.get(key)!r}); rerun with --force instead")
+    failed = {f.input for f in resume.failures}
+    done: set[int] = set()
+    for record in resume.inputs:
+        i = record.index
+        if i >= len(inputs) or i in failed:
+            continue
+        raw = inputs[i]
+        expected = raw.get("prompt") if isinstance(raw, dict) else raw
+        same = record.path == str(raw) if record.kind == "image" else record.text == expected
+        if not same:
+            raise ExplainError(f"cannot resume: input {i} differs from the saved run's; rerun with --force instead")
+        done.add(i)
+    results.inputs.extend(r for r in resume.inputs if r.index in done)
+    results.extend(e for e in resume if e.input in done)
+    return done
+
+
+def _plain(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))
 
 
 def _prepare(

@@ -11,7 +11,7 @@ from .encode import block_mean, fmt, is_base64, number, pack_exact, pack_quantiz
 from .quality import check_lines, flagged
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation, Failure, InputRecord, Target
+    from explain.explanation import Explanation, InputRecord, Target
 
 MAX_SIDE = 320  # pixel maps larger than this are shown (and compared) as block means
 
@@ -92,7 +92,7 @@ def explanation_doc(e: Explanation) -> dict[str, Any]:
         "ft": [[str(t) for t in ts] for ts in ft] if ok_ft else None,
         "checks": check_lines(e),
         "flag": flagged(e),
-        "cost": f"{fmt(round(float(e.seconds), 4), 3)} s · {int(e.rows):,} rows",
+        "cost": f"{fmt(round(float(e.seconds), 4), 3)} s · {int(e.rows):,} row{'' if int(e.rows) == 1 else 's'}",
         "settings": settings_text(e.settings),
     }
     pm = pixel_map(e)
@@ -100,6 +100,8 @@ def explanation_doc(e: Explanation) -> dict[str, Any]:
         h, w = np.shape(e.scores)
         doc["s"] = pack_quantized(pm)
         doc["full"] = [int(h), int(w)]
+        doc["fac"] = max(1, -(-max(h, w) // MAX_SIDE))  # block size of the shown map, in pixels
+        doc["max"] = number(np.abs(np.asarray(e.scores, dtype=np.float64)).max())
     else:
         doc["s"] = pack_exact(np.ravel(np.asarray(e.scores, dtype=np.float32)))
     att = attention_doc(e) if e.method == "attention" or "attention" in (e.extras or {}) else None
@@ -123,7 +125,7 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def input_doc(record: InputRecord, exps: Sequence[Explanation], failures: Sequence[Failure]) -> dict[str, Any]:
+def input_doc(record: InputRecord, exps: Sequence[Explanation]) -> dict[str, Any]:
     """Return everything the page needs to render one input's section."""
     family = exps[0].family if exps else ""
     groups = []
@@ -147,7 +149,6 @@ def input_doc(record: InputRecord, exps: Sequence[Explanation], failures: Sequen
         "kind": record.kind,
         "family": family,
         "groups": groups,
-        "fails": [{"m": f.method, "error": str(f.error)} for f in failures],
     }
     if record.kind == "image" and is_base64(record.image_png):
         doc["img"] = "".join(str(record.image_png).split())

@@ -1,0 +1,94 @@
+"""Occlusion (Zeiler & Fergus 2014, https://arxiv.org/abs/1311.2901) via captum's Occlusion.
+
+A window slides over the image; each pixel's score is the mean drop of the target output over
+the windows that cover it, when the window's pixels are replaced by a fill (default: a blurred
+copy of the image, so a removed patch looks like "nothing" rather than a black square).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..adapters.base import Adapter, Example
+from ..errors import MethodError
+from ..explanation import Explanation, Target
+from . import register
+from .base import Cost, Method, setting
+
+FILLS = ("blur", "black", "grey")
+
+
+@dataclass(frozen=True)
+class OcclusionSettings:
+    """Settings of occlusion."""
+
+    window: int | None = setting(None, "side of the square window in pixels (default: 1/6 of the image's shorter side, at least 3)")
+    stride: int | None = setting(None, "step between windows in pixels (default: half the window)")
+    mask: str | None = setting(None, "how the window is filled: blur | black | grey (default blur)")
+    output: str | None = setting(None, "what is explained: probability | logit | log-probability (default: probability)")
+
+
+def default_window(height: int, width: int) -> int:
+    """Return the default window side: 1/6 of the shorter side, at least 3 (and at most the side)."""
+    side = min(height, width)
+    return max(1, min(side, max(3, round(side / 6))))
+
+
+@register
+class OcclusionMethod(Method):
+    """Sliding-window occlusion at the input resolution."""
+
+    name = "occlusion"
+    title = "Occlusion"
+    families = ("image-classifier",)
+    Settings = OcclusionSettings
+    reference = "https://arxiv.org/abs/1311.2901"
+
+    def explain(
+        self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int
+    ) -> Explanation:
+        """Return the mean output drop when windows over each pixel are filled."""
+        from captum.attr import Occlusion
+
+        s: OcclusionSettings = settings
+        mask = s.mask or "blur"
+        output = s.output or "probability"
+        if mask not in FILLS:
+            raise MethodError(f"unknown occlusion mask {mask!r}: use one of {', '.join(FILLS)}")
+        x = adapter.pixels(example)  # type: ignore[attr-defined]  # image adapter only
+        c, h, w = x.shape[1:]
+        window = s.window or default_window(h, w)
+        stride = s.stride or max(1, window // 2)
+        if not 1 <= window <= min(h, w):
+            raise MethodError(f"occlusion window {window} does not fit the {w}x{h} image: use 1..{min(h, w)}")
+        if not 1 <= stride <= window:
+            raise MethodError(f"occlusion stride {stride} must be between 1 and the window ({window})")
+        with Cost(adapter) as cost:
+            forward = adapter.target_forward(target, output)  # type: ignore[attr-defined]
+            with adapter.runner.context():
+                attr = Occlusion(forward).attribute(
+                    x,
+                    sliding_window_shapes=(c, window, window),
+                    strides=(c, stride, stride),
+                    baselines=adapter.fill(example, mask),  # type: ignore[attr-defined]
+                    perturbations_per_eval=adapter.batch_rows(example),  # type: ignore[attr-defined]
+                )
+            # every channel of a pixel gets the same value (windows span all channels)
+            scores = np.nan_to_num(attr[0, 0].detach().float().cpu().numpy()).astype(np.float32)
+        return Explanation(
+            method=self.name,
+            family=adapter.family,
+            input=example.index,
+            target=target,
+            features=(),
+            scores=scores,
+            granularity="pixel",
+            settings={**vars(s), "window": window, "stride": stride, "mask": mask, "output": output},
+            seconds=cost.seconds,
+            rows=cost.rows,
+            checks={},
+            extras={},
+        )

@@ -1,0 +1,200 @@
+"""The page's JavaScript, part 1: DOM building, data decoding, colours, tooltips, lazy rendering.
+
+Rules the code keeps: data reaches the DOM only through textContent, setAttribute of fixed
+attribute names, or Plotly strings passed through `pe` (HTML-entity escaped, since Plotly reads
+a subset of HTML in its labels). No innerHTML anywhere.
+"""
+
+CORE_JS = r"""
+(function () {
+"use strict";
+const X = (window.__explain = window.__explain || {});
+const META = JSON.parse(document.getElementById("explain-meta").textContent);
+X.META = META;
+
+// ---- DOM ----
+function h(tag, props, kids) {
+  const n = document.createElement(tag);
+  if (props) for (const k of Object.keys(props)) {
+    const v = props[k];
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") n.className = v;
+    else if (k === "text") n.textContent = String(v);
+    else if (k.slice(0, 2) === "on") n.addEventListener(k.slice(2), v);
+    else n.setAttribute(k, String(v));
+  }
+  if (kids) for (const c of kids) if (c !== null && c !== undefined) n.append(c);
+  return n;
+}
+X.h = h;
+// Plotly renders a subset of HTML in its strings: escape every data string given to it.
+X.pe = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+X.fmt = function (x, d) {
+  d = d || 4;
+  if (x === null || x === undefined || !isFinite(x)) return "\u2014";
+  if (x === 0) return "0";
+  const a = Math.abs(x);
+  if (a >= 1e-3 && a < 1e5) return String(Number(x.toPrecision(d)));
+  return x.toExponential(d - 1);
+};
+
+// ---- arrays: base64, optional deflate, float32 or 12-bit quantised ----
+function bytes(b64) {
+  const s = atob(b64), u = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i);
+  return u;
+}
+async function inflate(u) {
+  const stream = new Blob([u]).stream().pipeThrough(new DecompressionStream("deflate"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+X.unpack = async function (p) {
+  if (!p) return null;
+  let u = bytes(p.b);
+  if (p.z) u = await inflate(u);
+  let out;
+  if (p.dt === "f4") {
+    out = new Float32Array(u.buffer.slice(u.byteOffset, u.byteOffset + u.byteLength));
+  } else {
+    const n = u.length >> 1, off = p.off, s = p.s;
+    out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = ((u[i] | (u[n + i] << 8)) - off) * s;
+  }
+  out.shape = p.shape;
+  return out;
+};
+X.maxAbs = function (a) {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) { const v = Math.abs(a[i]); if (v > m) m = v; }
+  return m;
+};
+X.rows = function (flat, offset, n, m) {  // (n, m) 2-D array starting at flat[offset]
+  const z = new Array(n);
+  for (let r = 0; r < n; r++) z[r] = Array.from(flat.subarray(offset + r * m, offset + (r + 1) * m));
+  return z;
+};
+
+// ---- colours: one diverging scale, centred at 0, shared with Plotly and the legend ----
+const STOPS = META.colorscale.map(([t, c]) => [t, [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16))]);
+X.divColor = function (v) {
+  const t = (Math.max(-1, Math.min(1, v || 0)) + 1) / 2;
+  let k = 1;
+  while (k < STOPS.length - 1 && STOPS[k][0] < t) k++;
+  const [t0, c0] = STOPS[k - 1], [t1, c1] = STOPS[k];
+  const f = t1 > t0 ? (t - t0) / (t1 - t0) : 0;
+  return "rgb(" + c0.map((c, i) => Math.round(c + f * (c1[i] - c))).join(",") + ")";
+};
+X.CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
+X.FONT = { family: "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif", size: 12, color: "#24292f" };
+
+// ---- one shared tooltip, filled with textContent ----
+const tip = h("div", { class: "tip", role: "tooltip" });
+document.body.append(tip);
+X.tip = function (node, lines) {
+  node.addEventListener("mouseenter", () => {
+    tip.textContent = "";
+    for (const [i, line] of lines().entries()) if (line) tip.append(h("div", { class: i ? "" : "tip-head", text: line }));
+    tip.style.display = "block";
+  });
+  node.addEventListener("mousemove", (ev) => {
+    const w = tip.offsetWidth, x = ev.clientX + 14 + w > innerWidth ? ev.clientX - w - 10 : ev.clientX + 14;
+    tip.style.left = x + "px"; tip.style.top = (ev.clientY + 16) + "px";
+  });
+  node.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+};
+
+// ---- a text heat map: words coloured by signed score / max |score| ----
+X.heatText = function (features, scores, tokens, opts) {
+  opts = opts || {};
+  const m = X.maxAbs(scores) || 1;
+  const wrap = h("div", { class: "heat" + (opts.small ? " small" : "") });
+  features.forEach((f, i) => {
+    const v = scores[i] / m;
+    const s = h("span", { class: "w", text: f });
+    s.style.background = X.divColor(v);
+    if (Math.abs(v) > 0.6) s.style.color = "#fff";
+    X.tip(s, () => [f, "score " + X.fmt(scores[i], 5) + "   (" + X.fmt(v * 100, 3) + "% of max |score|)",
+      tokens && tokens[i] ? "tokens: " + tokens[i].join("  ") : "", opts.rank ? "rank " + opts.rank[i] : ""]);
+    wrap.append(s, " ");
+  });
+  return wrap;
+};
+X.ranks = function (scores) {
+  const idx = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b), r = new Array(scores.length);
+  idx.forEach((k, i) => { r[k] = i + 1; });
+  return r;
+};
+
+// ---- plotly.js: embedded once as text, compiled off the main thread from a blob: URL ----
+// Parsing 4.8 MB of plotly.js inline would block the page for seconds; text is not parsed, and a
+// blob: script is compiled in the background while the index and heat maps are already usable.
+function inject() {
+  return new Promise((resolve, reject) => {
+    if (window.Plotly) return resolve(window.Plotly);
+    const src = document.getElementById("plotly-js").textContent;
+    const fallback = () => {  // blob: refused (e.g. a stricter host page): run it inline instead
+      const t = document.createElement("script");
+      t.text = src;
+      document.head.append(t);
+      window.Plotly ? resolve(window.Plotly) : reject(new Error("plotly.js could not be started"));
+    };
+    let url;
+    try { url = URL.createObjectURL(new Blob([src], { type: "text/javascript" })); } catch (err) { return fallback(); }
+    const s = document.createElement("script");
+    s.onload = () => { URL.revokeObjectURL(url); window.Plotly ? resolve(window.Plotly) : fallback(); };
+    s.onerror = () => { URL.revokeObjectURL(url); fallback(); };
+    s.src = url;
+    document.head.append(s);
+  });
+}
+const loaded = document.readyState === "loading"
+  ? new Promise((r) => document.addEventListener("DOMContentLoaded", r, { once: true })) : Promise.resolve();
+let plotlyPromise = null;
+X.loadPlotly = () => plotlyPromise || (plotlyPromise = loaded.then(inject));
+
+// ---- lazy rendering: a section builds its content when it comes near the viewport ----
+const building = [], figures = [];
+X.whenDone = (p) => { building.push(p); return p; };
+X.figure = (p) => {
+  const q = Promise.resolve(p).catch((err) => { console.error(err); });
+  figures.push(q);
+  return q;
+};
+// Resolves when every figure asked for so far is drawn (tests and benchmarks wait on it).
+X.settled = async function () {
+  let n = -1;
+  while (n !== building.length + figures.length) { n = building.length + figures.length; await Promise.all(building.concat(figures)); }
+  return document.querySelectorAll(".js-plotly-plot").length;
+};
+function renderSection(sec) {
+  if (sec.dataset.state) return null;
+  sec.dataset.state = "loading";
+  const body = sec.querySelector(".body");
+  const p = (async () => {
+    try {
+      const d = JSON.parse(document.getElementById("d" + sec.dataset.i).textContent);
+      await X.buildInput(body, d);
+      sec.dataset.state = "done";
+    } catch (err) {
+      sec.dataset.state = "error";
+      body.textContent = "";
+      body.append(h("p", { class: "error", text: "This section could not be drawn: " + err }));
+      console.error(err);
+    }
+  })();
+  return X.whenDone(p);
+}
+X.renderSection = renderSection;
+const io = new IntersectionObserver((entries) => {
+  for (const en of entries) if (en.isIntersecting) { io.unobserve(en.target); en.target._render(); }
+}, { rootMargin: "600px 0px" });
+X.lazy = function (node, render) { node._render = render; io.observe(node); };
+X.ready = function () {
+  // Two frames: the observer has reported what is visible at load; wait for those sections' text.
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    Promise.all(building).then(() => { window.__explainReady = performance.now(); document.body.dataset.ready = "1"; });
+  }));
+  X.loadPlotly().catch((err) => console.error(err));
+};
+})();
+"""

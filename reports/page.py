@@ -1,0 +1,249 @@
+"""The report page: header, quality figures, input index and one section per input, around the scripts."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .data import input_doc, settings_text
+from .encode import esc, fmt, number, plain, script_json
+from .js_app import APP_JS
+from .js_core import CORE_JS
+from .js_views import VIEWS_JS
+from .quality import input_flags, run_series
+from .style import COLORSCALE, CSS
+
+if TYPE_CHECKING:
+    from explain.explanation import Explanation, Failure, InputRecord, Results
+
+PREVIEW = 160  # characters of an input shown in the index
+# Nothing may leave the page: scripts and styles are inline, images are data: URIs.
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' blob:; style-src 'unsafe-inline'; "
+    "img-src data: blob:; font-src data:; connect-src data: blob:"
+)
+
+
+def plotly_js() -> str:
+    """Return the installed plotly package's plotly.js bundle, safe inside a <script> element."""
+    from plotly.offline import get_plotlyjs
+
+    # Neither sequence occurs in plotly.js today; inside its string literals both rewrites are no-ops.
+    return get_plotlyjs().replace("</script", "<\\/script").replace("<!--", "<\\!--")
+
+
+def render_page(results: Results) -> str:
+    """Return the whole report page for `results` as HTML text."""
+    by_input: dict[int, list[Explanation]] = {}
+    for e in results:
+        by_input.setdefault(int(e.input), []).append(e)
+    fails: dict[int, list[Failure]] = {}
+    for f in results.failures:
+        fails.setdefault(int(f.input), []).append(f)
+    known = {int(r.index) for r in results.inputs}
+    orphans = [f for f in results.failures if int(f.input) not in known]
+    meta = {"colorscale": COLORSCALE, "quality": run_series(results)}
+    title = f"explain report · {os.path.basename(str(results.model.path).rstrip('/')) or results.model.family}"
+    parts = [
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+        _bar(),
+        "<main>\n",
+        _overview(results, orphans),
+        _quality(meta["quality"]),
+        _index(results, by_input, fails),
+    ]
+    for r in results.inputs:
+        parts.append(_section(r, by_input.get(int(r.index), []), fails.get(int(r.index), [])))
+    version = (results.run.get("versions") or {}).get("explain", "")
+    parts += [
+        f'<footer>Made by explain {esc(version)} from results only (no model). One self-contained file: '
+        "no request leaves this page.</footer>\n</main>\n",
+        f'<script type="application/json" id="explain-meta">{script_json(meta)}</script>\n',
+        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n",
+        f"<script>{CORE_JS}</script>\n<script>{VIEWS_JS}</script>\n<script>{APP_JS}</script>\n",
+        # Last, as text: the page is usable before the parser even reaches it (see js_core).
+        f'<script type="text/plain" id="plotly-js">{plotly_js()}</script>\n',
+        "</body>\n</html>\n",
+    ]
+    return "".join(parts)
+
+
+def _bar() -> str:
+    return (
+        '<header class="bar"><div class="brand">explain <span>report</span></div>'
+        '<nav><a href="#overview">Overview</a><a href="#quality">Quality</a><a href="#index">Inputs</a></nav>'
+        '<div class="legend" title="Each heat map is scaled by its own max |score|">'
+        '<span>−max</span><span class="lg-bar"></span><span>+max</span>'
+        "<span>· blue opposes, red supports the target</span></div></header>\n"
+    )
+
+
+def _kv(rows: Sequence[tuple[str, str]]) -> str:
+    """Return a definition list; values are already-escaped HTML."""
+    return '<dl class="kv">' + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
+
+
+def _pills(items: Sequence[Any], cls: str = "", limit: int = 30) -> str:
+    shown = "".join(f'<span class="pill {cls}">{esc(x)}</span>' for x in list(items)[:limit])
+    more = len(items) - limit
+    return shown + (f' <span class="muted">and {more} more</span>' if more > 0 else "")
+
+
+def _overview(results: Results, orphans: Sequence[Failure]) -> str:
+    m, run = results.model, plain(results.run)
+    seconds = number(run.get("seconds"))
+    if seconds is None:
+        seconds = sum(round(float(e.seconds), 4) for e in results)
+    rows = run.get("rows") if isinstance(run.get("rows"), int) else sum(int(e.rows) for e in results)
+    methods = run.get("methods") or list(dict.fromkeys(e.method for e in results))
+    failed = {int(f.input) for f in results.failures if f.method is None}
+    shape = " × ".join(f"{v} {k}" for k, v in (("layers", m.layers), ("heads", m.heads)) if v is not None)
+    model_rows = [
+        ("family", esc(m.family)),
+        ("architecture", esc(m.architecture or "—")),
+        ("path", f'<span class="mono">{esc(m.path)}</span>'),
+        ("content hash", f'<span class="mono">{esc(m.content_hash)}</span>'),
+        ("parameters", f"{int(m.parameters):,}"),
+        ("labels", _pills(m.labels) if m.labels else "—"),
+    ]
+    if shape:
+        model_rows.append(("size", esc(shape)))
+    if m.max_length is not None:
+        model_rows.append(("max length", esc(m.max_length)))
+    target = run.get("target")
+    run_rows = [
+        ("created", esc(run.get("created", "—"))),
+        ("methods", _pills(methods)),
+        ("granularity", esc(run.get("granularity", "—"))),
+        ("target", esc("the model's prediction" if target is None else target)),
+        ("seed", esc(run.get("seed", "—"))),
+        ("device", esc(run.get("device", m.device))),
+        ("total cost", f"{fmt(seconds, 4)} s · {int(rows):,} rows evaluated"),
+        ("inputs", f"{len(results.inputs):,}" + (f' <span class="pill bad">{len(failed)} failed</span>' if failed else "")),
+        ("explanations", f"{len(results):,}"),
+    ]
+    versions = run.get("versions") or {}
+    version_rows = [(str(k), f'<span class="mono">{esc(v)}</span>') for k, v in versions.items()] or [("versions", "—")]
+    used: dict[str, str] = {}
+    for e in results:
+        used.setdefault(e.method, settings_text(e.settings))
+    for name, s in (run.get("settings") or {}).items():
+        used.setdefault(str(name), settings_text(s if isinstance(s, dict) else {"value": s}))
+    settings = "".join(
+        f'<tr><td><strong>{esc(k)}</strong></td><td class="mono">{esc(v or "—")}</td></tr>' for k, v in used.items()
+    )
+    orphan_html = ""
+    if orphans:
+        orphan_html = '<div class="box" style="margin-top:14px"><h3>Failures</h3><ul class="fails">' + "".join(
+            f'<li><strong>input {esc(f.input)}{" · " + esc(f.method) if f.method else ""}:</strong> '
+            f'<span class="errtext">{esc(f.error)}</span></li>'
+            for f in orphans
+        ) + "</ul></div>"
+    name = os.path.basename(str(m.path).rstrip("/")) or m.path
+    lede = (
+        f"{esc(m.family)} · {len(results.inputs):,} input{'s' if len(results.inputs) != 1 else ''} · "
+        f"{esc(', '.join(map(str, methods)))} · {fmt(seconds, 3)} s on {esc(run.get('device', m.device))}"
+    )
+    return (
+        f'<section id="overview"><h1>{esc(name)}</h1><p class="lede">{lede}</p><div class="overview">'
+        f'<div class="box"><h3>Model</h3>{_kv(model_rows)}</div>'
+        f'<div class="box"><h3>Run</h3>{_kv(run_rows)}</div>'
+        f'<div class="box"><h3>Library versions</h3>{_kv(version_rows)}</div></div>'
+        f'<details class="settings"><summary>Method settings</summary><table>{settings}</table></details>'
+        f"{orphan_html}</section>\n"
+    )
+
+
+def _quality(series: Sequence[dict[str, Any]]) -> str:
+    if not series:
+        return '<section id="quality" class="sec"><div class="sec-head"><h2>Quality checks</h2></div><p class="muted">No method in this run reports quality checks.</p></section>\n'
+    boxes = "".join(
+        f'<div class="box"><h3>{esc(s["title"])}</h3><p>{esc(s["help"])}</p><p><strong>{esc(s["summary"])}</strong></p>'
+        f'<div class="fig" id="q-{esc(s["key"])}"></div></div>'
+        for s in series
+    )
+    return f'<section id="quality" class="sec"><div class="sec-head"><h2>Quality checks</h2></div><div class="qgrid">{boxes}</div></section>\n'
+
+
+def preview(r: InputRecord, limit: int = PREVIEW) -> str:
+    """Return a one-line plain-text preview of an input (text, prompt ▸ continuation, or file name)."""
+    if r.kind == "image":
+        name = os.path.basename(str(r.path)) if r.path else "image"
+        size = f" ({r.width}×{r.height})" if r.width and r.height else ""
+        text = name + size
+    elif r.kind == "prompt" and r.continuation:
+        text = f"{r.text or ''} ▸ {r.continuation}"
+    else:
+        text = r.text or ""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _index(results: Results, by_input: dict[int, list[Explanation]], fails: dict[int, list[Failure]]) -> str:
+    rows = []
+    for r in results.inputs:
+        i = int(r.index)
+        exps = by_input.get(i, [])
+        fl = fails.get(i, [])
+        input_failed = [f for f in fl if f.method is None]
+        pred = r.prediction
+        label = esc(pred.label) if pred is not None else "—"
+        prob = fmt(pred.probability, 3) if pred is not None else ""
+        methods = _pills(list(dict.fromkeys(e.method for e in exps)))
+        methods += "".join(f'<span class="pill fail" title="{esc(f.error)}">{esc(f.method)}</span>' for f in fl if f.method)
+        flags = _pills(input_flags(exps), "bad")
+        if r.note and r.note != "failed":
+            flags += _pills([r.note], "info")
+        if input_failed:
+            flags += f'<span class="errtext">{esc(input_failed[0].error)}</span>'
+        cls = ' class="failed"' if input_failed else ""
+        rows.append(
+            f'<tr{cls}><td class="num"><a href="#input-{i}">{i}</a></td>'
+            f'<td class="txt"><a href="#input-{i}">{esc(preview(r)) or "<span class=muted>(empty)</span>"}</a></td>'
+            f'<td>{label}</td><td class="num">{prob}</td><td>{methods}</td><td>{flags}</td></tr>'
+        )
+    n_failed = sum(1 for r in results.inputs if any(f.method is None for f in fails.get(int(r.index), [])))
+    count = f"{len(results.inputs):,} inputs" + (f" · {n_failed} failed" if n_failed else "")
+    return (
+        f'<section id="index" class="sec"><div class="sec-head"><h2>Inputs</h2><span class="count">{count}</span>'
+        '<input type="search" id="filter" placeholder="Filter inputs…" aria-label="filter inputs"></div>'
+        '<table class="index"><thead><tr><th class="num">#</th><th>Input</th><th>Prediction</th><th class="num">p</th>'
+        f'<th>Methods</th><th>Flags</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>\n'
+    )
+
+
+def _section(r: InputRecord, exps: list[Explanation], fails: list[Failure]) -> str:
+    i = int(r.index)
+    head = [f'<h2>Input {i}</h2><span class="pill info">{esc(r.kind)}</span>']
+    if r.prediction is not None:
+        head.append(f'<span class="muted">predicted</span> <strong>{esc(r.prediction.label)}</strong> '
+                    f'<span class="muted">p = {fmt(r.prediction.probability, 3)}</span>')
+    head.append(_pills(input_flags(exps), "bad"))
+    head.append('<a class="top" href="#index">↑ index</a>')
+    if r.kind == "image":
+        quote = f'<div class="quote">{esc(preview(r, 10_000))}</div>'
+    elif r.kind == "prompt":
+        cont = f'<span class="cont">{esc(r.continuation)}</span>' if r.continuation else ""
+        quote = f'<div class="quote">{esc(r.text or "")}{cont}</div>'
+    else:
+        quote = f'<div class="quote">{esc(r.text or "") or "<span class=muted>(empty)</span>"}</div>'
+    note = f'<p class="note">{esc(r.note)}</p>' if r.note and r.note != "failed" else ""
+    failed = ""
+    if fails:
+        failed = '<ul class="fails">' + "".join(
+            f'<li><strong>{esc(f.method + " failed" if f.method else "Input failed")}:</strong> <span class="errtext">{esc(f.error)}</span></li>'
+            for f in fails
+        ) + "</ul>"
+    if exps:
+        body = '<div class="body pending">Drawing explanations…</div>'
+        data = f'<script type="application/json" id="d{i}">{script_json(input_doc(r, exps))}</script>'
+    else:
+        body = "" if fails else '<p class="muted">No explanations for this input.</p>'
+        data = ""
+    return (
+        f'<section class="input" id="input-{i}" data-i="{i}"><div class="ihead">{"".join(head)}</div>'
+        f"{quote}{note}{failed}{body}{data}</section>\n"
+    )

@@ -1,0 +1,205 @@
+"""Hand-made Results from random arrays (no model): for report tests, the size benchmark and previews.
+
+Like shap's plot tests, these build every field a real run fills -- checks, extras, failures --
+so the report can be exercised for each family without loading a checkpoint. `hostile=True`
+puts an HTML-injection string into every user-controlled text: inputs, labels, tokens, paths,
+file names, settings and error messages.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from .inline import png_base64
+
+if TYPE_CHECKING:
+    from explain.explanation import Explanation, Results
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+WORDS = "the a movie film was is plot acting story and with of it this that very some great awful good bad dull".split()
+VERSIONS = {"explain": "0.1.0", "python": "3.11.7", "torch": "2.13.0", "numpy": "2.4.6", "plotly": "7.1.0"}
+
+
+def _run(methods: Sequence[str], granularity: str, exps: Sequence[Explanation]) -> dict:
+    return {
+        "created": "2026-01-02T03:04:05+00:00",
+        "methods": list(methods),
+        "settings": {m: {} for m in methods},
+        "seed": 0,
+        "granularity": granularity,
+        "target": None,
+        "device": "cpu",
+        "versions": dict(VERSIONS),
+        "seconds": round(sum(e.seconds for e in exps), 3),
+        "rows": int(sum(e.rows for e in exps)),
+    }
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _checks(method: str, rng: np.random.Generator, scores: np.ndarray, bad: bool) -> dict[str, float]:
+    total = float(np.sum(scores))
+    if method == "ig":
+        rel = 0.2 if bad else float(rng.uniform(0.001, 0.03))
+        change = total or 1.0
+        return {"convergence_delta": abs(rel * change), "delta_relative": rel, "output_change": change}
+    if method == "shap":
+        gap = 0.01 if bad else float(rng.uniform(0, 1e-5))
+        return {"base_value": 0.3, "output": 0.3 + total + gap, "efficiency_gap": gap}
+    if method == "lime":
+        return {"score": float(rng.uniform(0.2, 0.9)), "intercept": 0.1, "local_prediction": 0.8}
+    return {}
+
+
+def _attention_extras(rng: np.random.Generator, words: Sequence[str], layers: int, heads: int) -> dict:
+    tokens = ["[CLS]"] + [t for w in words for t in ([w[:3], "##" + w[3:]] if len(w) > 5 else [w])] + ["[SEP]"]
+    t, n = len(tokens), len(words)
+    return {
+        "attention": _softmax(rng.normal(size=(layers, heads, n, n)) * 2).astype(np.float32),
+        "rollout": _softmax(rng.normal(size=(n, n))).astype(np.float32),
+        "token_attention": _softmax(rng.normal(size=(layers, heads, t, t)) * 2).astype(np.float32),
+        "token_rollout": _softmax(rng.normal(size=(t, t))).astype(np.float32),
+        "tokens": tokens,
+        "query": 0,
+        "heads": "all",
+    }
+
+
+def text_results(
+    n_inputs: int = 3,
+    n_words: int = 12,
+    methods: Sequence[str] = ("ig", "shap", "lime", "attention"),
+    *,
+    layers: int = 2,
+    heads: int = 4,
+    targets: int = 1,
+    hostile: bool = True,
+    seed: int = 0,
+) -> Results:
+    """Return text-classifier Results: `targets` labels per input, attention extras, flags and failures."""
+    from explain.explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
+
+    rng = np.random.default_rng(seed)
+    labels = ("negative", "neutral", HOSTILE if hostile else "positive")
+    exps, inputs, failures = [], [], []
+    for i in range(n_inputs):
+        words = [str(w) for w in rng.choice(WORDS, size=n_words)]
+        if hostile and i == 0:
+            words[1] = HOSTILE
+        text = " ".join(words)
+        probs = _softmax(rng.normal(size=3) * 2)
+        order = np.argsort(-probs, kind="stable")
+        pred = Target(int(order[0]), labels[order[0]], float(probs[order[0]]))
+        if hostile and i == n_inputs - 1 and n_inputs > 1:
+            inputs.append(InputRecord(i, "text", text=HOSTILE, note="failed"))
+            failures.append(Failure(i, None, f"input {i}: cannot tokenise {HOSTILE}"))
+            continue
+        inputs.append(InputRecord(i, "text", text=text, prediction=pred, note="truncated from 700 to 512 tokens" if i == 1 else None))
+        ft = [[w[:3], "##" + w[3:]] if len(w) > 5 else [w] for w in words]
+        for m in methods:
+            if hostile and i == 1 and m == "lime":
+                failures.append(Failure(i, m, f"lime failed on {HOSTILE}: surrogate did not converge"))
+                continue
+            for k in order[:targets]:
+                scores = rng.normal(size=n_words).astype(np.float32)
+                extras: dict = {"feature_tokens": ft}
+                if m == "attention":
+                    scores = np.abs(scores)
+                    extras.update(_attention_extras(rng, words, layers, heads))
+                settings = {"n_steps": 50, "baseline": HOSTILE if hostile else "pad"} if m == "ig" else {"mask": "mask"}
+                exps.append(
+                    Explanation(
+                        method=m, family="text-classifier", input=i, target=Target(int(k), labels[k], float(probs[k])),
+                        features=tuple(words), scores=scores, granularity="word", settings=settings,
+                        seconds=float(rng.uniform(0.01, 1)), rows=int(rng.integers(1, 500)),
+                        checks=_checks(m, rng, scores, bad=(i == 0)), extras=extras,
+                    )
+                )
+    model = ModelInfo(
+        "text-classifier", f"models/{HOSTILE if hostile else 'bert'}", "sha256:0123456789abcdef", 94979, labels,
+        architecture="BertForSequenceClassification", layers=layers, heads=heads, max_length=128,
+    )
+    return Results(exps, model=model, inputs=inputs, failures=failures, run=_run(methods, "word", exps))
+
+
+def lm_results(
+    n_inputs: int = 2, n_prompt: int = 6, n_new: int = 4, methods: Sequence[str] = ("ig", "attention"),
+    *, hostile: bool = True, seed: int = 1,
+) -> Results:
+    """Return causal-LM Results: one explanation per generated token and method, then the whole continuation."""
+    from explain.explanation import Explanation, InputRecord, ModelInfo, Results, Target
+
+    rng = np.random.default_rng(seed)
+    exps, inputs = [], []
+    for i in range(n_inputs):
+        prompt = [str(w) for w in rng.choice(WORDS, size=n_prompt)]
+        if hostile and i == 0:
+            prompt[2] = HOSTILE
+        new = [" " + str(w) for w in rng.choice(WORDS, size=n_new)]
+        if hostile and i == 0:
+            new[1] = " " + HOSTILE
+        inputs.append(InputRecord(i, "prompt", text=" ".join(prompt), continuation="".join(new)))
+        for m in methods:
+            for j, tok in enumerate(new + [None]):
+                context = prompt + [w.strip() for w in new[:j]] if tok is not None else prompt
+                scores = rng.normal(size=len(context)).astype(np.float32)
+                extras: dict = {"feature_tokens": [[w] for w in context]}
+                if m == "attention":
+                    scores = np.abs(scores)
+                    extras.update(_attention_extras(rng, context, 2, 2))
+                    extras["query"] = len(extras["tokens"]) - 1
+                target = (
+                    Target(int(rng.integers(50000)), tok, float(rng.uniform(0.05, 0.9)), position=n_prompt + j)
+                    if tok is not None
+                    else Target(-1, "".join(new), float(rng.uniform(0.01, 0.1)), position=None)
+                )
+                exps.append(
+                    Explanation(
+                        method=m, family="causal-lm", input=i, target=target, features=tuple(context), scores=scores,
+                        granularity="token", seconds=0.05, rows=10, checks=_checks(m, rng, scores, bad=False), extras=extras,
+                    )
+                )
+    model = ModelInfo("causal-lm", "models/tiny-gpt", "sha256:fedcba9876543210", 120000, (), architecture="GPT2LMHeadModel", layers=2, heads=2)
+    return Results(exps, model=model, inputs=inputs, run=_run(methods, "token", exps))
+
+
+def image_results(
+    n_inputs: int = 2, size: int = 28, methods: Sequence[str] = ("gradcam", "ig", "lime"), *, hostile: bool = True, seed: int = 2,
+) -> Results:
+    """Return image-classifier Results: image_png inputs, H x W pixel scores, LIME segments."""
+    from explain.explanation import Explanation, InputRecord, ModelInfo, Results, Target
+
+    rng = np.random.default_rng(seed)
+    labels = tuple(str(d) for d in range(10))
+    exps, inputs = [], []
+    yy, xx = np.mgrid[0:size, 0:size]
+    for i in range(n_inputs):
+        cy, cx = rng.integers(size // 4, 3 * size // 4, size=2)
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (size / 8) ** 2))
+        rgb = np.repeat((blob * 255).astype(np.uint8)[..., None], 3, axis=2)
+        k = int(rng.integers(10))
+        target = Target(k, labels[k], float(rng.uniform(0.5, 1)))
+        path = f"digits/{HOSTILE if hostile else 'digit'}-{i}.png"
+        inputs.append(InputRecord(i, "image", path=path, image_png=png_base64(rgb), width=size, height=size, prediction=target))
+        segments = (yy // 7) * 4 + xx // 7
+        for m in methods:
+            if m == "gradcam":
+                scores = (blob + 0.1 * rng.random((size, size))).astype(np.float32)
+            elif m == "lime":
+                scores = rng.normal(size=int(segments.max()) + 1)[segments].astype(np.float32)
+            else:
+                scores = (blob * rng.normal(size=(size, size))).astype(np.float32)
+            extras = {"segments": segments.astype(np.int32)} if m == "lime" else {}
+            exps.append(
+                Explanation(
+                    method=m, family="image-classifier", input=i, target=target, features=(), scores=scores,
+                    granularity="pixel", seconds=0.2, rows=64, checks=_checks(m, rng, scores, bad=False), extras=extras,
+                )
+            )
+    model = ModelInfo("image-classifier", "models/digits-cnn", "sha256:00ff00ff00ff00ff", 50000, labels, architecture="SmallCNN")
+    return Results(exps, model=model, inputs=inputs, run=_run(methods, "pixel", exps))

@@ -1,0 +1,103 @@
+"""The page's colours and CSS: one diverging scale for every signed score, and a quiet layout."""
+
+# Diverging scale for signed scores, centred at 0 (ColorBrewer RdBu, reversed: red supports).
+COLORSCALE = [[0.0, "#2166ac"], [0.25, "#67a9cf"], [0.5, "#f7f7f7"], [0.75, "#ef8a62"], [1.0, "#b2182b"]]
+
+CSS = """
+:root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --soft:#f6f8fa; --accent:#0b5cad; --bad:#b2182b;
+  --font:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+  --mono:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; }
+* { box-sizing: border-box; }
+html { scroll-padding-top: 64px; }
+body { margin: 0; font: 14px/1.5 var(--font); color: var(--fg); background: #fff; }
+a { color: var(--accent); text-decoration: none; } a:hover { text-decoration: underline; }
+code, .mono { font-family: var(--mono); font-size: 12.5px; }
+.bar { position: sticky; top: 0; z-index: 10; display: flex; align-items: center; gap: 24px; padding: 8px 28px;
+  background: rgba(255,255,255,.96); border-bottom: 1px solid var(--line); backdrop-filter: blur(4px); }
+.brand { font-weight: 650; font-size: 15px; letter-spacing: -.01em; } .brand span { color: var(--muted); font-weight: 400; }
+.bar nav { display: flex; gap: 16px; font-size: 13px; }
+.legend { margin-left: auto; display: flex; align-items: center; gap: 8px; font-size: 12px; color: var(--muted); }
+.lg-bar { width: 160px; height: 10px; border-radius: 2px; border: 1px solid var(--line);
+  background: linear-gradient(to right, #2166ac, #67a9cf 25%, #f7f7f7 50%, #ef8a62 75%, #b2182b); }
+main { max-width: 1240px; margin: 0 auto; padding: 8px 28px 80px; }
+h1 { font-size: 24px; font-weight: 650; margin: 24px 0 2px; letter-spacing: -.015em; }
+h2 { font-size: 18px; font-weight: 650; margin: 0; }
+h3 { font-size: 12px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); margin: 0 0 8px; font-weight: 600; }
+h4 { font-size: 13px; margin: 14px 0 6px; font-weight: 600; }
+.lede { color: var(--muted); margin: 0 0 18px; }
+.muted { color: var(--muted); }
+.overview { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 14px; }
+.box { border: 1px solid var(--line); border-radius: 6px; padding: 14px 16px; background: #fff; }
+dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 3px 14px; margin: 0; font-size: 13px; }
+dl.kv dt { color: var(--muted); } dl.kv dd { margin: 0; overflow-wrap: anywhere; }
+.pill { display: inline-block; padding: 0 7px; margin: 1px 3px 1px 0; border: 1px solid var(--line); border-radius: 10px;
+  font-size: 12px; background: var(--soft); white-space: nowrap; }
+.pill.bad, .flag { border-color: #f1b5b8; background: #fdecec; color: var(--bad); }
+.pill.info { border-color: #d0d7de; background: #fff; color: var(--muted); }
+.pill.fail { text-decoration: line-through; color: var(--bad); }
+details.settings { margin-top: 14px; } details summary { cursor: pointer; color: var(--accent); font-size: 13px; }
+table { border-collapse: collapse; font-size: 13px; }
+th { text-align: left; font-weight: 600; color: var(--muted); font-size: 12px; }
+th, td { padding: 4px 10px 4px 0; vertical-align: top; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.sec { margin-top: 34px; }
+.sec-head { display: flex; align-items: baseline; gap: 14px; margin-bottom: 10px; border-bottom: 1px solid var(--line); padding-bottom: 6px; }
+.sec-head .count { color: var(--muted); font-size: 13px; }
+.sec-head input[type=search] { margin-left: auto; font: inherit; font-size: 13px; padding: 3px 8px; border: 1px solid var(--line); border-radius: 4px; width: 240px; }
+.qgrid { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 14px; }
+.qgrid .box p { margin: 2px 0 0; font-size: 12.5px; color: var(--muted); }
+.qgrid .fig { min-height: 220px; }
+table.index { width: 100%; }
+table.index thead th { position: sticky; top: 45px; background: #fff; border-bottom: 1px solid var(--line); padding-top: 6px; }
+table.index td { border-bottom: 1px solid #eef1f4; padding-top: 3px; padding-bottom: 3px; }
+table.index tbody tr:hover { background: var(--soft); }
+table.index td.txt { max-width: 520px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+table.index tr.failed td.txt a { color: var(--bad); }
+.errtext { color: var(--bad); font-family: var(--mono); font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }
+section.input { margin-top: 26px; padding-top: 14px; border-top: 2px solid var(--fg); min-height: 160px; }
+section.input .ihead { display: flex; align-items: baseline; gap: 10px; flex-wrap: wrap; }
+section.input .ihead .top { margin-left: auto; font-size: 12px; }
+.quote { margin: 8px 0 6px; padding: 8px 12px; background: var(--soft); border-left: 3px solid var(--line);
+  white-space: pre-wrap; overflow-wrap: anywhere; font-size: 14px; }
+.quote .cont { background: #fff3c4; border-radius: 2px; }
+.body { margin-top: 8px; } .body.pending { color: var(--muted); font-size: 13px; }
+.group { margin: 16px 0 8px; }
+.group-head { display: flex; align-items: baseline; gap: 10px; margin-bottom: 8px; }
+.group-head .gk { font-size: 12px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); }
+.group-head .label { font-weight: 650; font-size: 15px; }
+.tokentext, .chip.tok { white-space: pre; font-family: var(--mono); }
+.group-head .prob { font-variant-numeric: tabular-nums; }
+.cards { display: grid; grid-template-columns: 1fr; gap: 10px; }
+.cards.img { grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; background: #fff; min-width: 0; }
+.card.flagged { border-color: #f1b5b8; }
+.card-head { display: flex; align-items: baseline; gap: 10px; margin-bottom: 6px; }
+.mname { font-weight: 600; } .cost { margin-left: auto; color: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }
+.flag { font-size: 11.5px; padding: 0 6px; border: 1px solid; border-radius: 9px; }
+.heat { line-height: 2.05; font-size: 14.5px; }
+.heat .w { padding: 2px 4px; border-radius: 3px; cursor: default; box-shadow: inset 0 0 0 1px rgba(0,0,0,.06); }
+.checks { list-style: none; padding: 0; margin: 8px 0 0; font-size: 12.5px; }
+.checks li { padding: 2px 0; } .checks .ck-label { color: var(--muted); } .checks .ck-value { font-variant-numeric: tabular-nums; }
+.checks li.bad .ck-value { color: var(--bad); font-weight: 600; } .checks li.bad .ck-value::after { content: "  \\26A0"; }
+.ck-help { color: var(--muted); font-size: 11.5px; }
+.settings-line { margin-top: 6px; color: #8c959f; font-size: 11.5px; font-family: var(--mono); overflow-wrap: anywhere; }
+.att { margin-top: 10px; border-top: 1px dashed var(--line); padding-top: 8px; }
+.controls, .toolbar { display: flex; gap: 14px; flex-wrap: wrap; align-items: center; font-size: 12.5px; }
+.ctl { display: inline-flex; gap: 6px; align-items: center; } .ctl > span:first-child { color: var(--muted); }
+select { font: inherit; font-size: 12.5px; padding: 2px 4px; border: 1px solid var(--line); border-radius: 4px; background: #fff; }
+.note { color: var(--muted); font-size: 12px; margin: 4px 0 0; }
+.compare { margin-top: 12px; } table.agree td, table.agree th { padding: 3px 14px 3px 0; }
+table.agree td.num { padding: 3px 10px; }
+.fails { margin: 6px 0; padding-left: 18px; }
+.gen-head { font-size: 12.5px; color: var(--muted); margin: 4px 0 6px; }
+.gen { display: flex; flex-wrap: wrap; gap: 4px; }
+.chip { font-size: 13px; padding: 2px 8px; border: 1px solid var(--line); border-radius: 4px; background: #fff; cursor: pointer; }
+.chip:hover { border-color: var(--accent); } .chip.active { background: var(--accent); border-color: var(--accent); color: #fff; }
+.chip.whole { font-family: var(--font); font-style: italic; }
+.tip { position: fixed; display: none; z-index: 20; max-width: 380px; padding: 6px 9px; background: #1f2328; color: #fff;
+  border-radius: 4px; font-size: 12px; pointer-events: none; white-space: pre-wrap; overflow-wrap: anywhere; }
+.tip .tip-head { font-weight: 600; font-family: var(--mono); }
+.error { color: var(--bad); }
+footer { margin-top: 50px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 10px; }
+@media print { .bar { position: static; } }
+"""
