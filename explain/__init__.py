@@ -2,6 +2,7 @@
 
     import explain
     model = explain.load("path/to/checkpoint")          # HF folder or plain CNN
+    # or: explain.from_model(hf_model, tokenizer) / explain.from_model(cnn, preprocessing={...})
     results = explain.explain(model, ["a great film"], methods=["ig", "shap"])
     explain.save(results, "out/results.json")
     explain.report(results, "out/report.html")
@@ -16,6 +17,7 @@ from .errors import CheckpointError, DeviceError, ExplainError, InputError, Meth
 from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
 from .loading import load
 from .results_io import open_results, save
+from .wrapping import from_model
 
 
 def report(results: Results, path: str) -> str:
@@ -39,6 +41,7 @@ __all__ = [
     "Target",
     "TargetError",
     "explain",
+    "from_model",
     "load",
     "open_results",
     "report",

@@ -16,6 +16,7 @@ from . import methods as registry
 from .adapters.base import Adapter, Example
 from .errors import ExplainError, InputError, MethodError
 from .explanation import Explanation, Failure, InputRecord, Results
+from .wrapping import as_adapter
 
 @dataclass(frozen=True)
 class InvalidInput:
@@ -29,7 +30,7 @@ Progress = Callable[[str, int, str, Any], None]  # (event, input index, method, 
 
 
 def explain(
-    model: Adapter,
+    model: Adapter | Any,
     inputs: Sequence[Any] | str,
     methods: Sequence[str] | str | None = ("ig",),
     target: Any = None,
@@ -55,6 +56,7 @@ def explain(
     `resume` takes the Results of an interrupted run of the same job: its finished inputs are
     kept and not explained again.
     """
+    model = as_adapter(model)
     if isinstance(inputs, (str, bytes)) or not hasattr(inputs, "__len__"):
         inputs = [inputs] if isinstance(inputs, (str, bytes)) else list(inputs)  # type: ignore[arg-type]
     if granularity not in ("word", "token"):

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .adapters.base import Adapter, content_hash
-from .adapters.preprocessing import Preprocessing
+from .adapters.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from .devices import resolve_device
 from .errors import CheckpointError
 from .explanation import ModelInfo
@@ -79,13 +79,21 @@ def hf_family(cfg: dict[str, Any]) -> str:
     """Return the family of a Hugging Face config from its 'architectures' entry."""
     archs = cfg.get("architectures") or []
     for arch in archs:
-        for suffix, family in _FAMILY_SUFFIXES:
-            if str(arch).endswith(suffix):
-                return family
+        family = family_of_class(str(arch))
+        if family:
+            return family
     raise CheckpointError(
         f"cannot tell what kind of model this is: config.json 'architectures' is {archs!r}; "
         "supported are *ForSequenceClassification, *ForCausalLM / *LMHeadModel and *ForImageClassification"
     )
+
+
+def family_of_class(name: str) -> str | None:
+    """Return the family a Hugging Face class name belongs to, or None."""
+    for suffix, family in _FAMILY_SUFFIXES:
+        if name.endswith(suffix):
+            return family
+    return None
 
 
 def _load_hf(
@@ -133,48 +141,68 @@ def _load_hf(
             f"the weights in {p} do not fit its config ({detail}); those parameters would be left "
             "random: fix the checkpoint or pass --allow-missing-weights"
         )
-    model.to(dev).eval()
     weights = safe or pickled
     shards = [p / f for f in _shard_names(weights[0])] if weights[0].name.endswith(".index.json") else weights
+    tokenizer, prep = None, None
+    if family == "image-classifier":
+        try:
+            prep = Preprocessing.from_hf(transformers.AutoImageProcessor.from_pretrained(str(p), **common))
+        except Exception:  # no preprocessor_config.json: ImageNet defaults at 224 x 224
+            prep = Preprocessing(size=(224, 224), channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    else:
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(p), **common)
+        except Exception as e:
+            raise CheckpointError(f"{p} has no usable tokenizer: {_first_line(e)}") from e
+    return build_hf_adapter(
+        model,
+        family,
+        tokenizer=tokenizer,
+        prep=prep,
+        path=str(p.resolve()),
+        content_hash=content_hash([*shards, p / "config.json"]),
+        runner=Runner(dev, batch_size=batch_size, autocast=autocast),
+    )
+
+
+def build_hf_adapter(
+    model: Any, family: str, *, tokenizer: Any, prep: Preprocessing | None, path: str, content_hash: str, runner: Runner
+) -> Adapter:
+    """Return the adapter of a loaded Hugging Face model, moved to the runner's device, in eval mode."""
+    model.to(runner.device).eval()
     config = model.config
     labels: tuple[str, ...] = ()
     if family != "causal-lm":
         id2label = getattr(config, "id2label", None) or {}
         labels = tuple(str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(_num_labels(config)))
-    runner = Runner(dev, batch_size=batch_size, autocast=autocast)
     text_cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
-    model_info = dict(
+    info = ModelInfo(
         family=family,
-        path=str(p.resolve()),
-        content_hash=content_hash([*shards, p / "config.json"]),
+        path=path,
+        content_hash=content_hash,
         parameters=sum(t.numel() for t in model.parameters()),
         labels=labels,
-        architecture=str((cfg.get("architectures") or [type(model).__name__])[0]),
-        device=str(dev),
+        architecture=str((getattr(config, "architectures", None) or [type(model).__name__])[0]),
+        device=str(runner.device),
         layers=getattr(text_cfg, "num_hidden_layers", None),
         heads=getattr(text_cfg, "num_attention_heads", None),
+        max_length=_max_length(tokenizer, text_cfg) if tokenizer is not None else None,
     )
     if family == "image-classifier":
         from .adapters.image import ImageClassifierAdapter
 
-        try:
-            processor = transformers.AutoImageProcessor.from_pretrained(str(p), **common)
-            prep = Preprocessing.from_hf(processor)
-        except Exception:  # no preprocessor_config.json: ImageNet defaults at 224 x 224
-            prep = Preprocessing(size=(224, 224), channels=3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-        return ImageClassifierAdapter(model, prep, ModelInfo(**model_info), runner)
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(p), **common)
-    except Exception as e:
-        raise CheckpointError(f"{p} has no usable tokenizer: {_first_line(e)}") from e
-    model_info["max_length"] = _max_length(tokenizer, text_cfg)
+        if prep is None:
+            raise CheckpointError("an image classifier needs its preprocessing (an image processor or size/mean/std)")
+        return ImageClassifierAdapter(model, prep, info, runner)
+    if tokenizer is None:
+        raise CheckpointError(f"a {family} needs its tokenizer")
     if family == "text-classifier":
         from .adapters.text import TextClassifierAdapter
 
-        return TextClassifierAdapter(model, tokenizer, ModelInfo(**model_info), runner)
+        return TextClassifierAdapter(model, tokenizer, info, runner)
     from .adapters.causal_lm import CausalLMAdapter
 
-    return CausalLMAdapter(model, tokenizer, ModelInfo(**model_info), runner)
+    return CausalLMAdapter(model, tokenizer, info, runner)
 
 
 def _load_plain_cnn(

@@ -11,7 +11,6 @@ import warnings
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-from scipy import stats
 
 from .encode import number
 
@@ -22,14 +21,29 @@ TOP_K = 5  # text: features in the top-k overlap (fewer for short inputs)
 TOP_SHARE = 0.05  # images: share of pixels in the top-k overlap
 
 
+def rankdata(a: np.ndarray) -> np.ndarray:
+    """Return 1-based ranks with ties given their average rank (scipy.stats.rankdata, 'average')."""
+    a = np.ravel(a)
+    order = np.argsort(a, kind="mergesort")
+    sa = a[order]
+    first = np.r_[True, sa[1:] != sa[:-1]]  # (n,) starts of runs of equal values
+    group = np.cumsum(first) - 1
+    starts = np.r_[np.nonzero(first)[0], a.size]  # run boundaries
+    avg = (starts[group] + starts[group + 1] - 1) / 2.0 + 1.0
+    ranks = np.empty(a.size, dtype=np.float64)
+    ranks[order] = avg
+    return ranks
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     """Return Spearman's rank correlation of two equally long score arrays (None if undefined)."""
     a, b = np.ravel(np.asarray(a, dtype=np.float64)), np.ravel(np.asarray(b, dtype=np.float64))
     if a.size < 2 or a.size != b.size or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
+    ra, rb = rankdata(a), rankdata(b)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rho = stats.spearmanr(a, b).statistic
+        rho = np.corrcoef(ra, rb)[0, 1]
     return number(rho)
 
 

@@ -35,8 +35,8 @@ def method_title(name: str) -> str:
 
 
 def target_key(t: Target) -> tuple[int, int | None]:
-    """Return what identifies a target within one input: (class or token id, position)."""
-    return (int(t.index), None if t.position is None else int(t.position))
+    """Return what identifies a target within one input: its position (generated token), else its index."""
+    return (-2, int(t.position)) if t.position is not None else (int(t.index), None)
 
 
 def target_groups(exps: Sequence[Explanation]) -> list[list[Explanation]]:

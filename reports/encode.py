@@ -103,7 +103,7 @@ def pack_quantized(a: np.ndarray) -> dict[str, Any]:
         "off": off,
         "s": float(np.float32(scale)),
         "z": 1,
-        "b": base64.b64encode(zlib.compress(shuffled, 9)).decode("ascii"),
+        "b": base64.b64encode(zlib.compress(shuffled, 6)).decode("ascii"),  # 9: 2% smaller, 10x slower
     }
 
 

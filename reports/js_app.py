@@ -5,6 +5,8 @@ APP_JS = r"""
 "use strict";
 const X = window.__explain, h = X.h, pe = X.pe, fmt = X.fmt;
 const SCALE = X.META.colorscale;
+// Over a picture, scores near 0 are transparent: the same hues, with alpha rising towards +-max.
+const OVERLAY = SCALE.map(([t, c]) => [t, "rgba(" + [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16)).join(",") + "," + Math.min(1, 2 * Math.abs(t - 0.5)).toFixed(2) + ")"]);
 
 // ---- images: the original beside the attribution over it; one opacity control per input ----
 X.imageFigure = function (d, e, scores, card, jobs) {
@@ -14,7 +16,7 @@ X.imageFigure = function (d, e, scores, card, jobs) {
   jobs.push(() => {
     const [hh, ww] = scores.shape, f = e.fac || 1, m = X.maxAbs(scores) || 1;
     const z = X.rows(scores, 0, hh, ww).map((r) => r.map((v) => v / m));
-    const heat = { type: "heatmap", z, x0: (f - 1) / 2, dx: f, y0: (f - 1) / 2, dy: f, colorscale: SCALE, zmin: -1, zmax: 1,
+    const heat = { type: "heatmap", z, x0: (f - 1) / 2, dx: f, y0: (f - 1) / 2, dy: f, colorscale: d.img ? OVERLAY : SCALE, zmin: -1, zmax: 1,
       opacity: d.opacity, showscale: false, hovertemplate: "pixel (%{x}, %{y})<br>score / max|score| = %{z:.3f}<extra></extra>" };
     const axis = { visible: false, constrain: "domain" };
     let data, layout;
@@ -31,7 +33,8 @@ X.imageFigure = function (d, e, scores, card, jobs) {
       layout = { xaxis: axis, yaxis: Object.assign({ scaleanchor: "x", autorange: "reversed" }, axis) };
       fig.dataset.heat = "0";
     }
-    return X.plot(fig, data, Object.assign(layout, { height: 250, margin: { l: 6, r: 6, t: 22, b: 6 } }));
+    const height = Math.round((d.img ? 0.46 : 0.96) * (fig.clientWidth || 360) * hh / ww) + 28;
+    return X.plot(fig, data, Object.assign(layout, { height: Math.min(height, 520), margin: { l: 6, r: 6, t: 22, b: 6 } }));
   });
 };
 function opacityControl(body, d) {
@@ -72,7 +75,7 @@ async function buildLM(body, d) {
 X.buildInput = async function (body, d) {
   body.textContent = "";
   body.classList.remove("pending");
-  d.opacity = 0.55;
+  d.opacity = 0.85;
   if (!d.groups.length) return;
   if (d.groups.some((g) => g.exps.some((e) => e.g === "pixel"))) body.append(opacityControl(body, d));
   if (d.family === "causal-lm") return buildLM(body, d);

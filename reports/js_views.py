@@ -13,10 +13,11 @@ X.plot = function (div, data, layout) {
     margin: { l: 70, r: 20, t: 28, b: 40 }, hoverlabel: { font: { size: 12 } } };
   return X.loadPlotly().then((P) => P.react(div, data, Object.assign(base, layout), X.CONFIG));
 };
-function labelAxis(labels, extra) {
+const clip = (s, k) => (String(s).length > k ? String(s).slice(0, k - 1) + "\u2026" : String(s));
+function labelAxis(labels, extra, max) {
   const step = Math.max(1, Math.ceil(labels.length / 60));
   const vals = range(labels.length).filter((i) => i % step === 0);
-  return Object.assign({ tickmode: "array", tickvals: vals, ticktext: vals.map((i) => pe(labels[i])),
+  return Object.assign({ tickmode: "array", tickvals: vals, ticktext: vals.map((i) => pe(clip(labels[i], max || 18))),
     tickfont: { size: labels.length > 30 ? 10 : 11 }, showgrid: false, zeroline: false }, extra || {});
 }
 
@@ -102,7 +103,7 @@ function attentionExplorer(e, scores, card, jobs) {
     note.textContent = (view === "att" ? "Rows are queries, columns the keys they attend to" : "Attention rollout (Abnar & Zuidema 2020): head means with the residual path, multiplied through the layers") +
       (lev === "t" && a.q !== null ? "; the outlined row is the token that answers." : ".");
     const shapes = lev === "t" && a.q !== null && a.q < n ? [{ type: "rect", xref: "x", yref: "y", x0: -0.5, x1: n - 0.5, y0: a.q - 0.5, y1: a.q + 0.5, line: { color: "#b2182b", width: 1.5 } }] : [];
-    const side = Math.max(260, Math.min(620, 110 + n * 16));
+    const side = Math.max(320, Math.min(680, 150 + n * 22));
     return X.plot(fig, [{ type: "heatmap", z, text, colorscale: SEQ, zmin: 0, hovertemplate: "%{text}<br>%{z:.4f}<extra></extra>",
       colorbar: { thickness: 10, len: 0.9, outlinewidth: 0 } }],
       { height: side, shapes, margin: { l: 90, r: 10, t: 20, b: 80 },
@@ -130,7 +131,7 @@ function compareBlock(g, scoresList, jobs) {
         xgap: 1, ygap: 2, hovertemplate: "%{text}<br>normalised %{z:.3f}<extra></extra>",
         colorbar: { thickness: 10, title: { text: "score / max|score|", side: "right" }, tickvals: [-1, 0, 1], outlinewidth: 0 } }],
         { height: 110 + 34 * exps.length + (f.length > 12 ? 40 : 0), margin: { l: 150, r: 10, t: 10, b: f.length > 12 ? 90 : 50 },
-          xaxis: labelAxis(f, { tickangle: f.length > 12 ? -45 : 0 }), yaxis: labelAxis(exps.map((x) => x.title), { autorange: "reversed" }) });
+          xaxis: labelAxis(f, { tickangle: f.length > 12 ? -45 : 0 }), yaxis: labelAxis(exps.map((x) => x.title), { autorange: "reversed" }, 24) });
     });
   } else {
     box.append(h("p", { class: "note", text: "The overlays above share one scale: each map is divided by its own max |score|." }));

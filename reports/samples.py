@@ -144,6 +144,7 @@ def lm_results(
         if hostile and i == 0:
             new[1] = " " + HOSTILE
         inputs.append(InputRecord(i, "prompt", text=" ".join(prompt), continuation="".join(new)))
+        ids, probs = rng.integers(50000, size=n_new), rng.uniform(0.05, 0.9, size=n_new)
         for m in methods:
             for j, tok in enumerate(new + [None]):
                 context = prompt + [w.strip() for w in new[:j]] if tok is not None else prompt
@@ -154,9 +155,9 @@ def lm_results(
                     extras.update(_attention_extras(rng, context, 2, 2))
                     extras["query"] = len(extras["tokens"]) - 1
                 target = (
-                    Target(int(rng.integers(50000)), tok, float(rng.uniform(0.05, 0.9)), position=n_prompt + j)
+                    Target(int(ids[j]), tok, float(probs[j]), position=n_prompt + j)
                     if tok is not None
-                    else Target(-1, "".join(new), float(rng.uniform(0.01, 0.1)), position=None)
+                    else Target(-1, "".join(new), float(np.prod(probs)), position=None)
                 )
                 exps.append(
                     Explanation(

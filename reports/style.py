@@ -62,6 +62,7 @@ section.input .ihead .top { margin-left: auto; font-size: 12px; }
 .quote .cont { background: #fff3c4; border-radius: 2px; }
 .body { margin-top: 8px; } .body.pending { color: var(--muted); font-size: 13px; }
 .group { margin: 16px 0 8px; }
+.group + .group { border-top: 1px dashed var(--line); padding-top: 14px; }
 .group-head { display: flex; align-items: baseline; gap: 10px; margin-bottom: 8px; }
 .group-head .gk { font-size: 12px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); }
 .group-head .label { font-weight: 650; font-size: 15px; }

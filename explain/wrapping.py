@@ -1,0 +1,112 @@
+"""Explain models already in memory: a transformers model + tokenizer, a pipeline, or a CNN module."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Mapping
+
+import torch
+
+from .adapters.base import Adapter
+from .adapters.preprocessing import Preprocessing
+from .devices import resolve_device
+from .errors import CheckpointError
+from .explanation import ModelInfo
+from .loading import build_hf_adapter, family_of_class
+from .runner import Runner
+
+
+def from_model(
+    model: Any,
+    tokenizer: Any = None,
+    *,
+    preprocessing: Preprocessing | Mapping[str, Any] | Any = None,
+    labels: list[str] | tuple[str, ...] | None = None,
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+    autocast: str | None = None,
+) -> Adapter:
+    """Return an adapter for an in-memory model, so scripts need not save a checkpoint first.
+
+    - a transformers `Pipeline`: its model and tokenizer (or image processor) are used;
+    - a transformers `*ForSequenceClassification` / `*ForCausalLM` model with its `tokenizer`;
+    - a transformers `*ForImageClassification` model with its image processor as `preprocessing`;
+    - any `torch.nn.Module` image classifier with `preprocessing` (a `Preprocessing` or a dict
+      like the plain CNN config's: size, channels, mean, std) and optionally `labels`.
+    """
+    if _is_pipeline(model):
+        pipe = model
+        model = pipe.model
+        tokenizer = tokenizer or getattr(pipe, "tokenizer", None)
+        preprocessing = preprocessing or getattr(pipe, "image_processor", None)
+    runner = Runner(resolve_device(device), batch_size=batch_size, autocast=autocast)
+    family = family_of_class(type(model).__name__) if hasattr(model, "config") else None
+    if family is not None:
+        prep = _preprocessing(preprocessing) if family == "image-classifier" else None
+        return build_hf_adapter(
+            model, family, tokenizer=tokenizer, prep=prep, path="<in memory>", content_hash=state_hash(model), runner=runner
+        )
+    if not isinstance(model, torch.nn.Module):
+        raise CheckpointError(f"cannot explain a {type(model).__name__}: pass a transformers model, a pipeline or a torch.nn.Module")
+    if preprocessing is None:
+        raise CheckpointError("a plain torch.nn.Module image classifier needs preprocessing=(size, channels, mean, std)")
+    from .adapters.image import ImageClassifierAdapter
+
+    prep = _preprocessing(preprocessing)
+    model.to(runner.device).eval()
+    with torch.no_grad():
+        classes = int(model(torch.zeros(1, prep.channels, *prep.size, device=runner.device)).shape[-1])
+    names = tuple(str(x) for x in labels) if labels else tuple(str(i) for i in range(classes))
+    if len(names) != classes:
+        raise CheckpointError(f"{len(names)} labels given but the model has {classes} outputs")
+    info = ModelInfo(
+        family="image-classifier",
+        path="<in memory>",
+        content_hash=state_hash(model),
+        parameters=sum(p.numel() for p in model.parameters()),
+        labels=names,
+        architecture=type(model).__name__,
+        device=str(runner.device),
+    )
+    return ImageClassifierAdapter(model, prep, info, runner)
+
+
+def as_adapter(model: Any) -> Adapter:
+    """Return `model` if it is an adapter; wrap a pipeline or a (model, tokenizer) pair."""
+    if isinstance(model, Adapter):
+        return model
+    if isinstance(model, tuple) and len(model) == 2:
+        return from_model(model[0], model[1])
+    if _is_pipeline(model):
+        return from_model(model)
+    raise CheckpointError(
+        f"explain() takes a model from explain.load() or explain.from_model(), not a {type(model).__name__}"
+    )
+
+
+def state_hash(model: torch.nn.Module) -> str:
+    """Return 'sha256:' + 16 hex digits over the model's parameter names, shapes and values."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def _preprocessing(value: Any) -> Preprocessing:
+    if isinstance(value, Preprocessing):
+        return value
+    if isinstance(value, Mapping):
+        return Preprocessing.from_config(value)
+    if value is not None and (hasattr(value, "image_mean") or hasattr(value, "size")):
+        return Preprocessing.from_hf(value)
+    raise CheckpointError("an image classifier needs preprocessing: an image processor, a Preprocessing or a dict")
+
+
+def _is_pipeline(obj: Any) -> bool:
+    try:
+        from transformers import Pipeline
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return False
+    return isinstance(obj, Pipeline)
