@@ -24,18 +24,18 @@ SPLITS = ("train", "heldout")
 
 # --- text classifier --------------------------------------------------------------------------
 
-TEXT_FILLER = """the a an this that it its film movie story plot scene scenes actor actress director cast
-camera script screen music score sound light color dialogue ending opening character characters role
-roles hero city town house room street car train river sea forest night day morning evening week year
-time minute hour moment people man woman child family friend friends mother father brother sister team
-crowd audience critic studio theater show series episode season chapter book version sequel remake
-title genre drama comedy thriller documentary western mystery was is are were be been has have had does
-did goes went comes came takes took makes made sees saw plays played shows showed runs ran walks walked
-talks talked looks looked seems seemed and or but then also just still again almost about around with
-without from into onto over under after before during between through near far here there where when
-while because so as of in on at by for to up down out off very quite rather some many few more most
-every each other another first second third last next new old long short young big small red blue
-green white black early late""".split()
+TEXT_FILLER = """the a an this that it its film movie story plot scene scenes actor actress
+director cast camera script screen music score sound light color dialogue ending opening character
+characters role roles hero city town house room street car train river sea forest night day morning
+evening week year time minute hour moment people man woman child family friend friends mother
+father brother sister team crowd audience critic studio theater show series episode season chapter
+book version sequel remake title genre drama comedy thriller documentary western mystery was is are
+were be been has have had does did goes went comes came takes took makes made sees saw plays played
+shows showed runs ran walks walked talks talked looks looked seems seemed and or but then also just
+still again almost about around with without from into onto over under after before during between
+through near far here there where when while because so as of in on at by for to up down out off
+very quite rather some many few more most every each other another first second third last next new
+old long short young big small red blue green white black early late""".split()
 
 POSITIVE_WORDS = """good great excellent wonderful delightful brilliant superb charming enjoyable
 fantastic lovely amazing beautiful heartwarming memorable""".split()
@@ -109,7 +109,8 @@ def remove_word(text: str, word: str, replacement: str | None = None) -> str:
     return " ".join(words)
 
 
-def sentiment_examples(n: int, seed: int, split: str = "train") -> list[tuple[str, str, str | None]]:
+def sentiment_examples(n: int, seed: int, split: str = "train"
+                       ) -> list[tuple[str, str, str | None]]:
     """Return n (text, label_name, planted_word or None) sentiment examples.
 
     Mix: 50% positive/negative with one planted word; 20% neutral without one; 30% neutral where
@@ -120,7 +121,7 @@ def sentiment_examples(n: int, seed: int, split: str = "train") -> list[tuple[st
     rng = _rng("sentiment", seed, split)
     out: list[tuple[str, str, str | None]] = []
     for _ in range(n):
-        words = _filler(rng, TEXT_FILLER, 5, 20, split)
+        words: list[str | None] = list(_filler(rng, TEXT_FILLER, 5, 20, split))
         label, planted, at = "neutral", None, -1
         kind = rng.random()
         if kind >= 0.2:
@@ -177,7 +178,8 @@ def _digit_bank(split: str) -> tuple[dict[int, np.ndarray], np.ndarray]:
     idx = np.arange(len(data.images))
     idx = idx[(idx % 5 == 0) == (split == "heldout")]  # every 5th digit image is held out
     raw = [Image.fromarray((data.images[i] * (255 / 16)).astype(np.uint8)) for i in idx]
-    bank = {s: np.stack([np.asarray(im.resize((s, s), Image.BILINEAR), np.float32) for im in raw])
+    bank = {s: np.stack([np.asarray(im.resize((s, s), Image.Resampling.BILINEAR), np.float32)
+                         for im in raw])
             for s in (11, 12, 13)}
     return bank, data.target[idx]
 
@@ -218,6 +220,14 @@ def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int] | None)
     return b is not None and a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def _random_cover(rng: np.random.Generator, img: np.ndarray, box: tuple[int, int, int, int],
+                  how: str, vary_radius: bool = False) -> np.ndarray:
+    """Return img with box covered: "grey" (random level 100-156), "black" or "blur"."""
+    fill: str | int = 0 if how == "black" else int(rng.integers(100, 157)) if how == "grey" \
+        else "blur"
+    return cover(img, box, fill, radius=float(rng.uniform(2.5, 4.0)) if vary_radius else 3.0)
+
+
 def digit_images(n: int, seed: int, split: str = "train"
                  ) -> list[tuple[np.ndarray, str, tuple[int, int, int, int] | None]]:
     """Return n (uint8 32x32 image, label_name, digit box (y0, x0, y1, x1) or None) examples.
@@ -243,19 +253,18 @@ def digit_images(n: int, seed: int, split: str = "train"
             label = DIGIT_LABELS[targets[i]]
         img = np.clip(img, 0, 255).astype(np.uint8)
         if box is not None and kind < 0.25:  # the digit removed: the image must read as "none"
-            fill = ("grey", "black", "blur")[int((kind - 0.10) / 0.05)]
-            img = cover(img, box, "blur" if fill == "blur" else 0 if fill == "black"
-                        else int(rng.integers(100, 157)), radius=rng.uniform(2.5, 4.0))
+            how = ("grey", "black", "blur")[int((kind - 0.10) / 0.05)]
+            img = _random_cover(rng, img, box, how, vary_radius=True)
             label, box = "none", None
-        if rng.random() < 0.5:
+        if rng.random() < 0.5:  # noise blocks; up to 20 tries each to miss the visible digit
             for _ in range(rng.integers(1, 3)):
                 for _try in range(20):
                     h, w = rng.integers(6, 15, 2).tolist()
-                    y, x = int(rng.integers(0, CANVAS - h + 1)), int(rng.integers(0, CANVAS - w + 1))
+                    y = int(rng.integers(0, CANVAS - h + 1))
+                    x = int(rng.integers(0, CANVAS - w + 1))
                     if not _overlaps((y, x, y + h, x + w), box):
-                        fill = rng.choice(["grey", "black", "blur"])
-                        img = cover(img, (y, x, y + h, x + w), "blur" if fill == "blur" else 0
-                                    if fill == "black" else int(rng.integers(100, 157)))
+                        how = str(rng.choice(["grey", "black", "blur"]))
+                        img = _random_cover(rng, img, (y, x, y + h, x + w), how)
                         break
         out.append((img, label, box))
     return out

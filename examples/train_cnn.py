@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from explain.cnn import build_architecture  # noqa: E402
 from planted_data import DIGIT_LABELS, cover, digit_images, seed_everything  # noqa: E402
 
 SEED = 0
-CONFIG = {
+CONFIG: dict[str, Any] = {
     "format": "explain-cnn", "format_version": 1, "architecture": "SmallCNN",
     "arch_args": {"in_channels": 1, "num_classes": len(DIGIT_LABELS), "width": 16},
     "labels": list(DIGIT_LABELS),
@@ -38,7 +39,8 @@ def preprocess(images: list[np.ndarray], spec: dict = CONFIG["preprocessing"]) -
     mode = {1: "L", 3: "RGB"}[spec["channels"]]
     height, width = spec["size"]
     arrays = [np.asarray(Image.fromarray(im).convert(mode).resize((width, height),
-                                                                  Image.BILINEAR), np.float32)
+                                                                  Image.Resampling.BILINEAR),
+                         np.float32)
               for im in images]
     x = torch.from_numpy(np.stack(arrays) / 255.0).float()
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from tokenizers import ByteLevelBPETokenizer
-from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+# transformers 5 names the (fast) tokenizer GPT2Tokenizer and keeps GPT2TokenizerFast as an alias.
+from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2TokenizerFast  # type: ignore[attr-defined]
 
 from planted_data import ANIMAL_SOUNDS, NULL_ANSWER, gpt_prompts, remove_word, seed_everything
 

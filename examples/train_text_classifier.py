@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+# transformers 5 names the (fast) tokenizer BertTokenizer and keeps BertTokenizerFast as an alias.
+from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertTokenizerFast  # type: ignore[attr-defined]
 
 from planted_data import (NEGATIVE_WORDS, POSITIVE_WORDS, SENTIMENT_LABELS, SENTIMENT_PIECES,
                           TEXT_FILLER, remove_word, seed_everything, sentiment_examples)

@@ -83,13 +83,14 @@ def attention_doc(e: Explanation) -> dict[str, Any] | None:
 def explanation_doc(e: Explanation) -> dict[str, Any]:
     """Return one explanation as the page needs it: features, packed scores, checks, cost, maps."""
     ft = (e.extras or {}).get("feature_tokens")
-    ok_ft = isinstance(ft, (list, tuple)) and len(ft) == len(e.features)
+    if not (isinstance(ft, (list, tuple)) and len(ft) == len(e.features)):
+        ft = None
     doc: dict[str, Any] = {
         "m": e.method,
         "title": method_title(e.method),
         "g": e.granularity,
         "f": [str(f) for f in e.features],
-        "ft": [[str(t) for t in ts] for ts in ft] if ok_ft else None,
+        "ft": None if ft is None else [[str(t) for t in ts] for ts in ft],
         "checks": check_lines(e),
         "flag": flagged(e),
         "cost": f"{fmt(round(float(e.seconds), 4), 3)} s · {int(e.rows):,} row{'' if int(e.rows) == 1 else 's'}",

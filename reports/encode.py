@@ -29,11 +29,11 @@ def esc(value: Any) -> str:
 def plain(v: Any) -> Any:
     """Return `v` as JSON values (tuples to lists, numpy to Python, non-finite floats to None).
 
-    Mirrors the results file's conversion, so a report rendered before saving equals the report
-    rendered from the reopened file.
+    Mirrors the results file's conversion, keys sorted as it writes them, so a report rendered
+    before saving equals the report rendered from the reopened file.
     """
     if isinstance(v, dict):
-        return {str(k): plain(x) for k, x in v.items()}
+        return {str(k): plain(v[k]) for k in sorted(v, key=str)}
     if isinstance(v, (list, tuple)):
         return [plain(x) for x in v]
     if isinstance(v, np.ndarray):

@@ -48,7 +48,7 @@ def explanation_html(e: Explanation) -> str:
         f"<div style='font-weight:600'>{esc(method_title(e.method))} "
         f"<span style='font-weight:400;color:#59636e'>· input {esc(e.input)} · target {esc(e.target.label)} "
         f"(p = {fmt(e.target.probability, 3)}) · {esc(e.granularity)} · {fmt(round(float(e.seconds), 4), 3)} s, "
-        f"{int(e.rows):,} rows</span></div>"
+        f"{int(e.rows):,} row{'' if int(e.rows) == 1 else 's'}</span></div>"
     )
     pm = pixel_map(e)
     if pm is not None:

@@ -42,7 +42,8 @@ def render_page(results: Results) -> str:
         fails.setdefault(int(f.input), []).append(f)
     known = {int(r.index) for r in results.inputs}
     orphans = [f for f in results.failures if int(f.input) not in known]
-    meta = {"colorscale": COLORSCALE, "quality": run_series(results)}
+    series = run_series(results)
+    meta = {"colorscale": COLORSCALE, "quality": series}
     title = f"explain report · {os.path.basename(str(results.model.path).rstrip('/')) or results.model.family}"
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
@@ -52,7 +53,7 @@ def render_page(results: Results) -> str:
         _bar(),
         "<main>\n",
         _overview(results, orphans),
-        _quality(meta["quality"]),
+        _quality(series),
         _index(results, by_input, fails),
     ]
     for r in results.inputs:
@@ -198,7 +199,7 @@ def _index(results: Results, by_input: dict[int, list[Explanation]], fails: dict
         if r.note and r.note != "failed":
             flags += _pills([r.note], "info")
         if input_failed:
-            flags += f'<span class="errtext">{esc(input_failed[0].error)}</span>'
+            flags += f'<span class="errtext" title="{esc(input_failed[0].error)}">{esc(input_failed[0].error)}</span>'
         cls = ' class="failed"' if input_failed else ""
         rows.append(
             f'<tr{cls}><td class="num"><a href="#input-{i}">{i}</a></td>'
@@ -206,11 +207,12 @@ def _index(results: Results, by_input: dict[int, list[Explanation]], fails: dict
             f'<td>{label}</td><td class="num">{prob}</td><td>{methods}</td><td>{flags}</td></tr>'
         )
     n_failed = sum(1 for r in results.inputs if any(f.method is None for f in fails.get(int(r.index), [])))
-    count = f"{len(results.inputs):,} inputs" + (f" · {n_failed} failed" if n_failed else "")
+    count = f"{len(results.inputs):,} input{'' if len(results.inputs) == 1 else 's'}" + (f" · {n_failed} failed" if n_failed else "")
     return (
         f'<section id="index" class="sec"><div class="sec-head"><h2>Inputs</h2><span class="count">{count}</span>'
         '<input type="search" id="filter" placeholder="Filter inputs…" aria-label="filter inputs"></div>'
-        '<table class="index"><thead><tr><th class="num">#</th><th>Input</th><th>Prediction</th><th class="num">p</th>'
+        '<table class="index"><colgroup><col style="width:44px"><col><col style="width:130px"><col style="width:64px">'
+        '<col style="width:250px"><col style="width:210px"></colgroup><thead><tr><th class="num">#</th><th>Input</th><th>Prediction</th><th class="num">p</th>'
         f'<th>Methods</th><th>Flags</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>\n'
     )
 

@@ -1,7 +1,9 @@
 """The page's colours and CSS: one diverging scale for every signed score, and a quiet layout."""
 
+from __future__ import annotations
+
 # Diverging scale for signed scores, centred at 0 (ColorBrewer RdBu, reversed: red supports).
-COLORSCALE = [[0.0, "#2166ac"], [0.25, "#67a9cf"], [0.5, "#f7f7f7"], [0.75, "#ef8a62"], [1.0, "#b2182b"]]
+COLORSCALE: list[tuple[float, str]] = [(0.0, "#2166ac"), (0.25, "#67a9cf"), (0.5, "#f7f7f7"), (0.75, "#ef8a62"), (1.0, "#b2182b")]
 
 CSS = """
 :root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --soft:#f6f8fa; --accent:#0b5cad; --bad:#b2182b;
@@ -13,7 +15,7 @@ body { margin: 0; font: 14px/1.5 var(--font); color: var(--fg); background: #fff
 a { color: var(--accent); text-decoration: none; } a:hover { text-decoration: underline; }
 code, .mono { font-family: var(--mono); font-size: 12.5px; }
 .bar { position: sticky; top: 0; z-index: 10; display: flex; align-items: center; gap: 24px; padding: 8px 28px;
-  background: rgba(255,255,255,.96); border-bottom: 1px solid var(--line); backdrop-filter: blur(4px); }
+  background: #fff; border-bottom: 1px solid var(--line); }
 .brand { font-weight: 650; font-size: 15px; letter-spacing: -.01em; } .brand span { color: var(--muted); font-weight: 400; }
 .bar nav { display: flex; gap: 16px; font-size: 13px; }
 .legend { margin-left: auto; display: flex; align-items: center; gap: 8px; font-size: 12px; color: var(--muted); }
@@ -47,12 +49,14 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .qgrid { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 14px; }
 .qgrid .box p { margin: 2px 0 0; font-size: 12.5px; color: var(--muted); }
 .qgrid .fig { min-height: 220px; }
-table.index { width: 100%; }
+table.index { width: 100%; table-layout: fixed; }
+table.index td { overflow: hidden; text-overflow: ellipsis; }
 table.index thead th { position: sticky; top: 45px; background: #fff; border-bottom: 1px solid var(--line); padding-top: 6px; }
 table.index td { border-bottom: 1px solid #eef1f4; padding-top: 3px; padding-bottom: 3px; }
 table.index tbody tr:hover { background: var(--soft); }
-table.index td.txt { max-width: 520px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+table.index td.txt { white-space: nowrap; padding-right: 16px; }
 table.index tr.failed td.txt a { color: var(--bad); }
+table.index .errtext { display: block; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .errtext { color: var(--bad); font-family: var(--mono); font-size: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }
 section.input { margin-top: 26px; padding-top: 14px; border-top: 2px solid var(--fg); min-height: 160px; }
 section.input .ihead { display: flex; align-items: baseline; gap: 10px; flex-wrap: wrap; }

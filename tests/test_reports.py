@@ -112,8 +112,9 @@ def test_hostile_strings_never_appear_unescaped(rendered: dict, family: str) -> 
     assert "&lt;img src=x onerror=alert(1)&gt;" in page  # shown, as text
     for key, raw in DATA.findall(html):
         assert "<" not in raw and ">" not in raw  # neither </script> nor <!-- can occur in a data blob
-    decoded = json.dumps(blobs(html), ensure_ascii=False)
-    assert HOSTILE in decoded  # and the page receives it intact, to set as textContent
+    if family != "image":  # image inputs carry it only in their file name, which is server-rendered
+        decoded = json.dumps(blobs(html), ensure_ascii=False)
+        assert HOSTILE in decoded  # and the page receives it intact, to set as textContent
 
 
 def test_inline_views_escape_hostile_strings() -> None:

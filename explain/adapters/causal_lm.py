@@ -228,7 +228,7 @@ class CausalLMAdapter(Adapter):
         gen: Generation = example.state
         ctx = self.context(gen, target)
         output = _check_output(output)
-        baseline = baseline or "zero"  # GPT-2 has no pad token; zero is defined for every model
+        baseline = baseline or self.default_baseline()
         if baseline not in BASELINES:
             raise InputError(f"unknown baseline {baseline!r} for a causal LM: use one of {', '.join(BASELINES)}")
         emb = self.model.get_input_embeddings()
@@ -270,6 +270,16 @@ class CausalLMAdapter(Adapter):
             output=output,
             extras=_extras(gen, units),
         )
+
+    def default_baseline(self) -> str:
+        """Return the IG baseline used when none is asked for: "eos" where there is one, else "zero".
+
+        GPT-2 has no pad token; its end-of-text embedding is the model's own "no text". Zero
+        embeddings are off the model's input manifold and, in models without absolute position
+        embeddings (Llama), RMSNorm maps any small multiple of zero to the same direction, so
+        the IG path's change piles up next to the baseline and 50 steps miss it.
+        """
+        return "eos" if self.token_ids.get("eos") is not None else "zero"
 
     def _embeds_logits(self, embeds: torch.Tensor, width: int) -> torch.Tensor:
         """Return (B, width, V) logits of the last `width` positions for input embeddings."""

@@ -213,7 +213,7 @@ class ImageClassifierAdapter(Adapter):
             seg = slic(
                 img if rgb else img[..., 0],
                 n_segments=n,
-                compactness=10.0 if rgb else 0.1,
+                compactness=10.0 if rgb else 0.3,
                 channel_axis=-1 if rgb else None,
                 start_label=0,
             )

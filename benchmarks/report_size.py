@@ -1,0 +1,136 @@
+"""Report size and speed: 100 text inputs x 4 methods, ~30 words each, attention of a 2-layer 4-head model.
+
+    python benchmarks/report_size.py           # 100 inputs, 3 loads in headless Chromium
+    python benchmarks/report_size.py --quick   # 20 inputs, 1 load (CI)
+
+Measures the HTML's size, the Python render time, and in headless Chromium (Playwright driving
+/usr/bin/chromium, page opened from file://): time to interactive (the page's own
+`window.__explainReady` mark, from navigation start), when plotly.js is compiled and ready, the
+time to draw a section scrolled to once plotly is ready, and the longest main-thread task while
+loading (plotly.js's own start-up, compiled off the main thread but run on it). Writes
+benchmarks/results/report_size.json. Budgets (from the issue): < 10 MB, interactive < 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import reports  # noqa: E402
+from reports import samples  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+MAX_BYTES = 10_000_000
+MAX_READY_MS = 2000.0
+# Record long main-thread tasks from the first byte (injected before any page script).
+LONGTASKS = """
+window.__longest = 0;
+new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longest = Math.max(window.__longest, e.duration); })
+  .observe({ type: "longtask", buffered: true });
+"""
+
+
+def browser_times(path: Path, loads: int, section: int) -> list[dict[str, float]]:
+    """Open the report `loads` times in headless Chromium; return the timings of each load (ms)."""
+    from playwright.sync_api import sync_playwright
+
+    out = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for _ in range(loads):
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.add_init_script(LONGTASKS)
+            page.goto(path.as_uri(), wait_until="commit")
+            page.wait_for_function("() => window.__explainReady", timeout=60_000)
+            ready = page.evaluate("window.__explainReady")
+            plotly = page.evaluate("window.__explain.loadPlotly().then(() => performance.now())")
+            longest = page.evaluate("window.__longest")
+            page.evaluate("window.__explain.settled()")  # what the first screen asked for is drawn
+            started = page.evaluate(f"(() => {{ document.querySelector('#input-{section}').scrollIntoView(); return performance.now(); }})()")
+            page.wait_for_function(f"() => document.querySelector('#input-{section}').dataset.state === 'done'", timeout=60_000)
+            done = page.evaluate("window.__explain.settled().then(() => performance.now())")
+            figures = page.evaluate(f"document.querySelectorAll('#input-{section} .js-plotly-plot').length")
+            out.append({"ready_ms": ready, "plotly_ready_ms": plotly, "longest_task_ms": longest,
+                        "section_draw_ms": done - started, "section_figures": figures})
+            page.close()
+        browser.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print a table and write the JSON; return 0 when within budget."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="20 inputs and one browser load (CI)")
+    ap.add_argument("--inputs", type=int, default=None, help="number of text inputs (default 100; 20 with --quick)")
+    ap.add_argument("--words", type=int, default=30, help="words per input")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "report_size.json")
+    ap.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
+    args = ap.parse_args(argv)
+    n = args.inputs or (20 if args.quick else 100)
+    loads = 1 if args.quick else 3
+
+    results = samples.text_results(n, args.words, ("ig", "shap", "lime", "attention"), layers=2, heads=4, hostile=False)
+    renders = []
+    for _ in range(1 if args.quick else 3):
+        t = time.perf_counter()
+        html = reports.render(results)
+        renders.append(time.perf_counter() - t)
+    size = len(html.encode("utf-8"))
+    from plotly.offline import get_plotlyjs
+
+    plotly_bytes = len(get_plotlyjs().encode("utf-8"))
+    row = {
+        "inputs": n,
+        "methods": 4,
+        "words": args.words,
+        "explanations": len(results),
+        "bytes": size,
+        "plotly_js_bytes": plotly_bytes,
+        "bytes_per_input": round((size - plotly_bytes) / n),
+        "render_s": round(min(renders), 3),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = reports.write_report(results, Path(tmp) / "report.html")
+        browser = [] if args.no_browser or not os.path.exists(CHROMIUM) else browser_times(path, loads, n // 2)
+    if browser:
+        best = lambda k: round(min(b[k] for b in browser), 1)  # noqa: E731
+        row.update({k: best(k) for k in ("ready_ms", "plotly_ready_ms", "section_draw_ms")})
+        row["longest_task_ms"] = round(max(b["longest_task_ms"] for b in browser), 1)
+        row["section_figures"] = browser[0]["section_figures"]
+    row["within_budget"] = size < MAX_BYTES and (not browser or row["ready_ms"] < MAX_READY_MS)
+
+    print(f"report of {n} text inputs x 4 methods ({args.words} words, attention 2 layers x 4 heads)")
+    print(f"{'bytes':>12} {'MB':>6} {'render s':>9} {'ready ms':>9} {'plotly ms':>10} {'section ms':>11} {'longest task':>13}")
+    print(
+        f"{size:>12,} {size / 1e6:>6.2f} {row['render_s']:>9.3f} {row.get('ready_ms', float('nan')):>9.1f} "
+        f"{row.get('plotly_ready_ms', float('nan')):>10.1f} {row.get('section_draw_ms', float('nan')):>11.1f} "
+        f"{row.get('longest_task_ms', float('nan')):>13.1f}"
+    )
+    print(f"budget: < {MAX_BYTES / 1e6:.0f} MB and interactive < {MAX_READY_MS / 1000:.0f} s: {'ok' if row['within_budget'] else 'EXCEEDED'}")
+    doc = {
+        "benchmark": "report_size",
+        "quick": args.quick,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "budget": {"bytes": MAX_BYTES, "ready_ms": MAX_READY_MS},
+        "result": row,
+        "browser_loads": browser,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0 if row["within_budget"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""evaluate(): faithfulness, sanity, agreement and ground-truth scores for saved Results."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..adapters.base import Adapter, Example
+from ..errors import ExplainError, InputError
+from ..explanation import Explanation, InputRecord, Results
+from . import agreement as agree
+from . import eraser, rationale, sanity, summary
+from .faithfulness import IMAGE_CELLS, RANDOM_ORDERS, Faithfulness
+
+METRICS = ("faithfulness", "agreement", "sanity")
+_NEEDS_MODEL = {"faithfulness", "sanity"}
+
+
+def evaluate(
+    model: Adapter | None,
+    results: Results,
+    *,
+    metrics: Sequence[str] | str = METRICS,
+    rationales: Mapping[int, Sequence[str] | np.ndarray] | None = None,
+    seed: int = 0,
+    steps: int = 20,
+    random_orders: int = RANDOM_ORDERS,
+    sanity_steps: int = sanity.STEPS,
+    cells: int = IMAGE_CELLS,
+) -> Results:
+    """Return new Results whose explanations carry metric values in `checks`, with a summary in run["metrics"].
+
+    - "faithfulness": deletion/insertion AUC (RISE, https://arxiv.org/abs/1806.07421) over
+      `steps` points and ERASER comprehensiveness/sufficiency (https://arxiv.org/abs/1911.03429),
+      each with a `_random` chance level over `random_orders` seeded random orders;
+    - "sanity": cascading model randomisation (https://arxiv.org/abs/1810.03292) over
+      `sanity_steps` blocks: `sanity_rank_corr` and `sanity_flag`;
+    - "agreement": Spearman and top-k overlap between methods on the same input and target;
+    - with `rationales` ({input index: words, or a boolean H x W mask}): `rationale_precision`
+      and `pointing_game`.
+
+    `model` must be the checkpoint the results were made with; it may be None when only
+    "agreement" (and rationales) are asked for. Inputs that fail to prepare are skipped and
+    listed in run["metrics"]["errors"].
+    """
+    started = time.perf_counter()
+    chosen = _check_metrics(metrics, steps, random_orders, sanity_steps)
+    if chosen & _NEEDS_MODEL:
+        if model is None:
+            raise ExplainError(f"metrics {sorted(chosen & _NEEDS_MODEL)} need the model: pass the checkpoint the results were made with")
+        _check_model(model, results)
+    rows0 = model.runner.rows if model is not None else 0
+    records = {r.index: r for r in results.inputs}
+    failed = {f.input for f in results.failures if f.method is None}
+    errors: list[dict[str, Any]] = []
+    examples: dict[int, Example | None] = {}
+
+    def example_of(i: int) -> Example | None:
+        if i not in examples:
+            examples[i] = None
+            if i in failed or i not in records:
+                errors.append({"input": i, "method": None, "metric": "prepare", "error": "the input failed in the original run"})
+            else:
+                try:
+                    examples[i] = prepare_record(model, records[i])  # type: ignore[arg-type]
+                except ExplainError as e:
+                    errors.append({"input": i, "method": None, "metric": "prepare", "error": str(e)})
+        return examples[i]
+
+    checks: list[dict[str, float]] = [dict(e.checks) for e in results]
+    extras: list[dict[str, Any]] = [dict(e.extras) for e in results]
+    if "faithfulness" in chosen:
+        faith = Faithfulness(model, steps=steps, random_orders=random_orders, seed=seed, cells=cells)  # type: ignore[arg-type]
+        for n, e in enumerate(results):
+            example = example_of(e.input)
+            if example is None:
+                continue
+            try:
+                c, x = faith.score(example, e)
+            except Exception as err:  # noqa: BLE001  # one explanation's failure must not end the others
+                errors.append(_error(e, "faithfulness", err))
+                continue
+            checks[n].update(c)
+            extras[n].update(x)
+
+    blocks: list[str] = []
+    if "sanity" in chosen:
+        usable = [n for n, e in enumerate(results) if example_of(e.input) is not None]
+        blocks, curves, errs = sanity.sanity_curves(
+            model,  # type: ignore[arg-type]
+            [results[n] for n in usable],
+            lambda adapter, i: prepare_record(adapter, records[i]),
+            steps=sanity_steps,
+            seed=seed,
+            method_seed=int(results.run.get("seed", 0) or 0),
+        )
+        errors += errs
+        for k, curve in curves.items():
+            n = usable[k]
+            extras[n]["sanity_curve"] = np.asarray(curve, dtype=np.float32)
+            if curve:
+                checks[n]["sanity_rank_corr"] = curve[-1]
+                checks[n]["sanity_flag"] = sanity.flag(curve[-1])
+
+    pairs: list[dict[str, Any]] = []
+    if "agreement" in chosen:
+        pairs = agree.agreement(list(results))
+        for n, e in enumerate(results):
+            checks[n]["agreement_spearman"] = agree.mean_agreement(e, pairs)
+
+    for n, e in enumerate(results):
+        if rationales and e.input in rationales:
+            try:
+                checks[n].update(rationale.score(e, rationales[e.input]))
+            except ExplainError as err:
+                errors.append(_error(e, "rationale", err))
+
+    out = [e.replace(checks=_finite(c), extras=x) for e, c, x in zip(results, checks, extras)]
+    run = {**results.run, "metrics": {
+        "settings": {
+            "metrics": [m for m in METRICS if m in chosen] + (["rationale"] if rationales else []),
+            "seed": seed,
+            "steps": steps,
+            "bins": list(eraser.BINS),
+            "random_orders": random_orders,
+            "image_cells": cells,
+            "sanity_steps": sanity_steps,
+            "sanity_rho_limit": sanity.RHO_LIMIT,
+            "top_fraction": agree.TOP_FRACTION,
+        },
+        "methods": summary.summarise(out),
+        "agreement": {"pairs": agree.pair_summary(pairs), "per_input": pairs} if "agreement" in chosen else {},
+        "sanity": _sanity_summary(blocks, out) if "sanity" in chosen else {},
+        "errors": errors,
+        "seconds": round(time.perf_counter() - started, 3),
+        "rows": int((model.runner.rows if model is not None else 0) - rows0),
+    }}
+    return Results(out, model=results.model, inputs=results.inputs, failures=results.failures, run=run)
+
+
+def prepare_record(model: Adapter, record: InputRecord) -> Example:
+    """Return the Example of a saved input: its text, prompt + continuation, or image (file, else the stored PNG)."""
+    if record.kind == "image":
+        if record.path and Path(record.path).is_file():
+            raw: Any = record.path
+        elif record.image_png:
+            from PIL import Image
+
+            raw = np.asarray(Image.open(io.BytesIO(base64.b64decode(record.image_png))))
+        else:
+            raise InputError(f"input {record.index}: the results file holds neither the image nor a readable path")
+    elif record.kind == "prompt" and record.continuation:
+        # the continuation is forced, so every target of the saved run exists again
+        raw = {"prompt": record.text, "continuation": record.continuation}
+    else:
+        raw = record.text
+    return model.prepare(raw, record.index)
+
+
+def _check_metrics(metrics: Sequence[str] | str, steps: int, random_orders: int, sanity_steps: int) -> set[str]:
+    names = [m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise ExplainError(f"unknown metric(s) {unknown}; available metrics: {', '.join(METRICS)}")
+    for name, value, least in (("steps", steps, 1), ("random_orders", random_orders, 1), ("sanity_steps", sanity_steps, 1)):
+        if value < least:
+            raise ExplainError(f"{name} must be at least {least}, got {value}")
+    return set(names)
+
+
+def _check_model(model: Adapter, results: Results) -> None:
+    ours, theirs = model.info.content_hash, results.model.content_hash
+    if ours and theirs and ours != theirs:
+        raise ExplainError(
+            f"the results were made with another checkpoint ({results.model.path}, {theirs}); "
+            f"this model is {model.info.path} ({ours}): evaluate with the checkpoint that made them"
+        )
+    if model.family != results.model.family:
+        raise ExplainError(f"the results explain a {results.model.family} but the model is a {model.family}")
+
+
+def _sanity_summary(blocks: list[str], out: Iterable[Explanation]) -> dict[str, Any]:
+    by_method: dict[str, list[np.ndarray]] = {}
+    for e in out:
+        if "sanity_curve" in e.extras and len(e.extras["sanity_curve"]):
+            by_method.setdefault(e.method, []).append(e.extras["sanity_curve"])
+    return {"blocks": blocks, "curves": {m: summary.curve_stats(c) for m, c in by_method.items()}}
+
+
+def _finite(checks: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop metric values that are NaN (undefined), so a saved and re-read file compares equal."""
+    return {k: v for k, v in checks.items() if not (isinstance(v, float) and not np.isfinite(v))}
+
+
+def _error(e: Explanation, metric: str, err: BaseException) -> dict[str, Any]:
+    message = str(err) if isinstance(err, ExplainError) else f"{type(err).__name__}: {err}"
+    return {"input": e.input, "method": e.method, "metric": metric, "error": message}

@@ -1,0 +1,66 @@
+"""Per-method summaries of metric checks across inputs: mean, std and count of each figure."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from ..explanation import Explanation
+
+# The checks evaluate() writes, with which direction is better (None: read against its pair).
+METRIC_KEYS: Mapping[str, str | None] = {
+    "deletion_auc": "lower",
+    "deletion_auc_random": None,
+    "insertion_auc": "higher",
+    "insertion_auc_random": None,
+    "comprehensiveness": "higher",
+    "comprehensiveness_random": None,
+    "sufficiency": "lower",
+    "sufficiency_random": None,
+    "sanity_rank_corr": "lower (in absolute value)",
+    "sanity_flag": "lower",
+    "agreement_spearman": None,
+    "rationale_precision": "higher",
+    "pointing_game": "higher",
+}
+
+# Axioms and self-checks the methods already report, aggregated as they are.
+SELF_CHECKS: Mapping[str, str] = {
+    "delta_relative": "IG completeness: |convergence delta| / |f(x) - f(baseline)| (lower is better)",
+    "efficiency_gap": "SHAP efficiency: |sum of values - (f(x) - base value)| (lower is better)",
+    "score": "LIME surrogate fit R^2 on its neighbours (higher is better)",
+}
+
+
+def stats(values: Iterable[float]) -> dict[str, float]:
+    """Return {'mean', 'std', 'n'} over the finite values (mean and std NaN when there are none)."""
+    x = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0.0}
+    return {"mean": float(x.mean()), "std": float(x.std()), "n": float(x.size)}
+
+
+def summarise(explanations: Iterable[Explanation]) -> dict[str, dict[str, dict[str, float]]]:
+    """Return {method: {check: stats}} for every metric key and self-check present, methods in run order."""
+    values: dict[str, dict[str, list[float]]] = {}
+    for e in explanations:
+        per = values.setdefault(e.method, {})
+        for key in (*METRIC_KEYS, *SELF_CHECKS):
+            v = e.checks.get(key) if e.checks else None
+            if isinstance(v, (int, float, np.floating)) and not isinstance(v, bool):
+                per.setdefault(key, []).append(float(v))
+    return {m: {k: stats(v) for k, v in per.items()} for m, per in values.items()}
+
+
+def curve_stats(curves: Iterable[Iterable[float]]) -> dict[str, list[float]]:
+    """Return the pointwise mean and std of equal-length curves (e.g. sanity rho per step)."""
+    arr = np.asarray([list(c) for c in curves], dtype=np.float64)
+    if not arr.size:
+        return {"mean": [], "std": []}
+    with warnings.catch_warnings():  # an all-NaN step (every map constant) is NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        finite = np.where(np.isfinite(arr), arr, np.nan)
+        return {"mean": np.nanmean(finite, 0).tolist(), "std": np.nanstd(finite, 0).tolist()}

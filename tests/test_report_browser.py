@@ -1,0 +1,159 @@
+"""Reports in headless Chromium: offline, no errors, figures drawn on demand, hostile text stays text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+import reports
+from reports import samples
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LOCAL = ("file:", "data:", "blob:", "about:")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+WAIT_MS = 30_000  # plotly.js compiles in the background: seconds on a small CI machine
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module (Debian's package, driven by Playwright)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def made() -> dict[str, Any]:
+    """Sample Results of each family (30 text inputs, to test lazy sections)."""
+    return {"text": samples.text_results(30), "lm": samples.lm_results(), "image": samples.image_results()}
+
+
+@pytest.fixture(scope="module")
+def files(made: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The reports of `made`, written to files."""
+    out = tmp_path_factory.mktemp("reports")
+    return {k: reports.write_report(r, out / f"{k}.html") for k, r in made.items()}
+
+
+@dataclass
+class Watch:
+    """Everything a page did that a report must never do."""
+
+    remote: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        assert self.remote == [], f"requests left the page: {self.remote}"
+        assert self.console == [], f"console errors: {self.console}"
+        assert self.errors == [], f"page errors: {self.errors}"
+        assert self.dialogs == [], f"a dialog opened (injected script ran?): {self.dialogs}"
+
+
+def open_report(browser: Any, path: Path) -> tuple[Any, Watch]:
+    """Open a report from a file:// URL with every request, console error and dialog recorded."""
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    w = Watch()
+    page.on("request", lambda r: None if r.url.startswith(LOCAL) else w.remote.append(r.url))
+    page.on("console", lambda m: w.console.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: w.errors.append(str(e)))
+    page.on("dialog", lambda d: (w.dialogs.append(d.message), d.dismiss()))
+    page.goto(path.as_uri(), wait_until="domcontentloaded")
+    page.wait_for_function("() => window.__explainReady", timeout=WAIT_MS)
+    return page, w
+
+
+def settle(page: Any) -> int:
+    """Wait until every figure asked for is drawn; return how many plotly figures the page holds."""
+    return int(page.evaluate("window.__explain.settled()"))
+
+
+def test_text_report_offline_lazy_interactive_and_safe(browser: Any, files: dict[str, Path], made: dict[str, Any]) -> None:
+    n_tokens = len(made["text"].by_method("attention")[0].extras["tokens"])
+    page, w = open_report(browser, files["text"])
+    assert page.locator("#index tbody tr").count() == 30
+    assert page.evaluate("document.querySelector('#input-25').dataset.state") is None  # not drawn until needed
+
+    page.click("a[href='#input-0'] >> nth=0")
+    page.wait_for_selector("#input-0 .att-fig.js-plotly-plot", timeout=WAIT_MS)
+    page.wait_for_selector("#input-0 .cmp-fig.js-plotly-plot", timeout=WAIT_MS)
+
+    # Hostile text is shown as text, in the quote and in the heat map, and creates no element.
+    assert samples.HOSTILE in page.inner_text("#input-0 .quote")
+    assert samples.HOSTILE in page.locator("#input-0 .heat").first.inner_text()
+    assert page.evaluate("document.querySelectorAll('img, iframe, object, embed').length") == 0
+
+    # Hover: exact score and the word's sub-word tokens.
+    page.locator("#input-0 .heat .w").nth(2).hover()
+    tip = page.inner_text(".tip")
+    assert "score" in tip and "tokens:" in tip
+
+    # Attention: switch layer, head, level and view; the figure follows.
+    fig = "document.querySelector('#input-0 .att-fig')"
+    first = page.evaluate(f"JSON.stringify({fig}.data[0].z)")
+    card = page.locator("#input-0 .card[data-method=attention]").first
+    card.locator("select.layer").select_option("1")
+    page.wait_for_function(f"() => JSON.stringify({fig}.data[0].z) !== {first!r}", timeout=WAIT_MS)
+    card.locator("select.head").select_option("2")
+    card.locator("select[aria-label=level]").select_option("t")
+    page.wait_for_function(f"() => {fig}.data[0].z.length === {n_tokens}", timeout=WAIT_MS)  # token level: T x T
+    card.locator("select[aria-label=view]").select_option("roll")
+    settle(page)
+    assert page.evaluate(f"{fig}.data[0].type") == "heatmap"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.evaluate("document.querySelector('#input-0').scrollIntoView()")
+    page.screenshot(path=str(ARTIFACTS / "report.png"))
+
+    # A far section draws when its index link is followed.
+    page.click("a[href='#input-25'] >> nth=0")
+    page.wait_for_function("() => document.querySelector('#input-25').dataset.state === 'done'", timeout=WAIT_MS)
+    assert settle(page) >= 6
+    w.check()
+    page.close()
+
+
+def test_causal_lm_token_click_shows_its_attribution(browser: Any, files: dict[str, Path]) -> None:
+    page, w = open_report(browser, files["lm"])
+    page.evaluate("document.querySelector('#input-0').scrollIntoView()")
+    page.wait_for_selector("#input-0 .chip.tok", timeout=WAIT_MS)
+    chips = page.locator("#input-0 .chip.tok")
+    assert chips.count() == 5  # four generated tokens + the whole continuation
+    chips.nth(1).click()  # the hostile token
+    page.wait_for_function(
+        "() => document.querySelector('#input-0 .panel .group-head .label').textContent.includes('onerror')", timeout=WAIT_MS
+    )
+    page.wait_for_selector("#input-0 .panel .js-plotly-plot", timeout=WAIT_MS)
+    assert "active" in (chips.nth(1).get_attribute("class") or "")
+    assert page.locator("#input-0 .panel .card").count() == 2  # ig and attention for that token
+    assert settle(page) >= 2
+    w.check()
+    page.close()
+
+
+def test_image_overlay_and_opacity(browser: Any, files: dict[str, Path]) -> None:
+    page, w = open_report(browser, files["image"])
+    page.evaluate("document.querySelector('#input-0').scrollIntoView()")
+    page.wait_for_selector("#input-0 .img-fig.js-plotly-plot", timeout=WAIT_MS)
+    settle(page)
+    fig = "document.querySelector('#input-0 .img-fig')"
+    assert page.evaluate(f"{fig}.data.map(t => t.type).join()") == "image,image,heatmap"
+    page.evaluate(
+        "(() => { const r = document.querySelector('#input-0 input[type=range]'); r.value = '0.3';"
+        " r.dispatchEvent(new Event('input')); })()"
+    )
+    page.wait_for_function(f"() => {fig}.data[2].opacity === 0.3", timeout=WAIT_MS)
+    w.check()
+    page.close()
