@@ -29,7 +29,8 @@ browser:
 	  else echo "note: chromium is not installed (sudo apt-get install chromium); browser tests will be skipped"; fi; }
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m mypy
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not browser"

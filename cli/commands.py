@@ -107,6 +107,7 @@ def _explain(
         granularity=args.granularity,
         seed=args.seed,
         max_length=args.max_length,
+        truncate=args.long_inputs == "truncate",
         max_new_tokens=args.max_new_tokens,
         continuation=args.continuation,
         progress=progress,

@@ -15,10 +15,10 @@ from .inputs import expand_images, read_input_file
 from .progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMOS = (  # (model folder, inputs under examples/demo_inputs, options)
-    ("sentiment-bert", "reviews.txt", {}),
-    ("planted-gpt2", "prompts.txt", {"max_new_tokens": 3}),
-    ("digits-cnn", "digits", {}),
+DEMOS: tuple[tuple[str, str, int], ...] = (  # (model folder, inputs under examples/demo_inputs, new tokens)
+    ("sentiment-bert", "reviews.txt", 0),
+    ("planted-gpt2", "prompts.txt", 3),
+    ("digits-cnn", "digits", 0),
 )
 
 
@@ -31,7 +31,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     links: list[tuple[str, str, int]] = []
     failed = False
-    for name, source, options in DEMOS:
+    for name, source, new_tokens in DEMOS:
         model = explain.load(models / name, device=args.device)
         path = inputs_dir / source
         inputs = expand_images([str(path)]) if path.is_dir() else read_input_file(str(path))
@@ -39,7 +39,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"== {name} ({model.family}): {len(inputs)} inputs x {', '.join(methods)}")
         progress = Progress(len(inputs) * len(methods), quiet=args.quiet)
-        results = explain.explain(model, inputs, methods=methods, progress=progress, **options)
+        results = explain.explain(model, inputs, methods=methods, progress=progress, max_new_tokens=new_tokens or 8)
         progress.close()
         folder = out / name
         save(results, folder / "results.json")

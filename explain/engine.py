@@ -38,6 +38,7 @@ def explain(
     granularity: str = "word",
     seed: int = 0,
     max_length: int | None = None,
+    truncate: bool = True,
     max_new_tokens: int = 8,
     continuation: str | None = None,
     progress: Progress | None = None,
@@ -47,8 +48,10 @@ def explain(
 ) -> Results:
     """Return Results with one Explanation per input x method x target.
 
-    Causal LMs: each input is a prompt; `continuation` (or greedy generation of
-    `max_new_tokens`) gives the tokens explained, one target per generated token.
+    Texts longer than `max_length` (or the model's maximum) are truncated with a note in the
+    input's record, or fail alone when `truncate` is False. Causal LMs: each input is a
+    prompt; `continuation` (or greedy generation of `max_new_tokens`) gives the tokens
+    explained, one target per generated token.
 
     `settings` maps a method name to its settings, e.g. ``ig={"n_steps": 32}``. An input that
     cannot be explained is recorded in ``results.failures`` and the others go on.
@@ -71,6 +74,8 @@ def explain(
     done = _resumed(results, resume, inputs)
     started = time.perf_counter()
     options = {"max_length": max_length, "max_new_tokens": max_new_tokens, "continuation": continuation}
+    if not truncate:  # only passed when set, so adapters that never truncate need not know it
+        options["truncate"] = False
     for i, raw in enumerate(inputs):
         if i in done:
             continue

@@ -73,7 +73,7 @@ section.input .ihead .top { margin-left: auto; font-size: 12px; }
 .tokentext, .chip.tok { white-space: pre; font-family: var(--mono); }
 .group-head .prob { font-variant-numeric: tabular-nums; }
 .cards { display: grid; grid-template-columns: 1fr; gap: 10px; }
-.cards.img { grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); }
+.cards.img { grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; background: #fff; min-width: 0; }
 .card.flagged { border-color: #f1b5b8; }
 .card-head { display: flex; align-items: baseline; gap: 10px; margin-bottom: 6px; }

@@ -85,6 +85,10 @@ def test_text_report_offline_lazy_interactive_and_safe(browser: Any, files: dict
     page, w = open_report(browser, files["text"])
     assert page.locator("#index tbody tr").count() == 30
     assert page.evaluate("document.querySelector('#input-25').dataset.state") is None  # not drawn until needed
+    page.fill("#filter", "no input holds this")
+    assert page.locator("#index tbody tr:visible").count() == 0
+    page.fill("#filter", "")
+    assert page.locator("#index tbody tr:visible").count() == 30
 
     page.click("a[href='#input-0'] >> nth=0")
     page.wait_for_selector("#input-0 .att-fig.js-plotly-plot", timeout=WAIT_MS)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Any, Iterator
 
-import torch
 
 
 @contextlib.contextmanager
-def eager_attention(model: torch.nn.Module) -> Iterator[None]:
+def eager_attention(model: Any) -> Iterator[None]:
     """Run the block with the model's eager attention (which returns weights), then restore it."""
     config = getattr(model, "config", None)
     current = getattr(config, "_attn_implementation", None)

@@ -88,7 +88,7 @@ class Adapter(ABC):
     family: ClassVar[str]
 
     def __init__(self, model: torch.nn.Module, info: ModelInfo, runner: Runner) -> None:
-        self.model = model
+        self.model: Any = model  # a torch module; Hugging Face ones add methods mypy cannot see
         self.info = info
         self.runner = runner
 

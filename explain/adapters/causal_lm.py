@@ -15,7 +15,6 @@ steps whose token has that text (e.g. "meow"); a list combines these in order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,12 @@ from ..runner import Runner
 from .attention_impl import eager_attention
 from .base import Adapter, AttentionView, Example, GradientView, PerturbationView, contiguous_linkage, transform, OUTPUTS
 from .generation import (
+    Context,
     Generation,
+    Units,
+    context_units,
+    output_values,
+    target_context,
     PrefixScorer,
     check_spec,
     continuation_ids,
@@ -42,24 +46,6 @@ from .words import Tokenized, tokenize
 BASELINES = ("zero", "eos", "pad")
 MASKS = ("drop", "pad", "eos", "unk")
 DEFAULT_OUTPUT = "log-probability"
-
-
-@dataclass(frozen=True)
-class Context:
-    """What one target is explained from: its context length, first step and steps scored."""
-
-    length: int  # tokens of context (positions 0..length-1)
-    step: int  # first continuation step scored
-    need: int  # continuation steps summed (1 for a token, all of them for the whole continuation)
-
-
-@dataclass(frozen=True)
-class Units:
-    """The features of a context: names and the token positions of each."""
-
-    names: tuple[str, ...]
-    tokens: tuple[tuple[int, ...], ...]
-    granularity: str
 
 
 class CausalLMAdapter(Adapter):
@@ -176,43 +162,11 @@ class CausalLMAdapter(Adapter):
 
     def context(self, gen: Generation, target: Target) -> Context:
         """Return the context of a target of this input; raise TargetError for a foreign one."""
-        n = len(gen.continuation)
-        if target.position is None and target.index == -1:
-            return Context(length=gen.n_prompt, step=0, need=n)
-        k = (target.position if target.position is not None else -1) - gen.n_prompt
-        if not 0 <= k < n or gen.continuation[k] != target.index:
-            raise TargetError(f"target {target.label!r} at position {target.position} is not a token of this continuation")
-        return Context(length=gen.n_prompt + k, step=k, need=1)
+        return target_context(gen, target)
 
     def units(self, gen: Generation, length: int, granularity: str) -> Units:
-        """Return the context's features: words (cut at the context's end) or non-special tokens."""
-        tok: Tokenized = gen.tok
-        if granularity == "token":
-            pos = tuple(t for t in range(length) if not tok.special[t])
-            return Units(tuple(tok.tokens[t] for t in pos), tuple((t,) for t in pos), "token")
-        if granularity != "word":
-            raise InputError(f"unknown granularity {granularity!r}: use word or token")
-        names, groups = [], []
-        for w, toks in enumerate(tok.word_tokens):
-            inside = tuple(t for t in toks if t < length)
-            if not inside:
-                continue
-            if len(inside) == len(toks):
-                names.append(tok.words[w])
-            else:  # a word the target token itself continues: only its pieces so far are context
-                piece = self.tokenizer.decode([tok.ids[t] for t in inside]).strip()
-                names.append(piece or "".join(tok.tokens[t] for t in inside))
-            groups.append(inside)
-        return Units(tuple(names), tuple(groups), "word")
-
-    def _values(self, gen: Generation, ctx: Context, entries: np.ndarray, output: str) -> np.ndarray:
-        """Return (B,) outputs from (B, need, K+1) cached entries."""
-        cols = [gen.columns[i] for i in gen.continuation[ctx.step : ctx.step + ctx.need]]
-        logits = entries[:, np.arange(ctx.need), cols].astype(np.float64)  # (B, need)
-        if output == "logit":
-            return logits.sum(-1)
-        logp = (logits - entries[:, :, -1]).sum(-1)
-        return np.exp(logp) if output == "probability" else logp
+        """Return the features of the first `length` tokens: words (cut at the end) or tokens."""
+        return context_units(self.tokenizer, gen, length, granularity)
 
     # ---- views --------------------------------------------------------------------------
     def gradient_view(
@@ -319,7 +273,7 @@ class CausalLMAdapter(Adapter):
             else:
                 heads = [self.scorer.head(np.where(k, ids, fill)) for k in kept]
             entries = self.scorer.entries(gen, heads, ctx.step, ctx.need)
-            return self._values(gen, ctx, entries, output)
+            return output_values(gen, ctx, entries, output)
 
         return PerturbationView(
             features=units.names,

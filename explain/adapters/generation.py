@@ -17,7 +17,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import TargetError
+from ..errors import InputError, TargetError
+from ..explanation import Target
 from ..runner import Runner
 from .words import Tokenized, tokenize
 
@@ -48,6 +49,67 @@ class Generation:
     def continuation(self) -> tuple[int, ...]:
         """Return the continuation's token ids."""
         return self.tok.ids[self.n_prompt :]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What one target is explained from: its context length, first step and steps scored."""
+
+    length: int  # tokens of context (positions 0..length-1)
+    step: int  # first continuation step scored
+    need: int  # continuation steps summed (1 for a token, all of them for the whole continuation)
+
+
+@dataclass(frozen=True)
+class Units:
+    """The features of a context: names and the token positions of each."""
+
+    names: tuple[str, ...]
+    tokens: tuple[tuple[int, ...], ...]
+    granularity: str
+
+
+def target_context(gen: Generation, target: Target) -> Context:
+    """Return the context of a target of `gen`; raise TargetError for a target of another input."""
+    n = len(gen.continuation)
+    if target.position is None and target.index == -1:
+        return Context(length=gen.n_prompt, step=0, need=n)
+    k = (target.position if target.position is not None else -1) - gen.n_prompt
+    if not 0 <= k < n or gen.continuation[k] != target.index:
+        raise TargetError(f"target {target.label!r} at position {target.position} is not a token of this continuation")
+    return Context(length=gen.n_prompt + k, step=k, need=1)
+
+
+def context_units(tokenizer: Any, gen: Generation, length: int, granularity: str) -> Units:
+    """Return the features of the first `length` tokens: words (cut at the end) or non-special tokens."""
+    tok = gen.tok
+    if granularity == "token":
+        pos = tuple(t for t in range(length) if not tok.special[t])
+        return Units(tuple(tok.tokens[t] for t in pos), tuple((t,) for t in pos), "token")
+    if granularity != "word":
+        raise InputError(f"unknown granularity {granularity!r}: use word or token")
+    names, groups = [], []
+    for w, toks in enumerate(tok.word_tokens):
+        inside = tuple(t for t in toks if t < length)
+        if not inside:
+            continue
+        if len(inside) == len(toks):
+            names.append(tok.words[w])
+        else:  # a word the target token itself continues: only its pieces so far are context
+            piece = tokenizer.decode([tok.ids[t] for t in inside]).strip()
+            names.append(piece or "".join(tok.tokens[t] for t in inside))
+        groups.append(inside)
+    return Units(tuple(names), tuple(groups), "word")
+
+
+def output_values(gen: Generation, ctx: Context, entries: np.ndarray, output: str) -> np.ndarray:
+    """Return (B,) target outputs from (B, need, K+1) scored entries (see PrefixScorer.entries)."""
+    cols = [gen.columns[i] for i in gen.continuation[ctx.step : ctx.step + ctx.need]]
+    logits = entries[:, np.arange(ctx.need), cols].astype(np.float64)  # (B, need)
+    if output == "logit":
+        return logits.sum(-1)  # whole continuation: the sum of its tokens' logits
+    logp = (logits - entries[:, :, -1]).sum(-1)
+    return np.exp(logp) if output == "probability" else logp
 
 
 def strip_trailing_special(tok: Tokenized, count: int | None = None) -> Tokenized:
@@ -209,7 +271,7 @@ class PrefixScorer:
         self._keep_arg = next((a for a in ("logits_to_keep", "num_logits_to_keep") if a in params), None)
         self._positions = "position_ids" in params
 
-    def head(self, ids: Sequence[int]) -> tuple[int, ...]:
+    def head(self, ids: Sequence[int] | np.ndarray) -> tuple[int, ...]:
         """Return a context as scored: an empty one becomes the start-of-text token."""
         if len(ids) == 0 and self.start_id is not None:
             return (self.start_id,)

@@ -50,7 +50,7 @@ class TextClassifierAdapter(Adapter):
         self.unk_id = _first_id(tokenizer, ("unk_token_id", "mask_token_id", "pad_token_id"), self.pad_id)
 
     # ---- inputs -------------------------------------------------------------------------
-    def prepare(self, raw: Any, index: int, max_length: int | None = None, **_: Any) -> Example:
+    def prepare(self, raw: Any, index: int, max_length: int | None = None, truncate: bool = True, **_: Any) -> Example:
         """Tokenise one text and compute the model's class probabilities once."""
         if not isinstance(raw, str):
             raise InputError(f"input {index}: expected a text, got {type(raw).__name__}")
@@ -59,6 +59,8 @@ class TextClassifierAdapter(Adapter):
         limits = [x for x in (max_length, self.info.max_length) if x]
         limit = min(limits) if limits else None
         tok = tokenize(self.tokenizer, raw, limit)
+        if tok.truncated_from is not None and not truncate:
+            raise InputError(f"input {index}: {tok.truncated_from} tokens is longer than the limit of {limit}")
         if not tok.word_tokens:
             raise InputError(f"input {index}: the text has no tokens besides special tokens")
         probs = self.predict([list(tok.ids)])[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from ..adapters.base import Adapter
 from ..errors import MethodError
 from .base import Method
@@ -28,7 +30,7 @@ def for_family(family: str) -> list[str]:
     return [n for n, m in REGISTRY.items() if family in m.families]
 
 
-def resolve(names: list[str] | str | None, adapter: Adapter) -> list[Method]:
+def resolve(names: Sequence[str] | str | None, adapter: Adapter) -> list[Method]:
     """Return the methods to run: 'all' (or None) means every method serving the adapter's family."""
     if names is None or names == "all" or names == ["all"]:
         names = for_family(adapter.family)

@@ -49,9 +49,9 @@ def sample_neighbours(sampling: str, d: int, num_samples: int, rs: np.random.Ran
             data[i, rs.choice(range(d), size, replace=False)] = 0
         return data
     rs.randint(0, high=1000)  # lime_image draws its segmentation seed first; keep the stream aligned
-    data = rs.randint(0, 2, num_samples * d).reshape((num_samples, d))
-    data[0, :] = 1
-    return data
+    bits = rs.randint(0, 2, num_samples * d).reshape((num_samples, d))
+    bits[0, :] = 1
+    return bits.astype(float)
 
 
 def default_samples(sampling: str, d: int) -> int:
