@@ -102,10 +102,10 @@ def _explanation_doc(e: Explanation) -> dict[str, Any]:
         "input": e.input,
         "method": e.method,
         "family": e.family,
-        "target": {k: v for k, v in dataclasses.asdict(e.target).items() if v is not None},
+        "target": {k: _plain(v) for k, v in dataclasses.asdict(e.target).items() if v is not None},
         "granularity": e.granularity,
         "features": list(e.features),
-        "scores": np.asarray(e.scores, dtype=np.float32).tolist(),
+        "scores": _plain(np.asarray(e.scores, dtype=np.float32)),  # NaN -> null, read back as NaN
         "settings": _plain(dict(e.settings)),
         "cost": {"seconds": round(float(e.seconds), 4), "rows": int(e.rows)},
         "checks": _plain(dict(e.checks)),
@@ -118,7 +118,7 @@ def _explanation_from(d: dict[str, Any]) -> Explanation:
         method=d["method"],
         family=d["family"],
         input=int(d["input"]),
-        target=Target(**d["target"]),
+        target=_target_from(d["target"]),
         features=tuple(d["features"]),
         scores=np.asarray(d["scores"], dtype=np.float32),
         granularity=d["granularity"],
@@ -130,9 +130,14 @@ def _explanation_from(d: dict[str, Any]) -> Explanation:
     )
 
 
+def _target_from(d: dict[str, Any]) -> Target:
+    prob = d.get("probability")
+    return Target(**{**d, "probability": float("nan") if prob is None else prob})
+
+
 def _encode_extra(v: Any) -> Any:
     if isinstance(v, np.ndarray):
-        return {"dtype": str(v.dtype), "shape": list(v.shape), "data": v.ravel().tolist()}
+        return {"dtype": str(v.dtype), "shape": list(v.shape), "data": _plain(v.ravel())}
     return _plain(v)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -154,3 +155,21 @@ def input_doc(record: InputRecord, exps: Sequence[Explanation]) -> dict[str, Any
     if record.kind == "image" and is_base64(record.image_png):
         doc["img"] = "".join(str(record.image_png).split())
     return doc
+
+
+def estimate_height(doc: dict[str, Any]) -> int:
+    """Return a rough pixel height of an input's drawn section: its placeholder keeps the page still."""
+    lm = doc["family"] == "causal-lm"
+    h = 70 if lm else 0
+    for g in doc["groups"][-1:] if lm else doc["groups"]:
+        exps, cmp = g["exps"], g["cmp"]
+        pixel = any(e["g"] == "pixel" for e in exps)
+        h += 50
+        if pixel:
+            h += 380 * math.ceil(len(exps) / 3)
+        for e in [] if pixel else exps:
+            chars = sum(len(f) + 3 for f in e["f"])
+            h += 100 + 30 * math.ceil(chars / 110) + 40 * len(e["checks"]) + (520 if "att" in e else 0)
+        if cmp["rows"]:
+            h += 50 + (0 if pixel else 150 + 34 * len(cmp["rows"])) + (60 + 26 * len(cmp["pairs"]) if cmp["pairs"] else 0)
+    return int(h)

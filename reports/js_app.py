@@ -106,7 +106,7 @@ for (const s of X.META.quality) {
   if (div) X.lazy(div, () => X.figure(qualityFigure(div, s)));
 }
 for (const sec of document.querySelectorAll("section.input[data-i]")) {
-  if (document.getElementById("d" + sec.dataset.i)) X.lazy(sec, () => X.renderSection(sec));
+  if (document.getElementById("d" + sec.dataset.i)) X.lazy(sec, () => X.enqueue(sec));
 }
 X.ready();
 })();

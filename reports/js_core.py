@@ -167,13 +167,13 @@ X.settled = async function () {
   return document.querySelectorAll(".js-plotly-plot").length;
 };
 function renderSection(sec) {
-  if (sec.dataset.state) return null;
   sec.dataset.state = "loading";
-  const body = sec.querySelector(".body");
-  const p = (async () => {
+  const body = sec.querySelector(".body"), before = figures.length;
+  return (async () => {
     try {
       const d = JSON.parse(document.getElementById("d" + sec.dataset.i).textContent);
       await X.buildInput(body, d);
+      body.style.minHeight = "";
       sec.dataset.state = "done";
     } catch (err) {
       sec.dataset.state = "error";
@@ -181,13 +181,40 @@ function renderSection(sec) {
       body.append(h("p", { class: "error", text: "This section could not be drawn: " + err }));
       console.error(err);
     }
+    return { figs: Promise.all(figures.slice(before)) };  // wrapped: not awaited with the text
   })();
-  return X.whenDone(p);
 }
-X.renderSection = renderSection;
+// Sections near the viewport queue up; the nearest is drawn first, and once plotly runs, one
+// section's figures are finished before the next starts (a jump to input 50 shows input 50 first).
+const queue = new Set();
+let pumping = null;
+function distance(sec) {
+  const r = sec.getBoundingClientRect();
+  return r.bottom < 0 ? -r.bottom : r.top > innerHeight ? r.top - innerHeight : 0;
+}
+function pump() {
+  if (pumping) return pumping;
+  pumping = (async () => {
+    while (queue.size) {
+      let best = null;
+      for (const s of queue) if (!best || distance(s) < distance(best)) best = s;
+      queue.delete(best);
+      const { figs } = await renderSection(best);
+      if (window.Plotly) await figs;
+    }
+    pumping = null;
+  })();
+  return X.whenDone(pumping);
+}
+X.enqueue = function (sec) {
+  if (sec.dataset.state) return;
+  sec.dataset.state = "queued";
+  queue.add(sec);
+  pump();
+};
 const io = new IntersectionObserver((entries) => {
   for (const en of entries) if (en.isIntersecting) { io.unobserve(en.target); en.target._render(); }
-}, { rootMargin: "600px 0px" });
+}, { rootMargin: "300px 0px" });
 X.lazy = function (node, render) { node._render = render; io.observe(node); };
 X.ready = function () {
   // Two frames: the observer has reported what is visible at load; wait for those sections' text.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .data import input_doc, settings_text
+from .data import estimate_height, input_doc, settings_text
 from .encode import esc, fmt, number, plain, script_json
 from .js_app import APP_JS
 from .js_core import CORE_JS
@@ -240,8 +240,9 @@ def _section(r: InputRecord, exps: list[Explanation], fails: list[Failure]) -> s
             for f in fails
         ) + "</ul>"
     if exps:
-        body = '<div class="body pending">Drawing explanations…</div>'
-        data = f'<script type="application/json" id="d{i}">{script_json(input_doc(r, exps))}</script>'
+        doc = input_doc(r, exps)
+        body = f'<div class="body pending" style="min-height:{estimate_height(doc)}px">Drawing explanations…</div>'
+        data = f'<script type="application/json" id="d{i}">{script_json(doc)}</script>'
     else:
         body = "" if fails else '<p class="muted">No explanations for this input.</p>'
         data = ""

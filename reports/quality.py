@@ -31,7 +31,7 @@ SERIES = (
     Series(
         "ig",
         "delta_relative",
-        "Integrated Gradients: relative convergence delta",
+        "IG: relative convergence delta",
         "How far the summed attributions miss f(x) − f(baseline), as a share of it; "
         f"above {IG_DELTA_LIMIT:.0%} the path integral needs more steps.",
         IG_DELTA_LIMIT,

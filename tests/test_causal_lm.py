@@ -246,15 +246,15 @@ def test_target_specs(lm: CausalLMAdapter) -> None:
 
 
 def test_forced_continuation(lm: CausalLMAdapter) -> None:
-    res = explain.explain(lm, [PROMPT, {"prompt": "a big cow says", "continuation": " moo in"}], methods=["ig", "shap"], continuation=" meow and")
+    res = explain.explain(lm, [PROMPT, {"prompt": "a big cow says", "continuation": " moo in"}], methods=["ig"], continuation=" meow and")
     assert not res.failures
     assert [r.continuation for r in res.inputs] == [" meow and", " moo in"]
     for i, text in enumerate([" meow and", " moo in"]):
-        exps = [e for e in res.for_input(i) if e.method == "ig"]
+        exps = res.for_input(i)
         assert "".join(e.target.label for e in exps[:-1]) == text and exps[-1].target.label == text
     ids = list(lm.prepare("a big cow says", 0, continuation=" moo in").state.ids)
     assert ids == list(lm.tokenizer("a big cow says moo in")["input_ids"])
-    direct = direct_logprobs(lm, ids, len(res.for_input(1)) // 2 - 1)
+    direct = direct_logprobs(lm, ids, len(res.for_input(1)) - 1)
     assert np.allclose(np.log([e.target.probability for e in res.for_input(1)[: len(direct)]]), direct, atol=1e-6)
 
 
@@ -323,7 +323,7 @@ def test_perturbation_masks(gpt2: CausalLMAdapter, mask: str) -> None:
 
 @pytest.mark.parametrize("output", ["probability", "logit", "log-probability"])
 def test_outputs(gpt2: CausalLMAdapter, output: str) -> None:
-    res = explain.explain(gpt2, [PROMPT], methods=["ig", "shap"], target=[0, "sum"], max_new_tokens=2, ig={"output": output}, shap={"output": output})
+    res = explain.explain(gpt2, [PROMPT], methods=["ig", "shap"], target=[0, "sum"], max_new_tokens=2, ig={"output": output}, shap={"output": output, "max_evals": 100})
     assert {e.settings["output"] for e in res} == {output}
     for e in res.by_method("ig"):
         assert e.checks["delta_relative"] < 0.01

@@ -242,6 +242,21 @@ def test_gradcam_equals_captum(digits: ImageClassifierAdapter) -> None:
     assert not layer._forward_hooks and not layer._backward_hooks  # captum removed its hooks
 
 
+def test_no_hook_survives_an_error(digits: ImageClassifierAdapter) -> None:
+    def fail(*_: object) -> None:
+        raise RuntimeError("planted failure")
+
+    handle = digits.model.classifier.register_forward_hook(fail)
+    try:
+        with pytest.raises(RuntimeError, match="planted failure"):
+            explain.explain(digits, [digit()], methods=["gradcam"])
+    finally:
+        handle.remove()
+    assert all(not m._forward_hooks and not m._backward_hooks and not m._forward_pre_hooks for m in digits.model.modules())
+    [e] = explain.explain(digits, [digit()], methods=["gradcam"])  # and the model still works
+    assert np.isfinite(e.scores).all()
+
+
 def test_gradcam_layer_setting(digits: ImageClassifierAdapter) -> None:
     [e] = explain.explain(digits, [digit()], methods=["gradcam"], gradcam={"layer": "features.4"})
     assert e.settings["layer"] == "features.4" and e.extras["layer_map_size"] == [16, 16]
@@ -287,6 +302,10 @@ def test_segments_are_visible_and_expand_to_pixels(digits: ImageClassifierAdapte
     assert len(grid.features) == 16
     np.testing.assert_array_equal(grid.extras["segments"], grid_segments(32, 32, 16))
     assert digits.perturbation_view(ex, t, segmentation="quickshift").extras["segmentation"] == "quickshift"
+    # pure noise: colour-driven SLIC segments fragment and merge into one; compactness is raised
+    noise = digits.prepare((np.random.default_rng(0).random((120, 80)) * 255).astype(np.uint8), 1)
+    seg, used = digits.segment(noise)
+    assert seg.max() + 1 >= 25 and used.startswith("slic, compactness 3")
     with pytest.raises(MethodError, match="unknown segmentation"):
         digits.perturbation_view(ex, t, segmentation="watershed")
     with pytest.raises(MethodError, match="unknown image mask"):

@@ -20,28 +20,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError, TargetError
+from ..errors import InputError
 from ..explanation import InputRecord, ModelInfo, Target
 from ..runner import Runner
 from .attention_impl import eager_attention
-from .base import Adapter, AttentionView, Example, GradientView, PerturbationView, contiguous_linkage, transform, OUTPUTS
+from .base import OUTPUTS, Adapter, AttentionView, Example, GradientView, PerturbationView, contiguous_linkage, transform
 from .generation import (
     Context,
     Generation,
-    Units,
-    context_units,
-    output_values,
-    target_context,
     PrefixScorer,
+    Units,
     check_spec,
+    context_units,
     continuation_ids,
     decoded_labels,
     greedy,
     group_sequence,
+    output_values,
     select_steps,
     strip_trailing_special,
+    target_context,
 )
-from .words import Tokenized, tokenize
+from .words import tokenize
 
 BASELINES = ("zero", "eos", "pad")
 MASKS = ("drop", "pad", "eos", "unk")
@@ -73,7 +73,7 @@ class CausalLMAdapter(Adapter):
         raw: Any,
         index: int,
         max_length: int | None = None,
-        max_new_tokens: int = 8,
+        max_new_tokens: int | None = 8,
         continuation: str | None = None,
         **_: Any,
     ) -> Example:
@@ -89,8 +89,8 @@ class CausalLMAdapter(Adapter):
         n_prompt = len(prompt_tok.ids)
         if limit is not None and n_prompt >= limit:
             raise InputError(
-                f"input {index}: the prompt has {n_prompt} tokens; the model maximum is {limit} tokens "
-                "including at least one continuation token: shorten the prompt"
+                f"input {index}: the prompt has {n_prompt} tokens and the model maximum is {limit} "
+                "for prompt and continuation together: shorten the prompt"
             )
         note = None
         if given is not None:
@@ -102,6 +102,7 @@ class CausalLMAdapter(Adapter):
                     f"input {index}: prompt ({n_prompt}) + continuation ({len(cont)}) tokens exceed the model maximum of {limit}"
                 )
         else:
+            max_new_tokens = 8 if max_new_tokens is None else int(max_new_tokens)
             if max_new_tokens < 1:
                 raise InputError(f"input {index}: max_new_tokens is {max_new_tokens}; generate at least 1 token")
             room = max_new_tokens if limit is None else min(max_new_tokens, limit - n_prompt)
@@ -194,7 +195,7 @@ class CausalLMAdapter(Adapter):
             if baseline == "zero":
                 base = torch.where(special.unsqueeze(-1), inputs, torch.zeros_like(inputs))
             else:
-                fill = self._fill_id(baseline, "baseline")
+                fill = self._fill_id(baseline, "baseline 'zero'")
                 base_ids = torch.where(special, ids[:, : ctx.length], torch.full_like(ids[:, : ctx.length], fill))
                 base = emb(base_ids).detach()
         answer = torch.tensor(gen.continuation[ctx.step : ctx.step + ctx.need], device=self.device)
@@ -202,7 +203,7 @@ class CausalLMAdapter(Adapter):
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])
             full = torch.cat([x, fixed.expand(x.shape[0], -1, -1).to(x.dtype)], dim=1) if ctx.need > 1 else x
-            logits = self._embeds_logits(full, ctx.need)  # (B, need, V)
+            logits = self.scorer.embeds_logits(full, ctx.need)  # (B, need, V)
             values = transform(logits, "log-probability" if output == "probability" else output)
             picked = values.gather(-1, answer.view(1, -1, 1).expand(x.shape[0], -1, 1)).squeeze(-1).sum(-1)
             return picked.exp() if output == "probability" else picked
@@ -235,13 +236,6 @@ class CausalLMAdapter(Adapter):
         """
         return "eos" if self.token_ids.get("eos") is not None else "zero"
 
-    def _embeds_logits(self, embeds: torch.Tensor, width: int) -> torch.Tensor:
-        """Return (B, width, V) logits of the last `width` positions for input embeddings."""
-        kwargs: dict[str, Any] = {}
-        if self.scorer._keep_arg:
-            kwargs[self.scorer._keep_arg] = width
-        return self.model(inputs_embeds=embeds, **kwargs).logits[:, -width:]
-
     def perturbation_view(
         self,
         example: Example,
@@ -258,7 +252,7 @@ class CausalLMAdapter(Adapter):
         mask = mask or "drop"  # causal LMs have no mask token; a dropped word is simply absent
         if mask not in MASKS:
             raise InputError(f"unknown mask {mask!r} for a causal LM: use one of {', '.join(MASKS)}")
-        fill = None if mask == "drop" else self._fill_id(mask, "mask")
+        fill = None if mask == "drop" else self._fill_id(mask, "mask 'drop'")
         units = self.units(gen, ctx.length, granularity)
         ids = np.asarray(gen.ids[: ctx.length])
         unit_of_pos = np.full(ctx.length, -1)
@@ -310,10 +304,11 @@ class CausalLMAdapter(Adapter):
             granularity=units.granularity,
         )
 
-    def _fill_id(self, name: str, what: str) -> int:
+    def _fill_id(self, name: str, instead: str) -> int:
+        """Return the id of the tokenizer's `name` token; raise InputError naming `instead` if it has none."""
         value = self.token_ids.get(name)
         if value is None:
-            raise InputError(f"the tokenizer has no {name} token, so {what} {name!r} is undefined: use zero or drop")
+            raise InputError(f"the tokenizer has no {name} token to fill removed words with: use {instead}")
         return value
 
 

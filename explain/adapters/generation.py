@@ -20,9 +20,8 @@ import torch
 from ..errors import InputError, TargetError
 from ..explanation import Target
 from ..runner import Runner
-from .words import Tokenized, tokenize
+from .words import _SPACE_MARKERS, Tokenized, tokenize
 
-_SPACE_MARKERS = ("Ġ", "▁", "Ċ", " ")
 STEP_WORDS = ("steps", "tokens")  # every continuation token, without the whole continuation
 WHOLE_WORDS = ("sum", "continuation", "whole")  # the whole continuation only
 ALL_WORDS = ("all",)
@@ -268,8 +267,9 @@ class PrefixScorer:
         self.pad_id = pad_id
         self.start_id = start_id  # stands in for an empty context (every word dropped)
         params = inspect.signature(model.forward).parameters
-        self._keep_arg = next((a for a in ("logits_to_keep", "num_logits_to_keep") if a in params), None)
-        self._positions = "position_ids" in params
+        # Only the answering positions' logits are needed (renamed across transformers versions).
+        self.keep_arg = next((a for a in ("logits_to_keep", "num_logits_to_keep") if a in params), None)
+        self.positions = "position_ids" in params
 
     def head(self, ids: Sequence[int] | np.ndarray) -> tuple[int, ...]:
         """Return a context as scored: an empty one becomes the start-of-text token."""
@@ -323,12 +323,17 @@ class PrefixScorer:
         # logits are computed; position ids restart at each row's first real token, and the
         # mask hides the padding, so a row's answer does not depend on its batch.
         kwargs: dict[str, Any] = {"attention_mask": mask.to(self.runner.device)}
-        if self._positions:
+        if self.positions:
             kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0).to(self.runner.device)
-        if self._keep_arg:
-            kwargs[self._keep_arg] = width
+        if self.keep_arg:
+            kwargs[self.keep_arg] = width
         out = self.model(input_ids=ids.to(self.runner.device), **kwargs)
         return out.logits[:, -width:]
+
+    def embeds_logits(self, embeds: torch.Tensor, width: int) -> torch.Tensor:
+        """Return (B, width, V) logits of the last `width` positions for unpadded input embeddings."""
+        kwargs: dict[str, Any] = {self.keep_arg: width} if self.keep_arg else {}
+        return self.model(inputs_embeds=embeds, **kwargs).logits[:, -width:]
 
 
 def greedy(model: torch.nn.Module, runner: Runner, ids: Sequence[int], n: int, stop: set[int]) -> list[int]:
