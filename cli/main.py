@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"comma list, or 'all' (default: ig); known: {', '.join(registry.REGISTRY)}",
     )
-    how.add_argument("--target", action="append", default=[], help="label name or index (repeatable; default: the prediction)")
+    how.add_argument("--target", action="append", default=[], help="label name or index (repeatable; default: the prediction); causal LMs: a step number, a token's text, steps, sum or all")
     how.add_argument("--granularity", choices=("word", "token"), default="word", help="attribute whole words (default) or raw tokens")
     how.add_argument("--set", action="append", default=[], metavar="METHOD.OPTION=VALUE", help="a method setting (repeatable)")
     how.add_argument("--ig-steps", type=int, help="shortcut for --set ig.n_steps=N")

@@ -244,12 +244,17 @@ def test_gradcam_equals_captum(digits: ImageClassifierAdapter) -> None:
 
 def test_no_hook_survives_an_error(digits: ImageClassifierAdapter) -> None:
     def fail(*_: object) -> None:
-        raise RuntimeError("planted failure")
+        if torch.is_grad_enabled():  # only in Grad-CAM's pass, after captum hooked the conv layer
+            raise RuntimeError("planted failure")
 
+    from explain.methods import get
+
+    ex = digits.prepare(digit(), 0)
+    method = get("gradcam")
     handle = digits.model.classifier.register_forward_hook(fail)
     try:
         with pytest.raises(RuntimeError, match="planted failure"):
-            explain.explain(digits, [digit()], methods=["gradcam"])
+            method.explain(digits, ex, digits.targets(ex)[0], method.settings(), granularity="pixel", seed=0)
     finally:
         handle.remove()
     assert all(not m._forward_hooks and not m._backward_hooks and not m._forward_pre_hooks for m in digits.model.modules())

@@ -284,3 +284,24 @@ def test_failed_inputs_are_skipped_and_reported() -> None:
     scored = evaluate(model, results, metrics=["faithfulness"])
     assert "deletion_auc" in scored[0].checks and "deletion_auc" not in scored[2].checks
     assert scored.run["metrics"]["errors"][0]["input"] == 1
+
+
+def test_a_removal_the_family_lacks_is_one_clear_error() -> None:
+    class Strict(WordSumAdapter):
+        def perturbation_view(self, example: Example, target: Target, mask: str | None = None, **options: Any) -> PerturbationView:
+            if mask not in (None, "mask"):
+                raise explain.InputError(f"unknown mask {mask!r}: use one of mask")
+            return super().perturbation_view(example, target)
+
+    model = Strict(WEIGHTS)
+    with pytest.raises(explain.ExplainError, match="unknown mask 'blur'"):
+        evaluate(model, results_of(model), metrics=["faithfulness"], mask="blur")
+    assert "deletion_auc" in evaluate(model, results_of(model), metrics=["faithfulness"], mask="mask")[0].checks
+
+
+def test_summary_table_prints_each_figure_beside_chance() -> None:
+    model = WordSumAdapter(WEIGHTS)
+    text = summary.table(evaluate(model, results_of(model), metrics=["faithfulness"]).run["metrics"])
+    good = next(line for line in text.splitlines() if line.startswith("good"))
+    assert "2.500 (rand" in good  # mean deletion AUC of its two inputs: (3.75 + 1.25) / 2
+    assert "run explain.metrics.evaluate" in summary.table({})

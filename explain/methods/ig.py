@@ -25,7 +25,7 @@ class IGSettings:
 
     n_steps: int = setting(50, "integration steps")
     method: str = setting("gausslegendre", "captum integration rule (gausslegendre, riemann_trapezoid, ...)")
-    baseline: str | None = setting(None, "text: pad | mask | zero (default pad); images: black | blur | noise (default black)")
+    baseline: str | None = setting(None, "text: pad | mask | zero (default pad); causal LMs: eos | zero | pad (default eos); images: black | blur | noise (default black)")
     internal_batch_size: int | None = setting(None, "rows per forward/backward pass (default: the runner's batch size)")
     output: str | None = setting(None, "what is explained: probability | logit | log-probability (default: probability; causal LMs: log-probability)")
     nt_samples: int = setting(0, "SmoothGrad noise-tunnel samples (0 = off)")

@@ -117,11 +117,13 @@ def pair_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def mean_agreement(e: Explanation, rows: Sequence[dict[str, Any]]) -> float:
-    """Return e's mean Spearman correlation with the other methods on its input and target (NaN if none)."""
-    key = target_key(e)
-    vals = [r["spearman"] for r in rows if (r["input"], r["target_index"], r["position"]) == key and e.method in (r["a"], r["b"])]
-    return _nanmean(np.asarray(vals, dtype=np.float64))
+def mean_agreement(rows: Sequence[dict[str, Any]]) -> dict[tuple[int, int, int | None, str], float]:
+    """Return {(input, target index, position, method): mean Spearman with the other methods there}."""
+    found: dict[tuple[int, int, int | None, str], list[float]] = {}
+    for r in rows:
+        for method in (r["a"], r["b"]):
+            found.setdefault((r["input"], r["target_index"], r["position"], method), []).append(r["spearman"])
+    return {k: _nanmean(np.asarray(v, dtype=np.float64)) for k, v in found.items()}
 
 
 def _nanmean(x: np.ndarray) -> float:

@@ -32,14 +32,19 @@ def evaluate(
     random_orders: int = RANDOM_ORDERS,
     sanity_steps: int = sanity.STEPS,
     cells: int = IMAGE_CELLS,
+    mask: str | None = None,
 ) -> Results:
     """Return new Results whose explanations carry metric values in `checks`, with a summary in run["metrics"].
 
     - "faithfulness": deletion/insertion AUC (RISE, https://arxiv.org/abs/1806.07421) over
       `steps` points and ERASER comprehensiveness/sufficiency (https://arxiv.org/abs/1911.03429),
-      each with a `_random` chance level over `random_orders` seeded random orders;
-    - "sanity": cascading model randomisation (https://arxiv.org/abs/1810.03292) over
-      `sanity_steps` blocks: `sanity_rank_corr` and `sanity_flag`;
+      each with a `_random` chance level over `random_orders` seeded random orders; features
+      are removed the adapter's way unless `mask` says otherwise (text: mask | drop | pad | unk;
+      images: blur | black | grey, on a grid of about `cells` cells);
+    - "sanity": cascading model randomisation (https://arxiv.org/abs/1810.03292) in
+      `sanity_steps` cumulative stages from the output layer down to a fully random network,
+      re-running each method once per stage: `sanity_rank_corr` (after the last stage) and
+      `sanity_flag`;
     - "agreement": Spearman and top-k overlap between methods on the same input and target;
     - with `rationales` ({input index: words, or a boolean H x W mask}): `rationale_precision`
       and `pointing_game`.
@@ -55,72 +60,20 @@ def evaluate(
             raise ExplainError(f"metrics {sorted(chosen & _NEEDS_MODEL)} need the model: pass the checkpoint the results were made with")
         _check_model(model, results)
     rows0 = model.runner.rows if model is not None else 0
-    records = {r.index: r for r in results.inputs}
-    failed = {f.input for f in results.failures if f.method is None}
-    errors: list[dict[str, Any]] = []
-    examples: dict[int, Example | None] = {}
-
-    def example_of(i: int) -> Example | None:
-        if i not in examples:
-            examples[i] = None
-            if i in failed or i not in records:
-                errors.append({"input": i, "method": None, "metric": "prepare", "error": "the input failed in the original run"})
-            else:
-                try:
-                    examples[i] = prepare_record(model, records[i])  # type: ignore[arg-type]
-                except ExplainError as e:
-                    errors.append({"input": i, "method": None, "metric": "prepare", "error": str(e)})
-        return examples[i]
-
-    checks: list[dict[str, float]] = [dict(e.checks) for e in results]
-    extras: list[dict[str, Any]] = [dict(e.extras) for e in results]
+    work = _Work(model, results)
     if "faithfulness" in chosen:
-        faith = Faithfulness(model, steps=steps, random_orders=random_orders, seed=seed, cells=cells)  # type: ignore[arg-type]
-        for n, e in enumerate(results):
-            example = example_of(e.input)
-            if example is None:
-                continue
-            try:
-                c, x = faith.score(example, e)
-            except Exception as err:  # noqa: BLE001  # one explanation's failure must not end the others
-                errors.append(_error(e, "faithfulness", err))
-                continue
-            checks[n].update(c)
-            extras[n].update(x)
-
+        faith = Faithfulness(model, steps=steps, random_orders=random_orders, seed=seed, cells=cells, mask=mask)  # type: ignore[arg-type]
+        _faithfulness(work, faith)
     blocks: list[str] = []
     if "sanity" in chosen:
-        usable = [n for n, e in enumerate(results) if example_of(e.input) is not None]
-        blocks, curves, errs = sanity.sanity_curves(
-            model,  # type: ignore[arg-type]
-            [results[n] for n in usable],
-            lambda adapter, i: prepare_record(adapter, records[i]),
-            steps=sanity_steps,
-            seed=seed,
-            method_seed=int(results.run.get("seed", 0) or 0),
-        )
-        errors += errs
-        for k, curve in curves.items():
-            n = usable[k]
-            extras[n]["sanity_curve"] = np.asarray(curve, dtype=np.float32)
-            if curve:
-                checks[n]["sanity_rank_corr"] = curve[-1]
-                checks[n]["sanity_flag"] = sanity.flag(curve[-1])
-
+        blocks = _sanity(work, sanity_steps, seed)
     pairs: list[dict[str, Any]] = []
     if "agreement" in chosen:
-        pairs = agree.agreement(list(results))
-        for n, e in enumerate(results):
-            checks[n]["agreement_spearman"] = agree.mean_agreement(e, pairs)
+        pairs = _agreement(work)
+    if rationales:
+        _rationales(work, rationales)
 
-    for n, e in enumerate(results):
-        if rationales and e.input in rationales:
-            try:
-                checks[n].update(rationale.score(e, rationales[e.input]))
-            except ExplainError as err:
-                errors.append(_error(e, "rationale", err))
-
-    out = [e.replace(checks=_finite(c), extras=x) for e, c, x in zip(results, checks, extras)]
+    out = [e.replace(checks=_finite(c), extras=x) for e, c, x in zip(results, work.checks, work.extras)]
     run = {**results.run, "metrics": {
         "settings": {
             "metrics": [m for m in METRICS if m in chosen] + (["rationale"] if rationales else []),
@@ -129,6 +82,7 @@ def evaluate(
             "bins": list(eraser.BINS),
             "random_orders": random_orders,
             "image_cells": cells,
+            "mask": mask,
             "sanity_steps": sanity_steps,
             "sanity_rho_limit": sanity.RHO_LIMIT,
             "top_fraction": agree.TOP_FRACTION,
@@ -136,11 +90,94 @@ def evaluate(
         "methods": summary.summarise(out),
         "agreement": {"pairs": agree.pair_summary(pairs), "per_input": pairs} if "agreement" in chosen else {},
         "sanity": _sanity_summary(blocks, out) if "sanity" in chosen else {},
-        "errors": errors,
+        "errors": work.errors,
         "seconds": round(time.perf_counter() - started, 3),
         "rows": int((model.runner.rows if model is not None else 0) - rows0),
     }}
     return Results(out, model=results.model, inputs=results.inputs, failures=results.failures, run=run)
+
+
+class _Work:
+    """What evaluate() builds up: new checks and extras per explanation, errors, prepared inputs."""
+
+    def __init__(self, model: Adapter | None, results: Results) -> None:
+        self.model, self.results = model, results
+        self.checks: list[dict[str, Any]] = [dict(e.checks) for e in results]
+        self.extras: list[dict[str, Any]] = [dict(e.extras) for e in results]
+        self.errors: list[dict[str, Any]] = []
+        self.records = {r.index: r for r in results.inputs}
+        self._failed = {f.input for f in results.failures if f.method is None}
+        self._examples: dict[int, Example | None] = {}
+
+    def example(self, i: int) -> Example | None:
+        """Return input i prepared on the model (once), or None when it cannot be (error recorded)."""
+        if i not in self._examples:
+            self._examples[i] = None
+            if i in self._failed or i not in self.records:
+                self.errors.append({"input": i, "method": None, "metric": "prepare", "error": "the input failed in the original run"})
+            else:
+                try:
+                    self._examples[i] = prepare_record(self.model, self.records[i])  # type: ignore[arg-type]
+                except ExplainError as e:
+                    self.errors.append({"input": i, "method": None, "metric": "prepare", "error": str(e)})
+        return self._examples[i]
+
+
+def _faithfulness(work: _Work, faith: Faithfulness) -> None:
+    for n, e in enumerate(work.results):
+        example = work.example(e.input)
+        if example is None:
+            continue
+        try:
+            c, x = faith.score(example, e)
+        except Exception as err:  # noqa: BLE001  # one explanation's failure must not end the others
+            work.errors.append(_error(e, "faithfulness", err))
+            continue
+        work.checks[n].update(c)
+        work.extras[n].update(x)
+    tried = [x for x in work.errors if x["metric"] == "faithfulness"]
+    if tried and not any("deletion_curve" in x for x in work.extras):
+        # e.g. a mask the family lacks: say so instead of returning no numbers at all
+        raise ExplainError(f"no explanation could be scored for faithfulness; first error: {tried[0]['error']}")
+
+
+def _sanity(work: _Work, steps: int, seed: int) -> list[str]:
+    usable = [n for n, e in enumerate(work.results) if work.example(e.input) is not None]
+    blocks, curves, errors = sanity.sanity_curves(
+        work.model,  # type: ignore[arg-type]
+        [work.results[n] for n in usable],
+        lambda adapter, i: prepare_record(adapter, work.records[i]),
+        steps=steps,
+        seed=seed,
+        method_seed=int(work.results.run.get("seed", 0) or 0),  # the seed the explanations were made with
+    )
+    work.errors += errors
+    for k, curve in curves.items():
+        n = usable[k]
+        work.extras[n]["sanity_curve"] = np.asarray(curve, dtype=np.float32)
+        if curve:
+            work.checks[n]["sanity_rank_corr"] = curve[-1]
+            work.checks[n]["sanity_flag"] = sanity.flag(curve[-1])
+    return blocks
+
+
+def _agreement(work: _Work) -> list[dict[str, Any]]:
+    pairs = agree.agreement(list(work.results))
+    means = agree.mean_agreement(pairs)
+    for n, e in enumerate(work.results):
+        value = means.get((*agree.target_key(e), e.method))
+        if value is not None:
+            work.checks[n]["agreement_spearman"] = value
+    return pairs
+
+
+def _rationales(work: _Work, rationales: Mapping[int, Sequence[str] | np.ndarray]) -> None:
+    for n, e in enumerate(work.results):
+        if e.input in rationales:
+            try:
+                work.checks[n].update(rationale.score(e, rationales[e.input]))
+            except ExplainError as err:
+                work.errors.append(_error(e, "rationale", err))
 
 
 def prepare_record(model: Adapter, record: InputRecord) -> Example:

@@ -89,13 +89,13 @@ def figures(fractions: np.ndarray, scores: OrderScores) -> dict[str, float]:
 def feature_values(e: Explanation, view: PerturbationView) -> np.ndarray:
     """Return e's score per view feature: its own scores (text) or the mean of its map in each image cell."""
     if e.granularity == "pixel":
-        segments = view.extras.get("segments")
-        if segments is None or np.shape(segments) != np.shape(e.scores):
+        segments = np.asarray(view.extras.get("segments", ()))
+        if segments.shape != np.shape(e.scores):
             raise MethodError(
                 f"input {e.input}: the {e.method} map is {np.shape(e.scores)} but the image view's segments are "
-                f"{np.shape(segments)}; was the explanation made from another image?"
+                f"{segments.shape}; was the explanation made from another image?"
             )
-        seg = np.asarray(segments).ravel()
+        seg = segments.ravel()
         d = len(view.features)
         counts = np.bincount(seg, minlength=d)
         return np.bincount(seg, np.asarray(e.scores, dtype=np.float64).ravel(), d) / np.maximum(counts, 1)
@@ -110,8 +110,18 @@ def feature_values(e: Explanation, view: PerturbationView) -> np.ndarray:
 class Faithfulness:
     """Scores explanations against the model, caching each (input, target)'s view and chance baseline."""
 
-    def __init__(self, model: Adapter, *, steps: int = 20, random_orders: int = RANDOM_ORDERS, seed: int = 0, cells: int = IMAGE_CELLS) -> None:
+    def __init__(
+        self,
+        model: Adapter,
+        *,
+        steps: int = 20,
+        random_orders: int = RANDOM_ORDERS,
+        seed: int = 0,
+        cells: int = IMAGE_CELLS,
+        mask: str | None = None,
+    ) -> None:
         self.model, self.steps, self.random_orders, self.seed, self.cells = model, steps, random_orders, seed, cells
+        self.options = {"mask": mask} if mask else {}  # None: the adapter's own removal (text [MASK] / drop; images blur)
         self._views: dict[tuple[Any, ...], tuple[PerturbationView, dict[str, float], dict[str, np.ndarray]]] = {}
 
     def view(self, example: Example, e: Explanation) -> tuple[PerturbationView, dict[str, float], dict[str, np.ndarray]]:
@@ -135,13 +145,15 @@ class Faithfulness:
 
     def _make_view(self, example: Example, e: Explanation) -> PerturbationView:
         if e.granularity != "pixel":
-            return self.model.perturbation_view(example, e.target, granularity=e.granularity)
+            return self.model.perturbation_view(example, e.target, granularity=e.granularity, **self.options)
         try:  # a fine grid ranks any map fairly; superpixels would favour maps made on the same superpixels
-            return self.model.perturbation_view(example, e.target, segmentation="grid", n_segments=self.cells)
-        except (MethodError, TypeError):  # an image adapter without grid segments: its own default
-            return self.model.perturbation_view(example, e.target)
+            return self.model.perturbation_view(example, e.target, segmentation="grid", n_segments=self.cells, **self.options)
+        except MethodError as err:
+            if "segmentation" not in str(err):
+                raise
+            return self.model.perturbation_view(example, e.target, **self.options)  # no grid here: the adapter's segments
 
-    def score(self, example: Example, e: Explanation) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    def score(self, example: Example, e: Explanation) -> tuple[dict[str, float], dict[str, Any]]:
         """Return (checks, extras) of e: the four figures, their _random chance levels, and the curves."""
         view, chance, chance_curves = self.view(example, e)
         order = curves.ranking(feature_values(e, view))
@@ -152,5 +164,7 @@ class Faithfulness:
             "deletion_curve": scores.deletion.astype(np.float32),
             "insertion_curve": scores.insertion.astype(np.float32),
             **chance_curves,
+            "faithfulness_removal": view.mask,  # how features were removed, e.g. "mask" or "blur"
+            "faithfulness_output": view.output,  # what the curves track: probability or log-probability
         }
         return checks, extras

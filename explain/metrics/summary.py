@@ -64,3 +64,27 @@ def curve_stats(curves: Iterable[Iterable[float]]) -> dict[str, list[float]]:
         warnings.simplefilter("ignore", RuntimeWarning)
         finite = np.where(np.isfinite(arr), arr, np.nan)
         return {"mean": np.nanmean(finite, 0).tolist(), "std": np.nanstd(finite, 0).tolist()}
+
+
+_COLUMNS = (
+    ("deletion_auc", "deletion AUC ↓"),
+    ("insertion_auc", "insertion AUC ↑"),
+    ("comprehensiveness", "comprehensiveness ↑"),
+    ("sufficiency", "sufficiency ↓"),
+)
+
+
+def table(metrics: Mapping[str, object]) -> str:
+    """Return run["metrics"] as a plain-text table: per method each figure beside its chance level, hit rate, sanity."""
+    methods = metrics.get("methods")
+    if not isinstance(methods, Mapping):
+        return "no metrics in these results: run explain.metrics.evaluate first"
+    head = f"{'method':<10} " + " ".join(f"{title:>22}" for _, title in _COLUMNS) + f" {'hit ↑':>6} {'sanity ρ':>8} {'flag':>5}"
+    lines = [head]
+    for method, s in methods.items():
+        def mean(key: str) -> float:
+            return float(s.get(key, {}).get("mean", float("nan")))
+
+        cells = " ".join(f"{mean(k):>10.3f} (rand {mean(k + '_random'):>6.3f})" for k, _ in _COLUMNS)
+        lines.append(f"{method:<10} {cells} {mean('pointing_game'):>6.2f} {mean('sanity_rank_corr'):>8.2f} {mean('sanity_flag'):>5.2f}")
+    return "\n".join(lines)
