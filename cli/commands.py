@@ -171,7 +171,8 @@ def print_summary(results: Results, results_path: Path, report_path: Path | None
     if results.failures:
         print(f"{len(results.failures)} failure(s):")
         for f in results.failures:
-            print(f"  input {f.input}{' ' + f.method if f.method else ''}: {f.error}")
+            where = "" if f.error.startswith(f"input {f.input}") else f"input {f.input}: "
+            print(f"  {f.method + ' on ' if f.method else ''}{where}{f.error}")
     print(f"results: {results_path}")
     if report_path:
         print(f"report:  {report_path}")

@@ -31,7 +31,8 @@ class Progress:
         if self.quiet:
             return
         if event == "fail":
-            self._line(f"input {index}{' ' + method if method else ''} failed: {payload}")
+            where = "" if str(payload).startswith(f"input {index}") else f"input {index}: "
+            self._line(f"{method + ' failed on ' if method else 'failed: '}{where}{payload}")
         elif self.tty:
             self._bar()
         else:

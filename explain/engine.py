@@ -62,7 +62,7 @@ def explain(
     model = as_adapter(model)
     if isinstance(inputs, (str, bytes)) or not hasattr(inputs, "__len__"):
         inputs = [inputs] if isinstance(inputs, (str, bytes)) else list(inputs)  # type: ignore[arg-type]
-    if granularity not in ("word", "token"):
+    if granularity not in ("word", "token") and not (granularity == "pixel" and model.family == "image-classifier"):
         raise ExplainError(f"unknown granularity {granularity!r}: use word or token")
     chosen = registry.resolve(methods if not isinstance(methods, str) else methods, model)
     unknown = set(settings) - set(registry.REGISTRY)

@@ -98,7 +98,7 @@ def test_every_method_scores_at_input_resolution(resnet: ImageClassifierAdapter,
     w, h = Image.open(path).size
     res = explain.explain(resnet, [str(path)], methods="all", **FAST)
     assert not res.failures
-    assert {e.method for e in res} == {"ig", "gradcam", "shap", "lime", "occlusion"}
+    assert {"ig", "gradcam", "shap", "lime", "occlusion"} <= {e.method for e in res}
     for e in res:
         assert e.scores.shape == (h, w), e.method
         assert e.scores.dtype == np.float32 and np.isfinite(e.scores).all(), e.method

@@ -114,6 +114,10 @@ class Adapter(ABC):
     def perturbation_view(self, example: Example, target: Target, **options: Any) -> PerturbationView:
         """Return the removable-features view of (example, target)."""
 
+    def batch_rows(self, example: Example) -> int:
+        """Return how many copies of this example one gradient batch may hold (images override)."""
+        return self.runner.batch_size
+
     def attention_view(self, example: Example, target: Target, granularity: str = "word") -> AttentionView:
         """Return the attention maps of (example, target); only transformer families have them."""
         raise NotImplementedError(f"{self.family} models have no attention maps")

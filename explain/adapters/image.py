@@ -247,7 +247,8 @@ def _slic(img: np.ndarray, n: int) -> tuple[np.ndarray, str]:
         if len(np.unique(seg)) * 2 >= n:
             return seg, f"slic, compactness {compactness:g}"
         compactness *= 10.0
-    return grid_segments(*img.shape[:2], n), "grid (slic found too few segments)"
+    height, width = img.shape[:2]
+    return grid_segments(height, width, n), "grid (slic found too few segments)"
 
 
 def grid_segments(height: int, width: int, n: int) -> np.ndarray:

@@ -59,7 +59,7 @@ class AblationMethod(Method):
             family=adapter.family,
             input=example.index,
             target=target,
-            features=view.features,
+            features=view.features if view.granularity != "pixel" else (),  # images: regions are in extras
             scores=np.asarray(scores, dtype=np.float32),
             granularity=view.granularity,
             settings={**vars(s), "mask": view.mask, "output": view.output},

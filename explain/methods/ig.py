@@ -57,7 +57,7 @@ class IntegratedGradientsMethod(Method):
                 baselines=view.baselines,
                 n_steps=s.n_steps,
                 method=s.method,
-                internal_batch_size=s.internal_batch_size or adapter.runner.batch_size,
+                internal_batch_size=s.internal_batch_size or adapter.batch_rows(example),
                 return_convergence_delta=True,
             )
             with adapter.runner.context(grad=True):

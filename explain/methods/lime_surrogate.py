@@ -110,7 +110,7 @@ class LimeMethod(Method):
             family=adapter.family,
             input=example.index,
             target=target,
-            features=view.features,
+            features=view.features if view.granularity != "pixel" else (),  # images: regions are in extras
             scores=np.asarray(scores, dtype=np.float32),
             granularity=view.granularity,
             settings={**vars(s), "num_samples": n, "mask": view.mask, "kernel_width": width, "output": view.output},

@@ -90,7 +90,7 @@ class ShapMethod(Method):
             family=adapter.family,
             input=example.index,
             target=target,
-            features=view.features,
+            features=view.features if view.granularity != "pixel" else (),  # images: regions are in extras
             scores=np.asarray(scores, dtype=np.float32),
             granularity=view.granularity,
             settings={**vars(s), "max_evals": max_evals, "mask": view.mask, "output": view.output},
