@@ -234,6 +234,13 @@ def test_sanity_flags_a_model_blind_explanation_and_passes_a_model_one() -> None
     assert sanity.correlation(made[0], made[0].replace(scores=np.zeros(30, dtype=np.float32))) == 0.0
 
 
+def test_sanity_flag_needs_a_large_and_significant_correlation() -> None:
+    assert sanity.flag(0.4) == 0.0 and sanity.flag(-0.6) == 1.0 and sanity.flag(float("nan")) == 0.0
+    assert sanity.flag(0.6, n=10) == 0.0  # p = 0.067: ten words rank like this by chance
+    assert sanity.flag(0.7, n=10) == 1.0  # p = 0.024
+    assert sanity.flag(0.55, n=1024) == 1.0 and sanity.flag(1.0, n=3) == 1.0 and sanity.flag(0.9, n=2) == 0.0
+
+
 # ---- evaluate() end to end ------------------------------------------------------------------
 def results_of(model: WordSumAdapter) -> Results:
     inputs = [InputRecord(index=0, kind="text", text="a b c d"), InputRecord(index=1, kind="text", text="d c")]

@@ -15,6 +15,9 @@ from conftest import MODELS
 from planted_data import digit_images, sentiment_examples
 
 N = 8  # held-out inputs with a planted cause per model: enough to separate from chance, cheap on 2 CPUs
+# A fixed 20-step IG keeps these tests fast (completeness is tested elsewhere); without
+# `adaptive` off, IG on the randomised network can escalate to thousands of steps.
+IG_FAST = {"n_steps": 20, **({"adaptive": False} if "adaptive" in {f for f, *_ in explain.methods.get("ig").describe_settings()} else {})}
 
 
 def with_controls(model: explain.Adapter, results: Results, seed: int = 0) -> Results:
@@ -37,7 +40,7 @@ def mean(scored: Results, method: str, key: str) -> float:
 def text_scored(sentiment_bert: Path) -> Results:
     model = explain.load(sentiment_bert, device="cpu")
     rows = [r for r in sentiment_examples(200, seed=7, split="heldout") if r[2] is not None][:N]
-    results = explain.explain(model, [t for t, _, _ in rows], methods=["ig", "ablation"], ig={"n_steps": 20})
+    results = explain.explain(model, [t for t, _, _ in rows], methods=["ig", "ablation"], ig=IG_FAST)
     results = with_controls(model, results)
     rationales = {i: [word] for i, (_, _, word) in enumerate(rows)}
     return evaluate(model, results, metrics=("faithfulness", "sanity"), rationales=rationales, sanity_steps=1, steps=10, random_orders=3)
@@ -50,7 +53,7 @@ def image_scored() -> Results:
         pytest.skip("bundled model examples/models/digits-cnn is missing (run examples/train_cnn.py)")
     model = explain.load(path, device="cpu")
     rows = [r for r in digit_images(60, seed=7, split="heldout") if r[2] is not None][:N]
-    results = explain.explain(model, [img for img, _, _ in rows], methods=["gradcam", "occlusion", "ig"], ig={"n_steps": 20})
+    results = explain.explain(model, [img for img, _, _ in rows], methods=["gradcam", "occlusion", "ig"], ig=IG_FAST)
     results = with_controls(model, results)
     masks = {}
     for i, (_, _, (y0, x0, y1, x1)) in enumerate(rows):
@@ -60,7 +63,7 @@ def image_scored() -> Results:
     cheap = Results([e for e in results if e.method in ("gradcam", "edges")], model=results.model, inputs=results.inputs, run=results.run)
     sane = evaluate(model, cheap, metrics=("sanity",), sanity_steps=1)
     scored = evaluate(model, results, metrics=("faithfulness",), rationales=masks, steps=10, random_orders=3)
-    scored.run["metrics"]["sanity_run"] = sane.run["metrics"]["methods"]
+    scored.run["metrics"]["sanity_run"] = {**sane.run["metrics"]["methods"], "flagged": sane.run["metrics"]["sanity"]["flagged"]}
     return scored
 
 
@@ -83,6 +86,7 @@ def test_sanity_flags_word_position_and_passes_ig(text_scored: Results) -> None:
     rhos = [e.checks["sanity_rank_corr"] for e in text_scored.by_method("ig")]
     assert float(np.mean(np.abs(rhos))) < 0.5
     assert text_scored.run["metrics"]["sanity"]["blocks"] == ["bert.embeddings.word_embeddings"]  # one stage: all of it
+    assert text_scored.run["metrics"]["sanity"]["flagged"] == {"ig": False, "ablation": False, "position": True}
 
 
 @pytest.mark.parametrize("method", ["gradcam", "occlusion", "ig"])
@@ -98,3 +102,4 @@ def test_sanity_flags_image_edges_and_passes_gradcam(image_scored: Results) -> N
     sane = image_scored.run["metrics"]["sanity_run"]
     assert sane["edges"]["sanity_flag"]["mean"] == 1.0
     assert sane["gradcam"]["sanity_flag"]["mean"] <= 0.25
+    assert sane["flagged"] == {"gradcam": False, "edges": True}

@@ -86,7 +86,7 @@ def test_special_tokens_never_appear_as_words(model: TextClassifierAdapter) -> N
 def test_ig_matches_captum_layer_ig_called_directly(model: TextClassifierAdapter) -> None:
     from captum.attr import LayerIntegratedGradients
 
-    [e] = explain.explain(model, [TEXT], methods=["ig"], target="positive", ig={"baseline": "pad"})
+    [e] = explain.explain(model, [TEXT], methods=["ig"], target="positive", ig={"baseline": "pad", "adaptive": False})
     enc = model.tokenizer(TEXT, return_tensors="pt")
     ids = enc["input_ids"]
     base = torch.where(torch.tensor(model.tokenizer.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True)).bool(), ids, torch.full_like(ids, model.tokenizer.pad_token_id))

@@ -11,7 +11,7 @@ import explain
 
 from planted_data import sentiment_examples
 
-N = 30  # held-out sentences carrying a planted word
+N = 22  # held-out sentences carrying a planted word (the model gets all right: >= 20 count)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,14 @@ def test_planted_word_is_top_scored(heldout: tuple[explain.Results, list[str]], 
         hits += e.features[int(np.argmax(e.scores))] == planted[e.input]
     assert total >= 20
     assert hits / total >= 0.9, f"{method}: planted word top-scored in {hits}/{total}"
+
+
+def test_ig_completeness_holds_at_defaults_on_a_confident_model(heldout: tuple[explain.Results, list[str]]) -> None:
+    # the bundled classifier answers with p > 0.99: 50 steps miss much of the output change, so
+    # the default doubles the steps until the gap is within 1% (or 1e-4 absolute)
+    for e in heldout[0].by_method("ig"):
+        gap, change = e.checks["convergence_delta"], abs(e.checks["output_change"])
+        assert gap <= max(0.01 * change, 1e-4), (e.input, e.settings["n_steps"], gap, change)
 
 
 def test_relevance_view_points_at_the_planted_word_more_often_than_chance(heldout: tuple[explain.Results, list[str]]) -> None:

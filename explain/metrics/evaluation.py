@@ -85,6 +85,7 @@ def evaluate(
             "mask": mask,
             "sanity_steps": sanity_steps,
             "sanity_rho_limit": sanity.RHO_LIMIT,
+            "sanity_p_limit": sanity.P_LIMIT,
             "top_fraction": agree.TOP_FRACTION,
         },
         "methods": summary.summarise(out),
@@ -157,7 +158,7 @@ def _sanity(work: _Work, steps: int, seed: int) -> list[str]:
         work.extras[n]["sanity_curve"] = np.asarray(curve, dtype=np.float32)
         if curve:
             work.checks[n]["sanity_rank_corr"] = curve[-1]
-            work.checks[n]["sanity_flag"] = sanity.flag(curve[-1])
+            work.checks[n]["sanity_flag"] = sanity.flag(curve[-1], int(np.size(work.results[n].scores)))
     return blocks
 
 
@@ -222,11 +223,23 @@ def _check_model(model: Adapter, results: Results) -> None:
 
 
 def _sanity_summary(blocks: list[str], out: Iterable[Explanation]) -> dict[str, Any]:
+    """Return the stage names, each method's mean rho curve, and a method-level verdict.
+
+    The verdict reads the mean |rho| over inputs after the last stage: one short input can
+    correlate by chance, a method that ignores the model does so on every input.
+    """
     by_method: dict[str, list[np.ndarray]] = {}
     for e in out:
         if "sanity_curve" in e.extras and len(e.extras["sanity_curve"]):
             by_method.setdefault(e.method, []).append(e.extras["sanity_curve"])
-    return {"blocks": blocks, "curves": {m: summary.curve_stats(c) for m, c in by_method.items()}}
+    curves = {m: summary.curve_stats(c) for m, c in by_method.items()}
+    last = {m: summary.stats(abs(float(c[-1])) for c in cs)["mean"] for m, cs in by_method.items()}
+    return {
+        "blocks": blocks,  # the deepest block randomised at each stage
+        "curves": curves,
+        "mean_abs_rank_corr": last,
+        "flagged": {m: bool(np.isfinite(v) and v > sanity.RHO_LIMIT) for m, v in last.items()},
+    }
 
 
 def _finite(checks: Mapping[str, Any]) -> dict[str, Any]:

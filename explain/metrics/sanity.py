@@ -5,8 +5,8 @@ of the model has its blocks re-drawn at random from the output layer downwards, 
 in a few stages down to the input layer; after each stage the same method, settings and seed
 explain the same input and target again, and the Spearman rank correlation to the original
 explanation is recorded. An explanation whose ranking survives the fully randomised network
-(|rho| > RHO_LIMIT after the last stage) is flagged: it describes the input (edges, word
-positions), not the model. The absolute value counts because a ranking turned upside down
+(|rho| > RHO_LIMIT after the last stage, and significant) is flagged: it describes the input
+(edges, word positions), not the model. The absolute value counts because a ranking turned upside down
 still singles out the same features (on partly randomised networks this is common: the
 intact lower layers keep a planted word salient while the new head flips its sign).
 
@@ -30,6 +30,7 @@ from ..explanation import Explanation, Target
 from .agreement import spearman
 
 RHO_LIMIT = 0.5  # |Spearman rho| above this after randomisation: the explanation barely changed
+P_LIMIT = 0.05  # ... and that correlation is unlikely by chance (short texts rank few features)
 STEPS = 3  # cascade stages: the output layer, about half the blocks (output side first), all of them
 
 
@@ -135,9 +136,24 @@ def correlation(original: Explanation, randomised: Explanation) -> float:
     return spearman(a, b)
 
 
-def flag(rho: float) -> float:
-    """Return 1.0 when |rho| after randomisation exceeds RHO_LIMIT (the explanation ignores the model), else 0.0."""
-    return float(np.isfinite(rho) and abs(rho) > RHO_LIMIT)
+def flag(rho: float, n: int | None = None) -> float:
+    """Return 1.0 when |rho| after randomisation exceeds RHO_LIMIT (and, given n features, is significant), else 0.0.
+
+    On a ten-word text two unrelated rankings reach |rho| > 0.5 about one time in seven; the
+    significance test (two-sided, p < P_LIMIT, Spearman's t approximation) keeps such chance
+    correlations of short inputs from flagging a sound method. Image maps (n = pixels) and
+    rho = 1 pass the test at once, so there only RHO_LIMIT decides.
+    """
+    if not np.isfinite(rho) or abs(rho) <= RHO_LIMIT:
+        return 0.0
+    if n is None or abs(rho) >= 1.0:
+        return 1.0
+    if n < 3:
+        return 0.0  # two features: every ranking is +-1 by chance
+    from scipy.stats import t
+
+    stat = abs(rho) * np.sqrt((n - 2) / (1.0 - rho * rho))
+    return float(2 * t.sf(stat, n - 2) < P_LIMIT)
 
 
 # ---- model-independent "explanations": what the test must flag ------------------------------
