@@ -35,8 +35,14 @@ from planted_data import digit_images, gpt_prompts, sentiment_examples  # noqa: 
 MODELS = ROOT / "examples" / "models"
 OUT = ROOT / "benchmarks" / "results" / "faithfulness.json"
 
-# Cheap settings for --quick: fewer IG steps and samples; full runs use the methods' defaults.
-QUICK_SETTINGS = {"ig": {"n_steps": 16}, "shap": {"max_evals": 80}, "lime": {"num_samples": 200}}
+# Cheap settings for --quick: fewer IG steps (fixed, where IG can adapt them) and samples;
+# full runs use the methods' defaults.
+_IG_ADAPTS = "adaptive" in {f for f, *_ in registry.get("ig").describe_settings()}
+QUICK_SETTINGS = {
+    "ig": {"n_steps": 16, **({"adaptive": False} if _IG_ADAPTS else {})},
+    "shap": {"max_evals": 80},
+    "lime": {"num_samples": 200},
+}
 QUICK_METRICS = {"steps": 10, "random_orders": 3, "sanity_steps": 1}
 FULL_METRICS = {"steps": 20, "random_orders": 5, "sanity_steps": 3}
 

@@ -73,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
             print("explain: interrupted before any input finished", file=sys.stderr)
         return 130
     progress.close()
+    if args.metrics:
+        from explain.metrics import evaluate as evaluate_metrics
+
+        results = evaluate_metrics(model, results, metrics=_names(args.metrics), seed=args.seed)
     save(results, results_path)
     report_path = None
     if not args.no_report:
@@ -176,6 +180,39 @@ def print_summary(results: Results, results_path: Path, report_path: Path | None
     print(f"results: {results_path}")
     if report_path:
         print(f"report:  {report_path}")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Compute trust metrics for a saved run; write them beside it, never over it."""
+    from explain.metrics import evaluate as evaluate_metrics
+
+    saved = explain.open_results(args.results)
+    out = Path(args.out) if args.out else Path(args.results).parent / "evaluated"
+    if (out / "results.json").exists() and not args.force:
+        raise ExplainError(f"{out / 'results.json'} already exists; pass --force to overwrite it or choose another --out")
+    if (out / "results.json").resolve() == Path(args.results).resolve():
+        raise ExplainError("--out would overwrite the saved run; choose another folder")
+    model = explain.load(args.checkpoint, device=args.device)
+    if model.info.content_hash != saved.model.content_hash:
+        raise ExplainError(
+            f"{args.checkpoint} is not the checkpoint of this run (content hash {model.info.content_hash}, "
+            f"the run used {saved.model.content_hash})"
+        )
+    scored = evaluate_metrics(model, saved, metrics=_names(args.metrics), seed=args.seed)
+    save(scored, out / "results.json")
+    report_path = explain.report(scored, str(out / "report.html"))
+    if not args.quiet:
+        summary = scored.run.get("metrics", {}).get("methods", {})
+        for name, figures in summary.items():
+            parts = [f"{k} {v['mean']:.3f}" for k, v in figures.items() if isinstance(v, dict) and "mean" in v][:6]
+            print(f"{name:<10} " + ", ".join(parts))
+        print(f"results: {out / 'results.json'}")
+        print(f"report:  {report_path}")
+    return 0
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def methods(args: argparse.Namespace) -> int:

@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--force", action="store_true", help="overwrite an existing results.json in DIR")
     out.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR (same command)")
     out.add_argument("--no-report", action="store_true", help="write results.json only")
+    out.add_argument("--metrics", nargs="?", const="faithfulness,agreement,sanity", default=None, metavar="LIST",
+                     help="also compute trust metrics: faithfulness, agreement, sanity (default: all three)")
     out.add_argument("--open", action="store_true", help="open the report in a browser when done")
     _add_verbosity(run)
 
@@ -92,6 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="the HTML file to write (default: report.html beside the results)")
     rep.add_argument("--open", action="store_true")
     _add_verbosity(rep)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="compute faithfulness, agreement and sanity metrics for a saved run",
+        description="Compute trust metrics for a saved run with the checkpoint it was made with; "
+        "writes OUT/results.json and OUT/report.html (the saved run is left as it is).",
+        epilog="example:\n  explain evaluate out/results.json --checkpoint ./my-bert --out out/evaluated",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ev.add_argument("results", help="a results.json written by 'explain run'")
+    ev.add_argument("--checkpoint", required=True, help="the checkpoint the results were made with")
+    ev.add_argument("--metrics", default="faithfulness,agreement,sanity", help="comma list (default: all)")
+    ev.add_argument("--out", help="output folder (default: 'evaluated' beside the results)")
+    ev.add_argument("--force", action="store_true", help="overwrite an existing OUT/results.json")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--seed", type=int, default=0)
+    _add_verbosity(ev)
 
     demo = sub.add_parser("demo", help="explain the bundled BERT, GPT and CNN models and write their reports")
     demo.add_argument("--out", default="explain-demo", metavar="DIR", help="output folder (default explain-demo)")

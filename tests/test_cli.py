@@ -97,3 +97,23 @@ def test_cuda_on_cpu_machine(tiny_bert: Path, tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     assert_user_error(run_cli("run", str(tiny_bert), "--text", "x", "--device", "cuda", "--out", str(tmp_path)), "CUDA is not available")
+
+
+def test_metrics_on_run_and_evaluate_a_saved_run(tiny_bert: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    proc = run_cli("run", str(tiny_bert), "--text", "the movie was unwatchable", "--methods", "ig,ablation",
+                   "--metrics", "faithfulness,agreement", "--out", str(out), "--no-report")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert all("deletion_auc" in e["checks"] and "comprehensiveness_random" in e["checks"] for e in doc["explanations"])
+    saved = (out / "results.json").read_bytes()
+    ev = run_cli("evaluate", str(out / "results.json"), "--checkpoint", str(tiny_bert), "--metrics", "faithfulness")
+    assert ev.returncode == 0, ev.stderr
+    assert (out / "evaluated" / "results.json").exists() and (out / "evaluated" / "report.html").exists()
+    assert (out / "results.json").read_bytes() == saved  # the saved run is never overwritten
+    other = tmp_path / "other"
+    from conftest import save_bert
+
+    save_bert(other, seed=3)
+    wrong = run_cli("evaluate", str(out / "results.json"), "--checkpoint", str(other), "--out", str(tmp_path / "x"))
+    assert_user_error(wrong, "not the checkpoint of this run")
