@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics:
         from explain.metrics import evaluate as evaluate_metrics
 
-        results = evaluate_metrics(model, results, metrics=_names(args.metrics), seed=args.seed)
+        results = evaluate_metrics(model, results, metrics=_names(args.metrics), seed=args.seed, rationales=read_rationales(args.rationale))
     save(results, results_path)
     report_path = None
     if not args.no_report:
@@ -193,22 +193,39 @@ def evaluate(args: argparse.Namespace) -> int:
     if (out / "results.json").resolve() == Path(args.results).resolve():
         raise ExplainError("--out would overwrite the saved run; choose another folder")
     model = explain.load(args.checkpoint, device=args.device)
-    if model.info.content_hash != saved.model.content_hash:
-        raise ExplainError(
-            f"{args.checkpoint} is not the checkpoint of this run (content hash {model.info.content_hash}, "
-            f"the run used {saved.model.content_hash})"
-        )
-    scored = evaluate_metrics(model, saved, metrics=_names(args.metrics), seed=args.seed)
+    scored = evaluate_metrics(model, saved, metrics=_names(args.metrics), seed=args.seed, rationales=read_rationales(args.rationale))
     save(scored, out / "results.json")
     report_path = explain.report(scored, str(out / "report.html"))
     if not args.quiet:
-        summary = scored.run.get("metrics", {}).get("methods", {})
-        for name, figures in summary.items():
-            parts = [f"{k} {v['mean']:.3f}" for k, v in figures.items() if isinstance(v, dict) and "mean" in v][:6]
-            print(f"{name:<10} " + ", ".join(parts))
+        from explain.metrics.summary import table
+
+        print(table(scored.run["metrics"]))
         print(f"results: {out / 'results.json'}")
         print(f"report:  {report_path}")
     return 0
+
+
+def read_rationales(path: str | None) -> dict[int, Any] | None:
+    """Return {input index: words or a boolean mask} from a rationale JSON file (None if no file)."""
+    if not path:
+        return None
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        out: dict[int, Any] = {}
+        for key, value in doc.items():
+            if isinstance(value, str):  # an image mask: white (> 127) marks the rationale
+                mask_path = (Path(path).parent / value) if not Path(value).is_absolute() else Path(value)
+                out[int(key)] = np.asarray(Image.open(mask_path).convert("L")) > 127
+            else:
+                out[int(key)] = [str(w) for w in value]
+        return out
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise InputError(f"cannot read rationales from {path}: {e}") from e
 
 
 def _names(text: str) -> list[str]:

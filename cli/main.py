@@ -75,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--force", action="store_true", help="overwrite an existing results.json in DIR")
     out.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR (same command)")
     out.add_argument("--no-report", action="store_true", help="write results.json only")
-    out.add_argument("--metrics", nargs="?", const="faithfulness,agreement,sanity", default=None, metavar="LIST",
-                     help="also compute trust metrics: faithfulness, agreement, sanity (default: all three)")
+    out.add_argument("--metrics", nargs="?", const="faithfulness,agreement", default=None, metavar="LIST",
+                     help="also compute trust metrics: faithfulness, agreement, sanity (default: faithfulness,agreement; "
+                     "sanity re-runs every method on randomised models)")
+    out.add_argument("--rationale", metavar="FILE", help='with --metrics: JSON of true rationales, {"0": ["word", ...]} or {"0": "mask.png"}')
     out.add_argument("--open", action="store_true", help="open the report in a browser when done")
     _add_verbosity(run)
 
@@ -106,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("results", help="a results.json written by 'explain run'")
     ev.add_argument("--checkpoint", required=True, help="the checkpoint the results were made with")
     ev.add_argument("--metrics", default="faithfulness,agreement,sanity", help="comma list (default: all)")
+    ev.add_argument("--rationale", metavar="FILE", help='JSON of true rationales, {"0": ["word", ...]} or {"0": "mask.png"}')
     ev.add_argument("--out", help="output folder (default: 'evaluated' beside the results)")
     ev.add_argument("--force", action="store_true", help="overwrite an existing OUT/results.json")
     ev.add_argument("--device", default="auto")

@@ -116,4 +116,4 @@ def test_metrics_on_run_and_evaluate_a_saved_run(tiny_bert: Path, tmp_path: Path
 
     save_bert(other, seed=3)
     wrong = run_cli("evaluate", str(out / "results.json"), "--checkpoint", str(other), "--out", str(tmp_path / "x"))
-    assert_user_error(wrong, "not the checkpoint of this run")
+    assert_user_error(wrong, "made with another checkpoint")
