@@ -263,8 +263,7 @@ def bench_images(n: int, out: list[Row]) -> None:
         hits = 0
         for img, box, target in zip(images, boxes, targets):
             exp = LimeImageExplainer(random_state=0).explain_instance(
-                np.stack([img] * 3, -1), predict, labels=(target,), top_labels=None, num_samples=1000, batch_size=64,
-                progress_bar=False,
+                np.stack([img] * 3, -1), predict, labels=(target,), top_labels=None, num_samples=1000, batch_size=64
             )
             weights = dict(exp.local_exp[target])
             score = np.vectorize(lambda s: weights.get(s, 0.0))(exp.segments)
