@@ -110,8 +110,10 @@ def bench_text(n: int, out: list[Row]) -> None:
         per_row = fwd["grad" if grad else "fwd"]
         out.append(Row("text-classifier", method, side, setting, sec, rows, sec / max(rows * per_row, 1e-12), hit, _peak_mb()))
 
-    # integrated gradients: equal settings are captum's defaults (50 steps, Gauss-Legendre)
-    add("ig", "explain", "equal", *ours("ig", {"n_steps": 50}), grad=True)
+    # integrated gradients: equal settings are captum's defaults (50 steps, Gauss-Legendre);
+    # our default grows the steps until completeness holds, which a confident model needs
+    add("ig", "explain", "equal", *ours("ig", {"n_steps": 50, "adaptive": False}), grad=True)
+    add("ig", "explain", "defaults (adaptive)", *ours("ig", {}), grad=True)
 
     def captum_ig() -> float:
         hits = 0
@@ -226,7 +228,8 @@ def bench_images(n: int, out: list[Row]) -> None:
         secs, res = _timed(lambda: explain.explain(model, images, methods=[method], **{method: settings}))
         return secs / n, float(np.mean([e.rows for e in res])), float(np.mean([inside(e.scores, boxes[e.input]) for e in res]))
 
-    add("ig", "explain", "equal", *ours("ig", {"n_steps": 50}), g=True)
+    add("ig", "explain", "equal", *ours("ig", {"n_steps": 50, "adaptive": False}), g=True)
+    add("ig", "explain", "defaults (adaptive)", *ours("ig", {}), g=True)
 
     def captum_ig() -> float:
         hits = 0

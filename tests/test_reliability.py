@@ -148,3 +148,63 @@ def _cached_model(path: Path):  # type: ignore[no-untyped-def]
     if path not in _MODELS:
         _MODELS[path] = explain.load(path, device="cpu")
     return _MODELS[path]
+
+
+def test_bad_images_fail_alone_through_the_cli(tmp_path: Path) -> None:
+    from PIL import Image
+
+    cnn = ROOT / "examples" / "models" / "digits-cnn"
+    if not (cnn / "config.json").exists():
+        pytest.skip("bundled digits-cnn missing")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray((np.random.default_rng(0).random((40, 50)) * 255).astype(np.uint8)).save(folder / "a-good.png")
+    (folder / "b-fake.png").write_text("this is not an image")
+    good = (folder / "a-good.png").read_bytes()
+    (folder / "c-truncated.png").write_bytes(good[: len(good) // 2])
+    Image.new("RGBA", (33, 21), (255, 0, 0, 128)).save(folder / "d-rgba.png")
+    out = tmp_path / "out"
+    proc = run_cli("run", str(cnn), "--image", str(folder), "--image", str(tmp_path / "missing.png"), "--methods", "ig,gradcam", "--out", str(out), "--no-report")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    failed = {f["input"]: f["error"] for f in doc["failures"]}
+    assert set(failed) == {1, 2, 4}, failed
+    assert sorted({e["input"] for e in doc["explanations"]}) == [0, 3]
+    shapes = {e["input"]: (len(e["scores"]), len(e["scores"][0])) for e in doc["explanations"]}
+    assert shapes[0] == (40, 50) and shapes[3] == (21, 33)
+
+
+def test_malformed_csv_line_fails_alone(tiny_bert: Path, tmp_path: Path) -> None:
+    data = tmp_path / "in.csv"
+    data.write_text("id,review\n1,a great film\n2\n3,the plot was bad\n", encoding="utf-8")
+    out = tmp_path / "out"
+    proc = run_cli("run", str(tiny_bert), "--input", str(data), "--column", "review", "--out", str(out), "--no-report")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert [f["input"] for f in doc["failures"]] == [1]
+    assert sorted({e["input"] for e in doc["explanations"]}) == [0, 2]
+
+
+def test_out_of_memory_halves_the_batch_then_says_so() -> None:
+    from explain.errors import ExplainError
+    from explain.runner import Runner
+
+    runner = Runner(torch.device("cpu"), batch_size=64)
+    sizes: list[int] = []
+
+    def fn(batch: list[int]) -> torch.Tensor:
+        sizes.append(len(batch))
+        if len(batch) > 16:
+            raise torch.OutOfMemoryError("simulated")
+        return torch.tensor(batch, dtype=torch.float32)
+
+    out = runner.map(list(range(100)), fn)
+    assert out.tolist() == list(range(100))
+    assert sizes[:3] == [64, 32, 16] and runner.batch_size == 16 and runner.rows == 100
+
+    def never(batch: list[int]) -> torch.Tensor:
+        raise torch.OutOfMemoryError("simulated")
+
+    with pytest.raises(ExplainError, match="out of memory even with batch size 1"):
+        Runner(torch.device("cpu"), batch_size=4).map([1, 2], never)
