@@ -54,17 +54,15 @@ class AblationMethod(Method):
                 torch.ones(1, d), baselines=0.0, perturbations_per_eval=max(1, min(d, adapter.runner.batch_size))
             )
             scores = view.expand(attr[0].numpy())
-        return Explanation(
-            method=self.name,
-            family=adapter.family,
-            input=example.index,
-            target=target,
+        return self.result(
+            adapter,
+            example,
+            target,
+            cost,
             features=view.features if view.granularity != "pixel" else (),  # images: regions are in extras
             scores=np.asarray(scores, dtype=np.float32),
             granularity=view.granularity,
             settings={**vars(s), "mask": view.mask, "output": view.output},
-            seconds=cost.seconds,
-            rows=cost.rows,
             checks={},
             extras=view.extras,
         )

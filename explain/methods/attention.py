@@ -102,17 +102,15 @@ class AttentionMethod(Method):
                 "heads": "all" if heads_kept else "mean",
                 "feature_tokens": [[view.tokens[t] for t in g] for g in groups],
             }
-        return Explanation(
-            method=self.name,
-            family=adapter.family,
-            input=example.index,
-            target=target,
+        return self.result(
+            adapter,
+            example,
+            target,
+            cost,
             features=view.features,
             scores=scores,
             granularity=view.granularity,
             settings=vars(s),
-            seconds=cost.seconds,
-            rows=cost.rows,
             checks={},
             extras=extras,
         )

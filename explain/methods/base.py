@@ -46,6 +46,18 @@ class Method(ABC):
     ) -> Explanation:
         """Return the Explanation of `target` for `example`."""
 
+    def result(self, adapter: Adapter, example: Example, target: Target, cost: "Cost", **fields: Any) -> Explanation:
+        """Return this method's Explanation of (example, target), with its cost filled in."""
+        return Explanation(
+            method=self.name,
+            family=adapter.family,
+            input=example.index,
+            target=target,
+            seconds=cost.seconds,
+            rows=cost.rows,
+            **fields,
+        )
+
     def describe_settings(self) -> list[tuple[str, str, str]]:
         """Return (name, default, help) for each setting."""
         out = []

@@ -81,17 +81,15 @@ class GradCamMethod(Method):
             small = tuple(cam.shape[-2:])
             scores = LayerAttribution.interpolate(cam.detach().float(), tuple(x.shape[-2:]), interpolate_mode="bilinear")
             scores = scores[0, 0].cpu().numpy().astype(np.float32)
-        return Explanation(
-            method=self.name,
-            family=adapter.family,
-            input=example.index,
-            target=target,
+        return self.result(
+            adapter,
+            example,
+            target,
+            cost,
             features=(),
             scores=scores,
             granularity="pixel",
             settings={**vars(s), "layer": layer_name, "output": output},
-            seconds=cost.seconds,
-            rows=cost.rows,
             checks={},
             extras={"layer_map_size": list(small)},
         )

@@ -107,17 +107,15 @@ class IntegratedGradientsMethod(Method):
             scores = view.reduce(attr)
         checks["converged"] = float(converged(checks))
         used = {**vars(s), "n_steps": steps, "baseline": view.baseline, "output": view.output}
-        return Explanation(
-            method=self.name,
-            family=adapter.family,
-            input=example.index,
-            target=target,
+        return self.result(
+            adapter,
+            example,
+            target,
+            cost,
             features=view.features,
             scores=scores,
             granularity=view.granularity,
             settings=used,
-            seconds=cost.seconds,
-            rows=cost.rows,
             checks=checks,
             extras=view.extras,
         )

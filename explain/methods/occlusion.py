@@ -78,17 +78,15 @@ class OcclusionMethod(Method):
                 )
             # every channel of a pixel gets the same value (windows span all channels)
             scores = np.nan_to_num(attr[0, 0].detach().float().cpu().numpy()).astype(np.float32)
-        return Explanation(
-            method=self.name,
-            family=adapter.family,
-            input=example.index,
-            target=target,
+        return self.result(
+            adapter,
+            example,
+            target,
+            cost,
             features=(),
             scores=scores,
             granularity="pixel",
             settings={**vars(s), "window": window, "stride": stride, "mask": mask, "output": output},
-            seconds=cost.seconds,
-            rows=cost.rows,
             checks={},
             extras={},
         )

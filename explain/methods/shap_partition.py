@@ -85,17 +85,15 @@ class ShapMethod(Method):
                 fx = float(view.evaluate(np.ones((1, d), dtype=bool))[0])
             scores = view.expand(values)
         gap = abs(float(values.sum()) - (fx - base))
-        return Explanation(
-            method=self.name,
-            family=adapter.family,
-            input=example.index,
-            target=target,
+        return self.result(
+            adapter,
+            example,
+            target,
+            cost,
             features=view.features if view.granularity != "pixel" else (),  # images: regions are in extras
             scores=np.asarray(scores, dtype=np.float32),
             granularity=view.granularity,
             settings={**vars(s), "max_evals": max_evals, "mask": view.mask, "output": view.output},
-            seconds=cost.seconds,
-            rows=cost.rows,
             checks={"base_value": base, "output": fx, "efficiency_gap": gap},
             extras=view.extras,
         )
