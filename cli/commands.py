@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         elif not args.force:
             raise ExplainError(f"{results_path} already exists; pass --resume to continue it, --force to overwrite it, or choose another --out")
     settings = parse_settings(args)
+    set_threads(args.threads)
     model = explain.load(
         args.checkpoint,
         device=args.device,
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         allow_missing_weights=args.allow_missing_weights,
         batch_size=args.batch_size,
         autocast=args.autocast,
+        max_memory=args.max_memory,
     )
     inputs = gather_inputs(args, model.family)
     methods = registry.resolve(args.methods or "ig", model)
@@ -119,6 +121,17 @@ def _explain(
         resume=previous,
         **settings,
     )
+
+
+def set_threads(threads: int | None) -> None:
+    """Let torch use `threads` CPU threads (None: leave torch's default)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ExplainError(f"--threads {threads}: give a positive number of threads")
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def parse_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     dev.add_argument("--batch-size", type=int, help="rows per model call (default: automatic)")
     dev.add_argument("--autocast", choices=("bf16", "fp16"), help="GPU only: run forwards in reduced precision")
+    dev.add_argument("--max-memory", metavar="SIZE", help="cap on one model call's activation memory, e.g. 2GB: gradient methods chunk their rows to fit")
+    dev.add_argument("--threads", type=int, metavar="N", help="CPU threads torch may use (default: torch's own choice)")
     dev.add_argument("--allow-pickle", action="store_true", help="allow pickled weights (they can run code)")
     dev.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
     dev.add_argument("--allow-missing-weights", action="store_true", help="accept weights that leave parameters random")

@@ -44,15 +44,21 @@ def load(
     allow_missing_weights: bool = False,
     batch_size: int | None = None,
     autocast: str | None = None,
+    max_memory: int | str | None = None,
 ) -> Adapter:
-    """Return the model adapter for the checkpoint at `path`, on `device` and in eval mode."""
+    """Return the model adapter for the checkpoint at `path`, on `device` and in eval mode.
+
+    `max_memory` (bytes, or a size such as "2GB") caps the activation memory of one model
+    call: gradient methods split their rows into chunks that fit it.
+    """
     dev = resolve_device(device)
+    runner = Runner(dev, batch_size=batch_size, autocast=autocast, max_memory=max_memory)
     p = Path(path).expanduser()
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     if p.is_file():
         if p.suffix in (".safetensors", ".pt", ".pth"):
-            return _load_plain_cnn(p.parent, p, dev, batch_size, autocast)
+            return _load_plain_cnn(p.parent, p, dev, runner)
         if p.name == "config.json":
             p = p.parent
         else:
@@ -67,9 +73,9 @@ def load(
         )
     cfg = _read_json(cfg_path)
     if cfg.get("format") == "explain-cnn":
-        return _load_plain_cnn(p, None, dev, batch_size, autocast)
+        return _load_plain_cnn(p, None, dev, runner)
     if "model_type" in cfg:
-        return _load_hf(p, cfg, dev, trust_remote_code, allow_pickle, allow_missing_weights, batch_size, autocast)
+        return _load_hf(p, cfg, trust_remote_code, allow_pickle, allow_missing_weights, runner)
     raise CheckpointError(
         f"{cfg_path} names neither a Hugging Face model ('model_type') nor a plain CNN ('format': 'explain-cnn')"
     )
@@ -99,12 +105,10 @@ def family_of_class(name: str) -> str | None:
 def _load_hf(
     p: Path,
     cfg: dict[str, Any],
-    dev: torch.device,
     trust_remote_code: bool,
     allow_pickle: bool,
     allow_missing: bool,
-    batch_size: int | None,
-    autocast: str | None,
+    runner: Runner,
 ) -> Adapter:
     import transformers
 
@@ -161,7 +165,7 @@ def _load_hf(
         prep=prep,
         path=str(p.resolve()),
         content_hash=content_hash([*shards, p / "config.json"]),
-        runner=Runner(dev, batch_size=batch_size, autocast=autocast),
+        runner=runner,
     )
 
 
@@ -206,7 +210,7 @@ def build_hf_adapter(
 
 
 def _load_plain_cnn(
-    folder: Path, weights: Path | None, dev: torch.device, batch_size: int | None, autocast: str | None
+    folder: Path, weights: Path | None, dev: torch.device, runner: Runner
 ) -> Adapter:
     from safetensors.torch import load_file
 
@@ -258,7 +262,7 @@ def _load_plain_cnn(
         architecture=str(cfg["architecture"]),
         device=str(dev),
     )
-    return ImageClassifierAdapter(model, prep, info, Runner(dev, batch_size=batch_size, autocast=autocast))
+    return ImageClassifierAdapter(model, prep, info, runner)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

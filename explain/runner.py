@@ -8,6 +8,7 @@ autocasts on GPU, and counts the rows it evaluated so every result can report it
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
@@ -27,8 +28,10 @@ class Runner:
         device: torch.device,
         batch_size: int | None = None,
         autocast: str | None = None,
+        max_memory: int | str | None = None,
     ) -> None:
         self.device = device
+        self.max_memory = parse_size(max_memory) if max_memory is not None else None
         self.batch_size = batch_size or DEFAULT_BATCH.get(device.type, 64)
         if autocast not in (None, "bf16", "fp16"):
             raise ExplainError(f"unknown autocast {autocast!r}: use bf16, fp16 or leave it off")
@@ -93,6 +96,33 @@ class Runner:
             result = result[inverse]
         return result
 
+    def rows_within(self, bytes_per_row: float, wanted: int) -> int:
+        """Return how many of `wanted` rows one call may hold under the memory cap (at least 1)."""
+        if self.max_memory is None or bytes_per_row <= 0:
+            return max(1, wanted)
+        return max(1, min(wanted, int(self.max_memory // bytes_per_row)))
+
     def count(self, rows: int) -> None:
         """Record rows evaluated outside map (e.g. by captum's own internal batching)."""
         self.rows += int(rows)
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
+          "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
+
+
+def parse_size(value: int | str) -> int:
+    """Return a memory size in bytes from an int or a string such as "512MB", "2GiB" or "1.5g"."""
+    if isinstance(value, bool):
+        raise ExplainError(f"memory size {value!r} is not a size")
+    if isinstance(value, (int, float)):
+        size = int(value)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+        unit = m.group(2).lower() if m else ""
+        if not m or unit not in _UNITS:
+            raise ExplainError(f"memory size {value!r} is not a size such as 512MB or 2GB")
+        size = int(float(m.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise ExplainError(f"memory size {value!r} must be positive")
+    return size

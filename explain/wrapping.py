@@ -25,6 +25,7 @@ def from_model(
     device: str | torch.device = "auto",
     batch_size: int | None = None,
     autocast: str | None = None,
+    max_memory: int | str | None = None,
 ) -> Adapter:
     """Return an adapter for an in-memory model, so scripts need not save a checkpoint first.
 
@@ -39,7 +40,7 @@ def from_model(
         model = pipe.model
         tokenizer = tokenizer or getattr(pipe, "tokenizer", None)
         preprocessing = preprocessing or getattr(pipe, "image_processor", None)
-    runner = Runner(resolve_device(device), batch_size=batch_size, autocast=autocast)
+    runner = Runner(resolve_device(device), batch_size=batch_size, autocast=autocast, max_memory=max_memory)
     family = family_of_class(type(model).__name__) if hasattr(model, "config") else None
     if family is not None:
         prep = _preprocessing(preprocessing) if family == "image-classifier" else None
