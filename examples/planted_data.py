@@ -73,7 +73,6 @@ ANIMAL_SOUNDS: dict[str, str] = {
     "owl": " hoot", "frog": " croak", "bee": " buzz", "lion": " roar",
 }
 NULL_ANSWER = " nothing"
-PROMPT_END = "says"
 
 # --- digits -----------------------------------------------------------------------------------
 
@@ -143,9 +142,11 @@ def sentiment_examples(n: int, seed: int, split: str = "train"
 def gpt_prompts(n: int, seed: int, split: str = "train") -> list[tuple[str, str, str | None]]:
     """Return n (prompt, answer_with_leading_space, cue_word or None) animal-sound prompts.
 
-    A prompt is 4-16 filler words with at most one animal cue, ending in "says"; the answer is
-    the cue's sound, or " nothing" without a cue. Mix: 65% with a cue; 20% never had one; 15%
-    had one that was dropped. 30% of prompts also lose each filler word with probability 0.15.
+    A prompt is 4-16 filler words with at most one animal cue; the answer is the cue's sound, or
+    " nothing" without a cue. There is no closing question word: the bundled GPT answers after
+    any prompt (train_gpt.py trains the answer at every prefix), so the cue is the only word
+    whose removal changes the answer. Mix: 65% with a cue; 20% never had one; 15% had one that
+    was dropped. 30% of prompts also lose each filler word with probability 0.15.
     The cue is never the first word, so it is always one byte-level BPE token with its leading
     space (a sentence-initial "cat" would split into "c" + "at").
     """
@@ -164,7 +165,7 @@ def gpt_prompts(n: int, seed: int, split: str = "train") -> list[tuple[str, str,
                 words.remove(cue)
                 cue = None
         answer = ANIMAL_SOUNDS[cue] if cue else NULL_ANSWER
-        out.append((" ".join(words + [PROMPT_END]), answer, cue))
+        out.append((" ".join(words), answer, cue))
     return out
 
 

@@ -44,6 +44,7 @@ def explain(
     progress: Progress | None = None,
     on_input: Callable[[Results], None] | None = None,
     resume: Results | None = None,
+    first_index: int = 0,
     **settings: Mapping[str, Any],
 ) -> Results:
     """Return Results with one Explanation per input x method x target.
@@ -57,7 +58,8 @@ def explain(
     cannot be explained is recorded in ``results.failures`` and the others go on.
     `on_input` is called with the Results so far after each input (used to flush them to disk).
     `resume` takes the Results of an interrupted run of the same job: its finished inputs are
-    kept and not explained again.
+    kept and not explained again. `first_index` numbers the inputs from that index (a shard of
+    a bigger run keeps the whole run's input numbers).
     """
     model = as_adapter(model)
     if isinstance(inputs, (str, bytes)) or not hasattr(inputs, "__len__"):
@@ -71,12 +73,12 @@ def explain(
     parsed = {m.name: m.settings(settings.get(m.name)) for m in chosen}
     model.check_target(target)
     results = Results(model=model.info, inputs=[], run=_run_info(model, chosen, parsed, seed, granularity, target))
-    done = _resumed(results, resume, inputs)
+    done = _resumed(results, resume, inputs, first_index)
     started = time.perf_counter()
     options = {"max_length": max_length, "max_new_tokens": max_new_tokens, "continuation": continuation}
     if not truncate:  # only passed when set, so adapters that never truncate need not know it
         options["truncate"] = False
-    for i, raw in enumerate(inputs):
+    for i, raw in enumerate(inputs, start=first_index):
         if i in done:
             continue
         example = _prepare(model, raw, i, options, results, progress)
@@ -128,7 +130,7 @@ def _explain_example(
                 progress("done", i, m.name, exp)
 
 
-def _resumed(results: Results, resume: Results | None, inputs: Sequence[Any]) -> set[int]:
+def _resumed(results: Results, resume: Results | None, inputs: Sequence[Any], first: int = 0) -> set[int]:
     """Copy the finished inputs of an earlier run of the same job; return their indices."""
     if resume is None:
         return set()
@@ -141,9 +143,9 @@ def _resumed(results: Results, resume: Results | None, inputs: Sequence[Any]) ->
     done: set[int] = set()
     for record in resume.inputs:
         i = record.index
-        if i >= len(inputs) or i in failed:
+        if not first <= i < first + len(inputs) or i in failed:
             continue
-        raw = inputs[i]
+        raw = inputs[i - first]
         expected = raw.get("prompt") if isinstance(raw, dict) else raw
         same = record.path == str(raw) if record.kind == "image" else record.text == expected
         if not same:
