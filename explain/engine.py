@@ -45,7 +45,7 @@ def explain(
     on_input: Callable[[Results], None] | None = None,
     resume: Results | None = None,
     first_index: int = 0,
-    **settings: Mapping[str, Any],
+    **settings: Any,
 ) -> Results:
     """Return Results with one Explanation per input x method x target.
 

@@ -53,6 +53,7 @@ class ImageClassifierAdapter(Adapter):
         self._scale = 255.0 * prep.rescale
         self._mean = torch.tensor(prep.mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self._std = torch.tensor(prep.std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        self._fast: torch.nn.Module | None | bool = False  # False: not built yet; None: none to be had
 
     # ---- inputs -------------------------------------------------------------------------
     def prepare(self, raw: Any, index: int, **_: Any) -> Example:
@@ -74,21 +75,38 @@ class ImageClassifierAdapter(Adapter):
         return Example(index=index, record=record, probs=probs, state=ImageState(image, pixels))
 
     # ---- forwards -----------------------------------------------------------------------
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Return (B, classes) logits for (B, C, H, W) pixels in [0, 1] at any resolution (differentiable)."""
+    def logits(self, x: torch.Tensor, fast: bool = False) -> torch.Tensor:
+        """Return (B, classes) logits for (B, C, H, W) pixels in [0, 1] at any resolution.
+
+        Differentiable unless `fast`, which runs gradient-free rows through an inference-only
+        copy of the model (BatchNorm folded, channels-last; see fast_inference) when one agrees
+        with the model.
+        """
         if tuple(x.shape[-2:]) != self.prep.size:
             # antialias=True matches PIL's bilinear resize (what processors and trainers use)
             # when downscaling; upscaling is plain bilinear either way.
             x = F.interpolate(x, size=self.prep.size, mode="bilinear", align_corners=False, antialias=True)
-        out = self.model((x * self._scale - self._mean) / self._std)
+        x = (x * self._scale - self._mean) / self._std
+        model = self._fast_model(x) if fast and not torch.is_grad_enabled() else None
+        if model is not None:
+            out = model(x.contiguous(memory_format=torch.channels_last))
+        else:
+            out = self.model(x)
         return getattr(out, "logits", out)
 
-    def target_forward(self, target: Target, output: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _fast_model(self, probe: torch.Tensor) -> torch.nn.Module | None:
+        if self._fast is False:
+            from ..fast_inference import fast_copy
+
+            self._fast = fast_copy(self.model, probe)
+        return self._fast if isinstance(self._fast, torch.nn.Module) else None
+
+    def target_forward(self, target: Target, output: str, fast: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
         """Return pixels (B, C, H, W) -> (B,) target output, counting rows on the runner."""
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])
-            return select_output(self.logits(x), target.index, output)
+            return select_output(self.logits(x, fast=fast), target.index, output)
 
         return forward
 
@@ -172,11 +190,13 @@ class ImageClassifierAdapter(Adapter):
         def run(rows: list[np.ndarray]) -> torch.Tensor:
             keep = torch.as_tensor(np.stack(rows), dtype=torch.bool, device=self.device)  # (b, d)
             keep_px = keep[:, seg_t].unsqueeze(1)  # (b, 1, H, W): is this pixel's segment kept?
-            return select_output(self.logits(torch.where(keep_px, x, fill)), target.index, output)
+            return select_output(self.logits(torch.where(keep_px, x, fill), fast=True), target.index, output)
 
         def evaluate(keep: np.ndarray) -> np.ndarray:
-            rows = list(np.asarray(keep, dtype=bool).reshape(-1, d))
-            return self.runner.map(rows, run, batch_size=self.batch_rows(example)).numpy()
+            # identical perturbations (common with few superpixels) are evaluated once
+            distinct, inverse = np.unique(np.asarray(keep, dtype=bool).reshape(-1, d), axis=0, return_inverse=True)
+            out = self.runner.map(list(distinct), run, batch_size=self.batch_rows(example)).numpy()
+            return out[inverse.reshape(-1)]
 
         def expand(values: np.ndarray) -> np.ndarray:
             return np.asarray(values, dtype=np.float32)[segments]  # (H, W): each pixel its segment's value

@@ -17,6 +17,7 @@ import torch
 
 from ..adapters.base import Adapter, Example
 from ..explanation import Explanation, Target
+from ..gradients import frozen_parameters, saved_bytes_per_row
 from . import register
 from .base import Cost, Method, setting, view_options
 
@@ -48,10 +49,9 @@ def converged(checks: dict[str, float]) -> bool:
     return checks["convergence_delta"] <= max(REL_TOL * abs(checks["output_change"]), ABS_TOL)
 
 
-def _checks(attr: torch.Tensor, delta: torch.Tensor) -> dict[str, float]:
-    total = float(attr.detach().float().sum())
-    delta_v = float(delta.detach().float().abs().mean())
-    change = total - float(delta.detach().float().mean())  # f(x) - f(baseline)
+def _checks(attr: torch.Tensor, change: float) -> dict[str, float]:
+    """Completeness of `attr` against f(x) - f(baseline) = `change` (captum's convergence delta)."""
+    delta_v = abs(float(attr.detach().float().sum()) - change)
     return {
         "convergence_delta": delta_v,
         "delta_relative": delta_v / abs(change) if abs(change) > 1e-12 else 0.0,
@@ -77,27 +77,33 @@ class IntegratedGradientsMethod(Method):
 
         s: IGSettings = settings
         opts = view_options(s, granularity)
-        with Cost(adapter) as cost:
+        # Input-only gradients: the weights' own gradients (and the activations they need) are
+        # never wanted here.
+        with Cost(adapter) as cost, frozen_parameters(adapter.model):
             view = adapter.gradient_view(example, target, **opts)
             ig = IntegratedGradients(view.forward)
+            chunk = s.internal_batch_size or adapter.batch_rows(example)
+            capped = adapter.runner.max_memory is not None and not s.internal_batch_size
+            if capped:
+                chunk = adapter.runner.rows_within(saved_bytes_per_row(view.forward, view.inputs, adapter.model), chunk)
+            # f(input) and f(baseline) once, in one call, for every try of the adaptive loop
+            with adapter.runner.context():
+                ends = view.forward(torch.cat([view.inputs, view.baselines])).detach().float()
+            change = float(ends[0] - ends[1])
             steps = s.n_steps
             while True:
-                kwargs = dict(
-                    baselines=view.baselines,
-                    n_steps=steps,
-                    method=s.method,
-                    internal_batch_size=s.internal_batch_size or adapter.batch_rows(example),
-                    return_convergence_delta=True,
-                )
+                kwargs = dict(baselines=view.baselines, n_steps=steps, method=s.method, internal_batch_size=chunk)
                 with adapter.runner.context(grad=True):
                     if s.nt_samples > 0:
                         torch.manual_seed(seed)
                         attr, delta = NoiseTunnel(ig).attribute(
-                            view.inputs, nt_type="smoothgrad", nt_samples=s.nt_samples, stdevs=s.nt_stdev, **kwargs
+                            view.inputs, nt_type="smoothgrad", nt_samples=s.nt_samples, stdevs=s.nt_stdev,
+                            return_convergence_delta=True, **kwargs,
                         )
+                        checks = _checks(attr, float(attr.detach().float().sum()) - float(delta.detach().float().mean()))
                     else:
-                        attr, delta = ig.attribute(view.inputs, **kwargs)
-                checks = _checks(attr, delta)
+                        attr = ig.attribute(view.inputs, **kwargs)
+                        checks = _checks(attr, change)
                 if not s.adaptive or converged(checks) or steps * 2 > s.max_steps:
                     break
                 # A saturated model turns sharply along the path: integrate finer, in bigger
@@ -106,7 +112,7 @@ class IntegratedGradientsMethod(Method):
                 steps = min(steps * (4 if far else 2), s.max_steps)
             scores = view.reduce(attr)
         checks["converged"] = float(converged(checks))
-        used = {**vars(s), "n_steps": steps, "baseline": view.baseline, "output": view.output}
+        used = {**vars(s), **({"internal_batch_size": chunk} if capped else {}), "n_steps": steps, "baseline": view.baseline, "output": view.output}
         return self.result(
             adapter,
             example,

@@ -67,7 +67,7 @@ class OcclusionMethod(Method):
         if not 1 <= stride <= window:
             raise MethodError(f"occlusion stride {stride} must be between 1 and the window ({window})")
         with Cost(adapter) as cost:
-            forward = adapter.target_forward(target, output)  # type: ignore[attr-defined]
+            forward = adapter.target_forward(target, output, fast=True)  # type: ignore[attr-defined]
             with adapter.runner.context():
                 attr = Occlusion(forward).attribute(
                     x,

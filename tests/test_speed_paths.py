@@ -1,0 +1,134 @@
+"""The speed paths give the same answers: the inference copy of a CNN, deduplicated
+perturbations, input-only gradients and memory-capped IG chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import explain
+from explain.fast_inference import fast_copy
+from explain.gradients import frozen_parameters, saved_bytes_per_row
+from explain.runner import parse_size
+
+from conftest import MODELS
+
+
+@pytest.fixture(scope="module")
+def cnn() -> explain.adapters.image.ImageClassifierAdapter:  # type: ignore[name-defined]
+    return explain.load(MODELS / "digits-cnn", device="cpu")
+
+
+def _digit() -> np.ndarray:
+    import sys
+
+    sys.path.insert(0, str(MODELS.parent))
+    from planted_data import digit_images
+
+    return next(img for img, _, box in digit_images(20, seed=5, split="heldout") if box is not None)
+
+
+def test_the_inference_copy_folds_batchnorm_and_agrees(cnn) -> None:  # type: ignore[no-untyped-def]
+    x = torch.rand(8, 1, 32, 32)
+    fast = fast_copy(cnn.model, x)
+    assert fast is not None
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())  # folded away
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in cnn.model.modules())  # the model is untouched
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x.contiguous(memory_format=torch.channels_last)), cnn.model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_an_untraceable_model_still_gets_a_checked_copy() -> None:
+    class Branchy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn, self.head = torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.sum() > -1e9:  # data-dependent control flow: torch.fx cannot trace it
+                x = self.bn(self.conv(x))
+            return self.head(x.mean((2, 3)))
+
+    model = Branchy().eval()
+    fast = fast_copy(model, torch.rand(2, 1, 8, 8))
+    assert fast is not None and fast is not model
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())  # not folded, still agrees
+
+
+def test_a_model_the_copy_disagrees_with_is_used_as_it_is() -> None:
+    class Noisy(torch.nn.Module):  # a different answer on every call: no copy can agree with it
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + torch.randn_like(x)
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), Noisy()).eval()
+    assert fast_copy(model, torch.rand(2, 1, 5, 5)) is None
+    assert fast_copy(model.train(), torch.rand(2, 1, 5, 5)) is None  # nor for a model in training mode
+
+
+def test_image_perturbation_methods_give_the_plain_model_answers(cnn, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    img = _digit()
+    fast = explain.explain(cnn, [img], methods=["occlusion", "lime", "shap"], lime={"num_samples": 300}, shap={"max_evals": 200})
+    plain_adapter = explain.load(MODELS / "digits-cnn", device="cpu")
+    plain_adapter._fast = None  # type: ignore[attr-defined]  # never build the copy: the model itself
+    plain = explain.explain(plain_adapter, [img], methods=["occlusion", "lime", "shap"], lime={"num_samples": 300}, shap={"max_evals": 200})
+    assert cnn._fast is not None and cnn._fast is not False  # the copy was used
+    for a, b in zip(fast, plain):
+        assert a.method == b.method
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-3, atol=1e-5 * float(np.abs(b.scores).max()) + 1e-7)
+
+
+def test_identical_perturbations_are_evaluated_once(cnn) -> None:  # type: ignore[no-untyped-def]
+    ex = cnn.prepare(_digit(), 0)
+    view = cnn.perturbation_view(ex, cnn.targets(ex)[0])
+    d = len(view.features)
+    keep = np.ones((10, d), dtype=bool)
+    keep[5:, 0] = False  # two distinct rows, ten asked for
+    before = cnn.runner.rows
+    out = view.evaluate(keep)
+    assert cnn.runner.rows - before == 2
+    assert out.shape == (10,) and np.all(out[:5] == out[0]) and np.all(out[5:] == out[5]) and out[0] != out[5]
+
+
+def test_frozen_parameters_are_restored_even_after_an_error(cnn) -> None:  # type: ignore[no-untyped-def]
+    before = [p.requires_grad for p in cnn.model.parameters()]
+    with pytest.raises(RuntimeError):
+        with frozen_parameters(cnn.model):
+            assert not any(p.requires_grad for p in cnn.model.parameters())
+            raise RuntimeError("boom")
+    assert [p.requires_grad for p in cnn.model.parameters()] == before
+
+
+def test_saved_bytes_grow_with_the_input(tiny_bert) -> None:  # type: ignore[no-untyped-def]
+    model = explain.load(tiny_bert, device="cpu")
+    sizes = []
+    for n in (8, 32):
+        ex = model.prepare(" ".join(["good"] * n), 0)
+        view = model.gradient_view(ex, model.targets(ex)[0])
+        with frozen_parameters(model.model):
+            sizes.append(saved_bytes_per_row(view.forward, view.inputs, model.model))
+    assert sizes[1] > 2.5 * sizes[0] > 0
+
+
+def test_capped_ig_chunks_its_rows_and_gives_the_same_attributions(tiny_bert) -> None:  # type: ignore[no-untyped-def]
+    text = " ".join(["a", "good", "film", "but", "a", "bad", "plot"] * 4)
+    settings = {"n_steps": 40, "adaptive": False}
+    free = explain.explain(explain.load(tiny_bert, device="cpu"), [text], methods=["ig"], ig=settings)[0]
+    capped_model = explain.load(tiny_bert, device="cpu", max_memory="1MB")
+    capped = explain.explain(capped_model, [text], methods=["ig"], ig=settings)[0]
+    chunk = capped.settings["internal_batch_size"]
+    assert 1 <= chunk < 40  # the 40 steps ran in several chunks
+    np.testing.assert_allclose(capped.scores, free.scores, rtol=1e-4, atol=1e-7)
+    assert capped.checks["convergence_delta"] == pytest.approx(free.checks["convergence_delta"], abs=1e-6)
+    assert free.settings.get("internal_batch_size") is None  # recorded only when capped
+
+
+@pytest.mark.parametrize("text,size", [("512MB", 512 * 10**6), ("2GiB", 2 * 2**30), ("1.5g", 1_500_000_000), (4096, 4096)])
+def test_memory_sizes_parse(text: str | int, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("bad", ["lots", "-1GB", "0", "12 parsecs"])
+def test_bad_memory_sizes_are_one_line_errors(bad: str) -> None:
+    with pytest.raises(explain.ExplainError, match="memory size"):
+        parse_size(bad)
