@@ -4,7 +4,9 @@
     reports.write_report(results, "out/report.html")   # or explain.report(results, path)
 
 One file per report: plotly.js embedded once, every figure drawn lazily in the browser from a
-compact JSON blob per input, no request leaving the page. Same Results, same HTML.
+compact JSON blob per input, no request leaving the page. Same Results, same HTML. With metrics
+(explain.metrics.evaluate) each target gets a trust panel and the page a summary table; runs of
+many inputs get an across-inputs view and full sections for a sample of MAX_INPUTS of them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .dataset import MAX_INPUTS
 from .page import render_page
 
 if TYPE_CHECKING:
@@ -21,17 +24,23 @@ if TYPE_CHECKING:
 __all__ = ["render", "write_report"]
 
 
-def render(results: Results) -> str:
-    """Return the report for `results` as one self-contained HTML document (deterministic)."""
+def render(results: Results, *, max_inputs: int | None = MAX_INPUTS) -> str:
+    """Return the report for `results` as one self-contained HTML document (deterministic).
+
+    A run of more than `max_inputs` inputs (None: no limit) gets a full section for a
+    deterministic sample of them, after an across-inputs view computed from all of them.
+    """
     if not isinstance(results, list) or not hasattr(results, "model") or not hasattr(results, "inputs"):
         raise TypeError(f"reports render the Results returned by explain.explain(), not {type(results).__name__}")
-    return render_page(results)
+    if max_inputs is not None and (isinstance(max_inputs, bool) or not isinstance(max_inputs, int) or max_inputs < 1):
+        raise ValueError(f"max_inputs must be a positive number of inputs or None (every input), got {max_inputs!r}")
+    return render_page(results, max_inputs)
 
 
-def write_report(results: Results, path: str | os.PathLike[str]) -> Path:
-    """Write the report for `results` to `path` atomically and return the path."""
+def write_report(results: Results, path: str | os.PathLike[str], *, max_inputs: int | None = MAX_INPUTS) -> Path:
+    """Write the report for `results` to `path` atomically and return the path (`max_inputs`: see render)."""
     from explain.results_io import write_atomic
 
     path = Path(path)
-    write_atomic(path, render(results))
+    write_atomic(path, render(results, max_inputs=max_inputs))
     return path

@@ -10,6 +10,7 @@ import numpy as np
 from .compare import agreement
 from .encode import block_mean, fmt, is_base64, number, pack_exact, pack_quantized, plain
 from .quality import check_lines, flagged
+from .trust import TrustContext, trust_doc
 
 if TYPE_CHECKING:
     from explain.explanation import Explanation, InputRecord, Target
@@ -127,8 +128,8 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def input_doc(record: InputRecord, exps: Sequence[Explanation]) -> dict[str, Any]:
-    """Return everything the page needs to render one input's section."""
+def input_doc(record: InputRecord, exps: Sequence[Explanation], trust: TrustContext | None = None) -> dict[str, Any]:
+    """Return everything the page needs to render one input's section (with trust panels when `trust` is enabled)."""
     family = exps[0].family if exps else ""
     groups = []
     for g in target_groups(exps):
@@ -137,15 +138,17 @@ def input_doc(record: InputRecord, exps: Sequence[Explanation]) -> dict[str, Any
         cmp = agreement(g, [m for m in maps if m is not None] if use_maps else None)
         t = g[0].target
         whole = family == "causal-lm" and t.position is None
-        groups.append(
-            {
-                "t": target_doc(t),
-                "title": "whole continuation" if whole else str(t.label),
-                "whole": whole,
-                "exps": [explanation_doc(e) for e in g],
-                "cmp": cmp,
-            }
-        )
+        group = {
+            "t": target_doc(t),
+            "title": "whole continuation" if whole else str(t.label),
+            "whole": whole,
+            "exps": [explanation_doc(e) for e in g],
+            "cmp": cmp,
+        }
+        panel = trust_doc(g, trust) if trust is not None else None
+        if panel is not None:
+            group["trust"] = panel
+        groups.append(group)
     doc: dict[str, Any] = {
         "i": int(record.index),
         "kind": record.kind,
@@ -170,6 +173,9 @@ def estimate_height(doc: dict[str, Any]) -> int:
         for e in [] if pixel else exps:
             chars = sum(len(f) + 3 for f in e["f"])
             h += 100 + 30 * math.ceil(chars / 110) + 40 * len(e["checks"]) + (520 if "att" in e else 0)
+        if "trust" in g:
+            rows = g["trust"]["rows"]
+            h += 90 + 58 * len(rows) + (300 if any(r["curves"] for r in rows) else 0)
         if cmp["rows"]:
             h += 50 + (0 if pixel else 150 + 34 * len(cmp["rows"])) + (60 + 26 * len(cmp["pairs"]) if cmp["pairs"] else 0)
     return int(h)

@@ -1,4 +1,4 @@
-"""The page's JavaScript, part 2: method cards, attention explorer, method comparison, target groups."""
+"""The page's JavaScript, part 2: method cards, attention explorer, method comparison, target groups (trust panel: js_trust)."""
 
 VIEWS_JS = r"""
 (function () {
@@ -166,6 +166,7 @@ X.buildGroup = async function (d, g, container) {
   const grid = h("div", { class: "cards" + (pixel ? " img" : "") });
   for (const e of g.exps) { const r = await X.methodCard(d, e, jobs); grid.append(r.card); scoresList.push(r.scores); }
   wrap.append(grid);
+  if (g.trust && X.trustPanel) wrap.append(X.trustPanel(g, jobs));
   const cmp = compareBlock(g, scoresList, jobs);
   if (cmp) wrap.append(cmp);
   container.append(wrap);

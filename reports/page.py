@@ -6,12 +6,18 @@ import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .data import estimate_height, input_doc, settings_text
+from .dataset import AGGREGATE_MIN, MAX_INPUTS, sample, self_distributions
+from .dataset_section import dataset_doc, dataset_html, hist_section
 from .encode import esc, fmt, number, plain, script_json
 from .js_app import APP_JS
 from .js_core import CORE_JS
+from .js_dataset import DATASET_JS
+from .js_trust import TRUST_JS
 from .js_views import VIEWS_JS
 from .quality import input_flags, run_series
 from .style import COLORSCALE, CSS
+from .trust import TrustContext, definitions
+from .trust_summary import summary_doc, summary_html
 
 if TYPE_CHECKING:
     from explain.explanation import Explanation, Failure, InputRecord, Results
@@ -32,8 +38,14 @@ def plotly_js() -> str:
     return get_plotlyjs().replace("</script", "<\\/script").replace("<!--", "<\\!--")
 
 
-def render_page(results: Results) -> str:
-    """Return the whole report page for `results` as HTML text."""
+def render_page(results: Results, max_inputs: int | None = MAX_INPUTS) -> str:
+    """Return the whole report page for `results` as HTML text.
+
+    Runs of more than `max_inputs` inputs (None: no limit) show a section for a deterministic
+    sample of them only, after the across-inputs view that covers every input.
+    """
+    shown = sample(results, max_inputs)
+    records = [r for r in results.inputs if shown is None or int(r.index) in shown]
     by_input: dict[int, list[Explanation]] = {}
     for e in results:
         by_input.setdefault(int(e.input), []).append(e)
@@ -42,29 +54,43 @@ def render_page(results: Results) -> str:
         fails.setdefault(int(f.input), []).append(f)
     known = {int(r.index) for r in results.inputs}
     orphans = [f for f in results.failures if int(f.input) not in known]
-    series = run_series(results)
-    meta = {"colorscale": COLORSCALE, "quality": series}
+    series = run_series(results) if shown is None else []
+    hists = self_distributions(results) if shown is not None else []
+    ctx = TrustContext.of(results)
+    trust = summary_doc(results)
+    big = shown is not None or len(results.inputs) >= AGGREGATE_MIN
+    dataset = dataset_doc(results) if big else None
+    meta: dict[str, Any] = {"colorscale": COLORSCALE, "quality": series, "qhist": hists}
+    if ctx.enabled:
+        meta["trust"] = definitions()
+    if trust and trust.get("sanity"):
+        meta["sanity"] = trust["sanity"]
+    if dataset is not None:
+        meta["dataset"] = dataset
     title = f"explain report · {os.path.basename(str(results.model.path).rstrip('/')) or results.model.family}"
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n',
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
         f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
-        _bar(),
+        _bar(trust is not None, dataset is not None),
         "<main>\n",
         _overview(results, orphans),
-        _quality(series),
-        _index(results, by_input, fails),
+        summary_html(trust),
+        dataset_html(results, shown, dataset, preview) if dataset is not None else "",
+        _quality(series) if shown is None else hist_section(hists),
+        _index(results, records, by_input, fails, shown),
     ]
-    for r in results.inputs:
-        parts.append(_section(r, by_input.get(int(r.index), []), fails.get(int(r.index), [])))
+    for r in records:
+        parts.append(_section(r, by_input.get(int(r.index), []), fails.get(int(r.index), []), ctx))
     version = (results.run.get("versions") or {}).get("explain", "")
     parts += [
         f'<footer>Made by explain {esc(version)} from results only (no model). One self-contained file: '
         "no request leaves this page.</footer>\n</main>\n",
         f'<script type="application/json" id="explain-meta">{script_json(meta)}</script>\n',
         "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n",
-        f"<script>{CORE_JS}</script>\n<script>{VIEWS_JS}</script>\n<script>{APP_JS}</script>\n",
+        f"<script>{CORE_JS}</script>\n<script>{VIEWS_JS}</script>\n<script>{TRUST_JS}</script>\n",
+        f"<script>{DATASET_JS}</script>\n<script>{APP_JS}</script>\n",
         # Last, as text: the page is usable before the parser even reaches it (see js_core).
         f'<script type="text/plain" id="plotly-js">{plotly_js()}</script>\n',
         "</body>\n</html>\n",
@@ -72,10 +98,12 @@ def render_page(results: Results) -> str:
     return "".join(parts)
 
 
-def _bar() -> str:
+def _bar(trust: bool, dataset: bool) -> str:
+    links = '<a href="#overview">Overview</a>' + ('<a href="#trust">Trust</a>' if trust else "")
+    links += ('<a href="#dataset">Across inputs</a>' if dataset else "") + '<a href="#quality">Quality</a><a href="#index">Inputs</a>'
     return (
         '<header class="bar"><div class="brand">explain <span>report</span></div>'
-        '<nav><a href="#overview">Overview</a><a href="#quality">Quality</a><a href="#index">Inputs</a></nav>'
+        f"<nav>{links}</nav>"
         '<div class="legend" title="Each heat map is scaled by its own max |score|">'
         '<span>−max</span><span class="lg-bar"></span><span>+max</span>'
         "<span>· blue opposes, red supports the target</span></div></header>\n"
@@ -183,9 +211,15 @@ def preview(r: InputRecord, limit: int = PREVIEW) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _index(results: Results, by_input: dict[int, list[Explanation]], fails: dict[int, list[Failure]]) -> str:
+def _index(
+    results: Results,
+    records: Sequence[InputRecord],
+    by_input: dict[int, list[Explanation]],
+    fails: dict[int, list[Failure]],
+    shown: dict[int, str] | None,
+) -> str:
     rows = []
-    for r in results.inputs:
+    for r in records:
         i = int(r.index)
         exps = by_input.get(i, [])
         fl = fails.get(i, [])
@@ -198,6 +232,8 @@ def _index(results: Results, by_input: dict[int, list[Explanation]], fails: dict
         flags = _pills(input_flags(exps), "bad")
         if r.note and r.note != "failed":
             flags += _pills([r.note], "info")
+        if shown is not None and shown.get(i) not in (None, "first", "random"):
+            flags += _pills([shown[i]], "info")
         if input_failed:
             flags += f'<span class="errtext" title="{esc(input_failed[0].error)}">{esc(input_failed[0].error)}</span>'
         cls = ' class="failed"' if input_failed else ""
@@ -208,6 +244,8 @@ def _index(results: Results, by_input: dict[int, list[Explanation]], fails: dict
         )
     n_failed = sum(1 for r in results.inputs if any(f.method is None for f in fails.get(int(r.index), [])))
     count = f"{len(results.inputs):,} input{'' if len(results.inputs) == 1 else 's'}" + (f" · {n_failed} failed" if n_failed else "")
+    if shown is not None:
+        count = f"showing {len(records):,} of {count} (see Across inputs)"
     return (
         f'<section id="index" class="sec"><div class="sec-head"><h2>Inputs</h2><span class="count">{count}</span>'
         '<input type="search" id="filter" placeholder="Filter inputs…" aria-label="filter inputs"></div>'
@@ -217,7 +255,7 @@ def _index(results: Results, by_input: dict[int, list[Explanation]], fails: dict
     )
 
 
-def _section(r: InputRecord, exps: list[Explanation], fails: list[Failure]) -> str:
+def _section(r: InputRecord, exps: list[Explanation], fails: list[Failure], ctx: TrustContext | None = None) -> str:
     i = int(r.index)
     head = [f'<h2>Input {i}</h2><span class="pill info">{esc(r.kind)}</span>']
     if r.prediction is not None:
@@ -240,7 +278,7 @@ def _section(r: InputRecord, exps: list[Explanation], fails: list[Failure]) -> s
             for f in fails
         ) + "</ul>"
     if exps:
-        doc = input_doc(r, exps)
+        doc = input_doc(r, exps, ctx)
         body = f'<div class="body pending" style="min-height:{estimate_height(doc)}px">Drawing explanations…</div>'
         data = f'<script type="application/json" id="d{i}">{script_json(doc)}</script>'
     else:

@@ -112,6 +112,10 @@ def check_lines(e: Explanation) -> list[dict[str, Any]]:
         value = f"{fmt(c['score'], 3)} (intercept {fmt(c.get('intercept'), 3)}, local prediction {fmt(c.get('local_prediction'), 3)})"
         lines.append(_line("Surrogate R²", value, SERIES[2].help, False))
         c = {k: v for k, v in c.items() if k not in ("score", "intercept", "local_prediction")}
+    if c:  # what explain.metrics.evaluate() wrote is shown in the trust panel, not here
+        from .trust import metric_keys
+
+        c = {k: v for k, v in c.items() if k not in metric_keys()}
     for k, v in sorted(c.items()):  # the results file stores keys sorted: same order either way
         lines.append(_line(k.replace("_", " "), fmt(v, 4) if number(v) is not None else str(v), "", False))
     return lines

@@ -204,3 +204,105 @@ def image_results(
             )
     model = ModelInfo("image-classifier", "models/digits-cnn", "sha256:00ff00ff00ff00ff", 50000, labels, architecture="SmallCNN")
     return Results(exps, model=model, inputs=inputs, run=_run(methods, "pixel", exps))
+
+
+def with_metrics(results: Results, *, flagged: Sequence[str] = ("attention",), rationale_inputs: int = 1, seed: int = 3) -> Results:
+    """Return `results` with trust metrics as explain.metrics.evaluate writes them (checks, curves, run["metrics"]).
+
+    Every method beats its random baseline except LIME's deletion AUC; the methods in `flagged`
+    fail the sanity check; the first `rationale_inputs` inputs carry rationale scores.
+    """
+    from explain.explanation import Results
+    from explain.metrics import agreement as agree
+    from explain.metrics.summary import summarise
+
+    rng = np.random.default_rng(seed)
+    steps = np.linspace(0, 1, 11)
+    chance: dict[tuple, dict] = {}
+    pairs = agree.agreement(list(results))
+    means = agree.mean_agreement(pairs)
+    out = []
+    for e in results:
+        key = (e.input, e.target.index, e.target.position)
+        if key not in chance:
+            chance[key] = {"deletion_auc_random": float(rng.uniform(0.4, 0.5)), "insertion_auc_random": float(rng.uniform(0.4, 0.5)),
+                           "comprehensiveness_random": float(rng.uniform(0.1, 0.2)), "sufficiency_random": float(rng.uniform(0.3, 0.4))}
+        c = dict(e.checks)
+        r = chance[key]
+        worse = e.method == "lime"
+        c.update(r)
+        c["deletion_auc"] = r["deletion_auc_random"] + (0.05 if worse else -float(rng.uniform(0.15, 0.3)))
+        c["insertion_auc"] = r["insertion_auc_random"] + float(rng.uniform(0.1, 0.3))
+        c["comprehensiveness"] = r["comprehensiveness_random"] + float(rng.uniform(0.1, 0.4))
+        c["sufficiency"] = r["sufficiency_random"] - float(rng.uniform(0.1, 0.25))
+        bad = e.method in flagged
+        c["sanity_rank_corr"] = float(rng.uniform(0.8, 0.95)) if bad else float(rng.uniform(-0.2, 0.2))
+        c["sanity_flag"] = 1.0 if bad else 0.0
+        m = means.get((*agree.target_key(e), e.method))
+        if m is not None and np.isfinite(m):
+            c["agreement_spearman"] = m
+        if e.input < rationale_inputs:
+            c["rationale_precision"], c["pointing_game"] = 0.5, 1.0
+        x = dict(e.extras)
+        x.update({"curve_fractions": steps.astype(np.float32),
+                  "deletion_curve": np.exp(-steps * (2 if worse else 6)).astype(np.float32),
+                  "insertion_curve": (1 - np.exp(-steps * 5)).astype(np.float32),
+                  "deletion_curve_random": (1 - steps).astype(np.float32), "insertion_curve_random": steps.astype(np.float32),
+                  "faithfulness_removal": "mask", "faithfulness_output": "probability",
+                  "sanity_curve": np.asarray([0.9, 0.5, c["sanity_rank_corr"]], dtype=np.float32)})
+        out.append(e.replace(checks=c, extras=x))
+    methods = list(dict.fromkeys(e.method for e in out))
+    curves = {m: {"mean": [0.9, 0.5, 0.88 if m in flagged else 0.05], "std": [0.02, 0.1, 0.05]} for m in methods}
+    metrics = {
+        "settings": {"metrics": ["faithfulness", "agreement", "sanity", "rationale"], "seed": 0, "steps": 10, "sanity_rho_limit": 0.5},
+        "methods": summarise(out),
+        "agreement": {"pairs": agree.pair_summary(pairs), "per_input": pairs},
+        "sanity": {"blocks": ["classifier", "encoder.layer.1", "embeddings"], "curves": curves,
+                   "mean_abs_rank_corr": {m: 0.88 if m in flagged else 0.1 for m in methods},
+                   "flagged": {m: m in flagged for m in methods}},
+        "errors": [], "seconds": 1.5, "rows": 1234,
+    }
+    return Results(out, model=results.model, inputs=results.inputs, failures=results.failures, run={**results.run, "metrics": metrics})
+
+
+def planted_text_results(
+    n_inputs: int = 1000, n_words: int = 12, methods: Sequence[str] = ("ig", "shap", "lime"), *, seed: int = 4,
+) -> Results:
+    """Return many small text explanations with a planted cause: 'great' decides positive, 'awful' negative.
+
+    Each input holds one cue word, which gets score 1 (the others ~N(0, 0.1)); every 97th input's
+    LIME fails and input 500 (when there is one) fails altogether; input 7 is the slowest.
+    """
+    from explain.explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
+
+    rng = np.random.default_rng(seed)
+    labels = ("negative", "positive")
+    filler = [w for w in WORDS if w not in ("great", "awful", "good", "bad")]
+    exps, inputs, failures = [], [], []
+    for i in range(n_inputs):
+        k = int(rng.integers(2))
+        words = [str(w) for w in rng.choice(filler, size=n_words)]
+        cue = int(rng.integers(n_words))
+        words[cue] = "great" if k == 1 else "awful"
+        target = Target(k, labels[k], float(rng.uniform(0.6, 0.99)))
+        if i == 500:
+            inputs.append(InputRecord(i, "text", text=" ".join(words), note="failed"))
+            failures.append(Failure(i, None, f"input {i}: the tokenizer refused it"))
+            continue
+        inputs.append(InputRecord(i, "text", text=" ".join(words), prediction=target))
+        for m in methods:
+            if m == "lime" and i % 97 == 5:
+                failures.append(Failure(i, m, "lime failed: surrogate did not converge"))
+                continue
+            scores = (rng.normal(size=n_words) * 0.1).astype(np.float32)
+            scores[cue] = 1.0
+            exps.append(
+                Explanation(
+                    method=m, family="text-classifier", input=i, target=target, features=tuple(words), scores=scores,
+                    granularity="word", seconds=5.0 if i == 7 else float(rng.uniform(0.01, 0.5)), rows=int(rng.integers(10, 300)),
+                    checks=_checks(m, rng, scores, bad=False),
+                )
+            )
+    model = ModelInfo("text-classifier", "models/planted-bert", "sha256:5151515151515151", 94979, labels,
+                      architecture="BertForSequenceClassification", layers=2, heads=4, max_length=64)
+    return Results(exps, model=model, inputs=inputs, failures=failures, run=_run(methods, "word", exps))

@@ -103,6 +103,39 @@ table.agree td.num { padding: 3px 10px; }
   border-radius: 4px; font-size: 12px; pointer-events: none; white-space: pre-wrap; overflow-wrap: anywhere; }
 .tip .tip-head { font-weight: 600; font-family: var(--mono); }
 .error { color: var(--bad); }
+.pill.good { border-color: #b7dfc0; background: #eaf6ec; color: #1a7f37; }
+.twrap { overflow-x: auto; }
+table.trust-summary, table.trust-table { width: 100%; }
+table.trust-summary th, table.trust-table th { vertical-align: bottom; border-bottom: 1px solid var(--line); padding: 4px 10px; cursor: help; }
+table.trust-summary td, table.trust-table td { border-bottom: 1px solid #eef1f4; padding: 6px 10px; }
+table.trust-summary td:first-child, table.trust-table td:first-child, table.trust-summary th:first-child, table.trust-table th:first-child { padding-left: 0; }
+.trust-summary .v, .trust-table .v { font-weight: 600; font-variant-numeric: tabular-nums; }
+.trust-summary .sd, .trust-summary .n { color: var(--muted); font-size: 11.5px; white-space: nowrap; }
+table.trust-summary th, table.trust-table th > span:first-child { white-space: nowrap; }
+.rnd, .lbl, th .dir { color: var(--muted); font-size: 11.5px; font-weight: 400; }
+.trust-summary .line, .trust-summary .rnd { white-space: nowrap; } .trust-summary td.sanity .why { color: var(--bad); font-size: 11.5px; }
+.trust-summary td.sanity .pill { margin-left: 4px; }
+td.tcell.good { background: #f1f9f2; } td.tcell.bad { background: #fdf1f1; }
+td.tcell.good .mark { color: #1a7f37; font-weight: 700; } td.tcell.bad .mark { color: var(--bad); font-weight: 700; }
+.trust-table td.bad .v { color: var(--bad); } tr.sanity-flagged td:first-child strong { color: var(--bad); }
+.trust { margin-top: 12px; border: 1px solid var(--line); border-radius: 6px; padding: 4px 14px 10px; }
+.trust h4 { margin-top: 8px; } td.nometrics { font-style: italic; text-align: center; }
+.tgrid { display: grid; grid-template-columns: repeat(auto-fit, minmax(380px, 1fr)); gap: 14px; margin-top: 14px; }
+.sample-note { padding: 8px 12px; border: 1px solid #f0d58c; background: #fff8e1; border-radius: 6px; font-size: 13px; margin: 0 0 14px; }
+#dataset .box { margin-bottom: 14px; }
+.agg-tools { margin: 6px 0 10px; align-items: flex-start; } .agg-tools .gk { font-size: 12px; text-transform: uppercase; letter-spacing: .06em; color: var(--muted); padding-top: 3px; }
+.agg-classes { max-width: 100%; } .chip .cn { color: var(--muted); font-size: 11px; } .chip.active .cn { color: #dbe9f8; }
+.agg-cards { grid-template-columns: repeat(auto-fill, minmax(280px, 1fr)); }
+ol.words { list-style: none; padding: 0; margin: 4px 0 0; font-size: 13px; }
+ol.words li { display: grid; grid-template-columns: minmax(60px, 34%) 1fr 52px 60px; gap: 6px; align-items: center; padding: 1px 0; cursor: default; }
+ol.words .wname { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-weight: 500; }
+.wtrack { height: 10px; background: var(--soft); border-radius: 2px; } .wbar { display: block; height: 10px; border-radius: 2px; min-width: 1px; }
+.wval, .wcount { text-align: right; font-variant-numeric: tabular-nums; font-size: 12px; } .wcount { color: var(--muted); }
+.dgrid { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 10px 16px; }
+.dist-title { font-size: 12.5px; font-weight: 600; cursor: help; } .dist .fig, .qhist { min-height: 230px; }
+table.slow { width: 100%; table-layout: fixed; } table.slow td { border-bottom: 1px solid #eef1f4; }
+table.slow td.txt { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+table.slow col:first-child { width: 50px; }
 footer { margin-top: 50px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 10px; }
 @media print { .bar { position: static; } }
 """

@@ -161,3 +161,81 @@ def test_image_overlay_and_opacity(browser: Any, files: dict[str, Path]) -> None
     page.wait_for_function(f"() => {fig}.data[2].opacity === 0.3", timeout=WAIT_MS)
     w.check()
     page.close()
+
+
+def test_trust_panel_and_summary_table(browser: Any, tmp_path: Path) -> None:
+    r = samples.with_metrics(samples.text_results(4))
+    ig0 = next(e for e in r.for_input(0) if e.method == "ig").checks
+    path = reports.write_report(r, tmp_path / "trust.html")
+    page, w = open_report(browser, path)
+
+    # The summary table: per method, each figure beside its random baseline; attention fails the sanity check.
+    assert page.locator("#trust table.trust-summary tbody tr").count() == 4
+    summary_ig = page.inner_text("#trust td[data-method=ig][data-metric=deletion_auc]")
+    assert "random" in summary_ig and "beats it 3/3" in summary_ig
+    assert page.locator("#trust td[data-method=attention][data-metric=sanity] .sanity-flag").count() == 1
+    assert page.locator("#trust td[data-method=ig][data-metric=sanity] .sanity-flag").count() == 0
+    page.wait_for_selector("#sanity-fig.js-plotly-plot", timeout=WAIT_MS)
+
+    # The panel of input 0: one row per method, values and baselines as computed, flags where they belong.
+    page.evaluate("document.querySelector('#input-0').scrollIntoView()")
+    page.wait_for_selector("#input-0 .trust-table", timeout=WAIT_MS)
+    panel = page.locator("#input-0 .group").first.locator(".trust-table")
+    assert panel.locator("tbody tr").count() == 4
+    cell = panel.locator("tr[data-method=ig] td[data-metric=deletion_auc]")
+    text = cell.inner_text()
+    assert f"{ig0['deletion_auc']:.3g}" in text and f"random {ig0['deletion_auc_random']:.3g}" in text and "✓" in text
+    assert "bad" in (panel.locator("tr[data-method=lime] td[data-metric=deletion_auc]").get_attribute("class") or "")
+    assert "sanity-flagged" in (panel.locator("tr[data-method=attention]").get_attribute("class") or "")
+    assert panel.locator("tr[data-method=attention] .sanity-flag").count() == 1
+    assert panel.locator("tr[data-method=ig] td[data-metric=delta_relative]").count() == 1  # the self-check
+    panel.locator("th[data-key=deletion_auc]").hover()
+    assert "Lower is better" in page.inner_text(".tip")
+    page.wait_for_selector("#input-0 .curves-fig.js-plotly-plot", timeout=WAIT_MS)
+    curves = page.evaluate("document.querySelector('#input-0 .curves-fig').data.length")
+    assert curves == 2 * 4 + 2  # deletion and insertion per method, and the random order's two curves
+    assert samples.HOSTILE in page.inner_text("#input-0 .quote")  # hostile text still text
+    settle(page)
+    page.screenshot(path=str(ARTIFACTS / "trust.png"))
+    w.check()
+    page.close()
+
+
+def test_dataset_view_of_a_thousand_inputs(browser: Any, tmp_path: Path) -> None:
+    r = samples.with_metrics(samples.planted_text_results(1000))
+    path = reports.write_report(r, tmp_path / "big.html")
+    assert path.stat().st_size < 7_000_000  # plotly.js (~4.8 MB) + 100 sections + the across-inputs view
+    page, w = open_report(browser, path)
+    assert "Showing 100 of 1,000 inputs" in page.inner_text("#sample-note")
+    assert page.locator("#index tbody tr").count() == 100
+    assert page.locator("section.input").count() == 100
+
+    page.evaluate("document.querySelector('#dataset').scrollIntoView()")
+    page.wait_for_selector("#agg-view .agg-card", timeout=WAIT_MS)
+    assert page.locator("#agg-view .agg-card").count() == 3  # ig, shap, lime
+    cue = {"positive": "great", "negative": "awful"}
+    chips = page.locator("#agg-view .agg-classes .chip")
+    assert chips.count() == 2
+    for k in range(2):
+        chips.nth(k).click()
+        label = chips.nth(k).get_attribute("data-label")
+        page.wait_for_function(
+            f"() => document.querySelector('#agg-view .agg-card ol.words li').dataset.word === {cue[label]!r}", timeout=WAIT_MS)
+        assert page.locator("#agg-view .agg-card ol.words li:first-child .wname").all_inner_texts() == [cue[label]] * 3
+    page.select_option("#agg-view select[aria-label='rank words by']", "mean")
+    page.wait_for_function("() => document.querySelectorAll('#agg-view .agg-card').length === 3", timeout=WAIT_MS)
+
+    n_dists = len(reports.dataset.metric_distributions(r))
+    page.evaluate("document.querySelector('#dist-grid').scrollIntoView()")
+    page.wait_for_function(f"() => document.querySelectorAll('#dist-grid .dist-fig.js-plotly-plot').length >= 2", timeout=WAIT_MS)
+    page.evaluate("document.querySelector('#quality').scrollIntoView()")
+    page.wait_for_selector("#qh-ig.js-plotly-plot", timeout=WAIT_MS)
+    assert page.locator("#dist-grid .dist").count() == n_dists
+    assert page.inner_text(".slowest tbody tr:first-child td:first-child") == "7"
+    page.click(".slowest a[href='#input-7']")
+    page.wait_for_function("() => document.querySelector('#input-7').dataset.state === 'done'", timeout=WAIT_MS)
+    settle(page)
+    page.evaluate("document.querySelector('#dataset').scrollIntoView()")
+    page.screenshot(path=str(ARTIFACTS / "dataset.png"))
+    w.check()
+    page.close()
