@@ -278,6 +278,86 @@ def bench_images(n: int, out: list[Row]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# causal LM (GPT)
+# ---------------------------------------------------------------------------------------------
+def bench_gpt(n: int, out: list[Row]) -> None:
+    """GPT-2: IG vs captum's LLMGradientAttribution, ablation / SHAP / LIME vs LLMAttribution.
+
+    captum's LLM classes at the settings that work on transformers 5.x: the whole target in
+    one forward (forward_in_tokens=False) and one perturbation per model call (their forward
+    takes one perturbed prompt). The target is the first generated token, decided by the cue.
+    """
+    from captum.attr import FeatureAblation, LayerIntegratedGradients, Lime, ShapleyValueSampling
+    from captum.attr import LLMAttribution, LLMGradientAttribution, TextTokenInput
+
+    model = explain.load(MODELS / "planted-gpt2", device="cpu")
+    tok, hf = model.tokenizer, model.model
+    data = [(p, a, c) for p, a, c in gpt_prompts(30 * n, seed=99, split="heldout") if c][: 3 * n]
+    data = [d for i, d in enumerate(data) if model.prepare(d[0], i, max_new_tokens=1).record.continuation == d[1]][:n]
+    prompts, cues, answers = [p for p, _, _ in data], [c for _, _, c in data], [a for _, a, _ in data]
+    calls = Counter()
+    original = hf.forward
+
+    def counting(*a: Any, **k: Any) -> Any:
+        ids = k.get("input_ids", a[0] if a else None)
+        calls.rows += int(ids.shape[0]) if ids is not None else int(k["inputs_embeds"].shape[0])
+        return original(*a, **k)
+
+    ids_of = [tok(p)["input_ids"] for p in prompts]
+    rows = [ids_of[i % n] + tok(answers[i % n], add_special_tokens=False)["input_ids"] for i in range(256)]
+    with torch.inference_mode():
+        t, _ = _timed(lambda: [hf(input_ids=torch.tensor([r for r in rows[i : i + 32] if len(r) == len(rows[i])])) for i in range(0, 256, 32)])
+    fwd_rows = sum(len([r for r in rows[i : i + 32] if len(r) == len(rows[i])]) for i in range(0, 256, 32))
+    per_row = t / fwd_rows
+    emb = hf.get_input_embeddings()
+    x = emb(torch.tensor([rows[0]] * 32)).detach().requires_grad_(True)
+    tg, _ = _timed(lambda: hf(inputs_embeds=x).logits[:, -1, 0].sum().backward())
+    per_grad = tg / 32
+
+    def add(method: str, side: str, setting: str, sec: float, rws: float, hit: float, g: bool = False) -> None:
+        per = per_grad if g else per_row
+        out.append(Row("causal-lm", method, side, setting, sec, rws, sec / max(rws * per, 1e-12), hit, _peak_mb()))
+
+    def ours(method: str, settings: dict[str, Any]) -> tuple[float, float, float]:
+        secs, res = _timed(lambda: explain.explain(model, prompts, methods=[method], target=0, max_new_tokens=1, **{method: settings}))
+        hits = np.mean([e.features[int(np.argmax(e.scores))] == cues[e.input] for e in res])
+        return secs / n, float(np.mean([e.rows for e in res])), float(hits)
+
+    def cue_tokens(prompt: str, cue: str) -> set[str]:
+        return {t.lstrip("\u0120\u2581") for t in tok.convert_ids_to_tokens(tok(" " + cue, add_special_tokens=False)["input_ids"])}
+
+    def direct(make: Callable[[], Any], **kwargs: Any) -> tuple[float, float, float]:
+        hf.forward = counting  # type: ignore[method-assign]
+        calls.rows = 0
+        hits = 0
+        t0 = time.perf_counter()
+        try:
+            for prompt, cue, answer in zip(prompts, cues, answers):
+                inp = TextTokenInput(prompt, tok, skip_tokens=list(tok.all_special_ids))
+                res = make().attribute(inp, target=answer, **kwargs)
+                attr = res.seq_attr.detach().float().cpu().numpy()
+                top = res.input_tokens[int(np.argmax(attr))].lstrip("\u0120\u2581")
+                hits += top in cue_tokens(prompt, cue)
+        finally:
+            hf.forward = original  # type: ignore[method-assign]
+        return (time.perf_counter() - t0) / n, calls.rows / n, hits / n
+
+    explain.explain(model, prompts[:1], methods=["ig", "shap", "lime"], target=0, max_new_tokens=1, shap={"max_evals": 40})  # warm-up
+    add("ig", "explain", "equal", *ours("ig", {"n_steps": 50, "adaptive": False}), g=True)
+    add("ig", "explain", "defaults (adaptive)", *ours("ig", {}), g=True)
+    add("ig", "captum", "equal", *direct(lambda: LLMGradientAttribution(LayerIntegratedGradients(hf, emb), tok), n_steps=50), g=True)
+    add("ablation", "explain", "equal", *ours("ablation", {}))
+    fa = {"forward_in_tokens": False, "use_cached_outputs": False}
+    add("ablation", "captum", "equal", *direct(lambda: LLMAttribution(FeatureAblation(hf), tok), **fa))
+    shap_secs, shap_rows, shap_hit = ours("shap", {"max_evals": 200})
+    add("shap", "explain", "equal", shap_secs, shap_rows, shap_hit)
+    d = float(np.mean([len(p.split()) for p in prompts]))
+    add("shap", "captum", "equal (Shapley sampling)", *direct(lambda: LLMAttribution(ShapleyValueSampling(hf), tok), n_samples=max(1, int(200 // (d + 1))), **fa))
+    add("lime", "explain", "equal", *ours("lime", {"num_samples": 200}))
+    add("lime", "captum", "equal", *direct(lambda: LLMAttribution(Lime(hf), tok), n_samples=200, **fa))
+
+
+# ---------------------------------------------------------------------------------------------
 def main() -> None:
     """Run the benchmark, print the table and write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -289,6 +369,7 @@ def main() -> None:
     rows: list[Row] = []
     bench_text(n, rows)
     bench_images(n, rows)
+    bench_gpt(n, rows)
     header = f"{'family':<17}{'method':<7}{'side':<9}{'settings':<27}{'s/input':>9}{'rows/in':>9}{'t/fwd':>7}{'hit':>6}"
     print(header)
     for r in rows:

@@ -71,6 +71,10 @@ def explain(
     if unknown:
         raise MethodError(f"settings given for unknown method(s) {sorted(unknown)}; methods are: {', '.join(registry.REGISTRY)}")
     parsed = {m.name: m.settings(settings.get(m.name)) for m in chosen}
+    if any(m.name == "shap" for m in chosen):
+        from .methods.shap_partition import warm_up_in_background
+
+        warm_up_in_background()
     model.check_target(target)
     results = Results(model=model.info, inputs=[], run=_run_info(model, chosen, parsed, seed, granularity, target))
     done = _resumed(results, resume, inputs, first_index)

@@ -13,7 +13,7 @@ from conftest import MODELS, ROOT
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["speed.py", "memory.py"])
+@pytest.mark.parametrize("script", ["speed.py", "memory.py", "scaling.py"])
 def test_benchmark_quick_run(script: str, tmp_path: Path) -> None:
     if not (MODELS / "sentiment-bert").exists():
         pytest.skip("bundled models missing")
@@ -28,7 +28,16 @@ def test_benchmark_quick_run(script: str, tmp_path: Path) -> None:
         for family in ("text-classifier", "image-classifier"):
             for method, lib in (("ig", "captum"), ("shap", "shap"), ("lime", "lime")):
                 assert (family, method, "explain") in sides and (family, method, lib) in sides
+        for method in ("ig", "ablation", "shap", "lime"):
+            assert ("causal-lm", method, "explain") in sides and ("causal-lm", method, "captum") in sides
         assert all(r["sec_per_input"] > 0 and 0 <= r["hit_rate"] <= 1 for r in rows)
         assert "s/input" in proc.stdout
+    elif script == "scaling.py":
+        tables = {r["table"] for r in doc["rows"]}
+        assert tables == {"length", "inputs", "generated", "memory"}
+        assert all(r["seconds"] > 0 for r in doc["rows"])
+        capped = [r for r in doc["rows"] if r["table"] == "memory"]
+        assert len(capped) == 2 and all(r["rc"] == 0 for r in capped)
+        assert "rows/token" in proc.stdout
     else:
         assert doc["inputs"] == 200 and len(doc["samples"]) >= 3

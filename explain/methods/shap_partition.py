@@ -10,6 +10,8 @@ strings and re-tokenised. Efficiency: scores sum to f(x) - base value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import atexit
+import threading
 from typing import Any
 
 import numpy as np
@@ -45,6 +47,47 @@ def _masker(view: PerturbationView) -> Any:
             return (np.asarray(mask, dtype=bool).reshape(1, -1),)
 
     return KeepMaskMasker()
+
+
+_warm: list[threading.Thread] = []
+
+
+def warm_up_in_background() -> None:
+    """Compile shap's numba kernels on a background thread, once per process.
+
+    shap's Partition explainer JIT-compiles its kernels on first use (seconds); started when a
+    run begins, the compilation overlaps the model's loading and the methods that come first
+    instead of stalling the first SHAP explanation. shap's kernels cannot be cached on disk
+    safely (numba's cache of them crashes on reload), so this is the next best thing.
+    """
+    if _warm:
+        return
+    thread = threading.Thread(target=_warm_up, name="explain-shap-jit", daemon=True)
+    _warm.append(thread)
+    thread.start()
+    atexit.register(thread.join, 60)  # never leave the interpreter while LLVM is compiling
+
+
+def _warm_up() -> None:
+    import shap
+
+    from ..adapters.base import contiguous_linkage
+
+    class Tiny(shap.maskers.Masker):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.shape = (1, 4)
+            self.clustering = contiguous_linkage(4)
+
+        def __call__(self, mask: np.ndarray, *args: Any) -> tuple[np.ndarray]:
+            return (np.asarray(mask, dtype=bool).reshape(1, -1),)
+
+    def model(masks: np.ndarray) -> np.ndarray:  # the dtype the adapters' evaluate returns
+        return np.asarray(masks, dtype=bool).sum(1).astype(np.float32)
+
+    try:
+        shap.explainers.Partition(model, Tiny())(np.zeros((1, 4)), max_evals=20, silent=True)
+    except Exception:  # a warm-up only: the real call reports any real problem
+        pass
 
 
 @register
