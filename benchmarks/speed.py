@@ -276,6 +276,47 @@ def bench_images(n: int, out: list[Row]) -> None:
     secs, hit = _timed(lime_direct)
     add("lime", "lime", "equal (default quickshift)", secs / n, counter.rows / n, hit)
 
+    # each side's defaults: ours as they come; lime's explain_instance as it comes (1000
+    # samples, batch 10, top 5 labels) and shap's DeepExplainer (the usual choice for a torch
+    # CNN) with 100 background images, all classes
+    add("shap", "explain", "defaults", *ours("shap", {}))
+    add("lime", "explain", "defaults", *ours("lime", {}))
+    counter.rows = 0
+
+    def lime_defaults() -> float:
+        hits = 0
+        for img, box, target in zip(images, boxes, targets):
+            exp = LimeImageExplainer(random_state=0).explain_instance(np.stack([img] * 3, -1), predict)
+            weights = dict(exp.local_exp.get(target, []))
+            score = np.vectorize(lambda s: weights.get(s, 0.0))(exp.segments)
+            hits += inside(score, box)
+        return hits / n
+
+    secs, hit = _timed(lime_defaults)
+    add("lime", "lime", "defaults", secs / n, counter.rows / n, hit)
+    background = to_input(np.stack([img for img, _, _ in digit_images(100, seed=98, split="heldout")]))
+
+    class Counted(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cnn = cnn
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            counter.rows += len(z)
+            return torch.softmax(self.cnn(z), -1)
+
+    def deep_defaults() -> float:
+        hits = 0
+        deep = shap.DeepExplainer(Counted().eval(), background)
+        for img, box, target in zip(images, boxes, targets):
+            values = deep.shap_values(to_input(img[None]), check_additivity=False)
+            hits += inside(np.asarray(values)[0, 0, :, :, target], box)
+        return hits / n
+
+    counter.rows = 0
+    secs, hit = _timed(deep_defaults)
+    add("shap", "shap", "defaults (DeepExplainer)", secs / n, counter.rows / n, hit)
+
 
 # ---------------------------------------------------------------------------------------------
 # causal LM (GPT)
