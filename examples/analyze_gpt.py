@@ -13,7 +13,7 @@ from pathlib import Path
 import explain
 
 HERE = Path(__file__).resolve().parent
-PROMPTS = ["the old farmer near the barn sees a cow and says", "one quiet night the owl sits in the tree says"]
+PROMPTS = ["the old farmer near the barn and a cow", "one quiet night the owl sits in the tree"]
 
 
 def main() -> None:

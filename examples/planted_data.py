@@ -147,8 +147,8 @@ def gpt_prompts(n: int, seed: int, split: str = "train") -> list[tuple[str, str,
     any prompt (train_gpt.py trains the answer at every prefix), so the cue is the only word
     whose removal changes the answer. Mix: 65% with a cue; 20% never had one; 15% had one that
     was dropped. 30% of prompts also lose each filler word with probability 0.15.
-    The cue is never the first word, so it is always one byte-level BPE token with its leading
-    space (a sentence-initial "cat" would split into "c" + "at").
+    The cue may be any word, the first included: the bundled tokenizer adds a prefix space, so
+    a sentence-initial "cat" is the same one byte-level BPE token " cat" as anywhere else.
     """
     rng = _rng("gpt", seed, split)
     out: list[tuple[str, str, str | None]] = []
@@ -160,7 +160,7 @@ def gpt_prompts(n: int, seed: int, split: str = "train") -> list[tuple[str, str,
         kind = rng.random()
         if kind >= 0.2:
             cue = rng.choice(sorted(ANIMAL_SOUNDS))
-            words.insert(rng.randint(1, len(words)), cue)
+            words.insert(rng.randint(0, len(words)), cue)
             if kind < 0.35:  # the cue dropped: the prompt must answer " nothing"
                 words.remove(cue)
                 cue = None
