@@ -16,7 +16,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) "$(TORCH)"
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[test,distributed]"
 	touch $(STAMP)
 
 demo: $(STAMP)

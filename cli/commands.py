@@ -7,7 +7,7 @@ import sys
 import time
 import webbrowser
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import explain
 from explain import methods as registry
@@ -17,6 +17,8 @@ from explain.errors import ExplainError, InputError, MethodError
 from explain.explanation import Results
 from explain.results_io import save
 
+from explain.distributed.sources import FILE_SUFFIXES, FileInput
+
 from .inputs import expand_images, read_input_file
 from .progress import Progress
 
@@ -25,6 +27,10 @@ FLUSH_SECONDS = 2.0  # results.json is rewritten at most this often while a run 
 
 def run(args: argparse.Namespace) -> int:
     """Explain a checkpoint on inputs; write results.json and report.html."""
+    if args.engine == "ray":
+        from .ray_run import run_on_ray
+
+        return run_on_ray(args)
     out = Path(args.out)
     results_path = out / "results.json"
     if args.resume and args.force:
@@ -37,16 +43,7 @@ def run(args: argparse.Namespace) -> int:
             raise ExplainError(f"{results_path} already exists; pass --resume to continue it, --force to overwrite it, or choose another --out")
     settings = parse_settings(args)
     set_threads(args.threads)
-    model = explain.load(
-        args.checkpoint,
-        device=args.device,
-        trust_remote_code=args.trust_remote_code,
-        allow_pickle=args.allow_pickle,
-        allow_missing_weights=args.allow_missing_weights,
-        batch_size=args.batch_size,
-        autocast=args.autocast,
-        max_memory=args.max_memory,
-    )
+    model = explain.load(args.checkpoint, **load_options(args))
     inputs = gather_inputs(args, model.family)
     methods = registry.resolve(args.methods or "ig", model)
     target: Any = None
@@ -119,8 +116,22 @@ def _explain(
         progress=progress,
         on_input=flush,
         resume=previous,
-        **settings,
+        **cast(dict[str, Any], settings),  # {method: {option: value}}; typed loosely for **
     )
+
+
+def load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return explain.load's keyword arguments from the run's options."""
+    return {
+        "device": args.device,
+        "trust_remote_code": args.trust_remote_code,
+        "allow_pickle": args.allow_pickle,
+        "allow_missing_weights": args.allow_missing_weights,
+        "batch_size": args.batch_size,
+        "autocast": args.autocast,
+        "max_memory": args.max_memory,
+        "device_map": args.device_map,
+    }
 
 
 def set_threads(threads: int | None) -> None:
@@ -153,27 +164,40 @@ def parse_settings(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def gather_inputs(args: argparse.Namespace, family: str) -> list[Any]:
     """Return the inputs named on the command line, checked against the model's family."""
     items: list[Any] = []
+    for group in input_groups(args, family):
+        items.extend(read_input_file(group.path, group.column) if isinstance(group, FileInput) else group)
+    if not items:
+        raise InputError(no_inputs_message(family))
+    return items
+
+
+def input_groups(args: argparse.Namespace, family: str) -> list[list[Any] | FileInput]:
+    """Return the command line's inputs in order, as lists of items and input files (not yet read)."""
+    groups: list[list[Any] | FileInput] = []
     if family == "image-classifier":
         if args.text or args.prompt:
             raise InputError("this checkpoint is an image classifier: give --image PATH (or image paths), not --text/--prompt")
-        items = expand_images([*args.image, *args.inputs])
-        for f in args.input:
-            items.extend(read_input_file(f, args.column))
+        groups.append(expand_images([*args.image, *args.inputs]))
     else:
         if args.image:
             raise InputError(f"this checkpoint is a {family}: --image needs an image classifier")
         if family == "text-classifier" and args.prompt:
             raise InputError("this checkpoint is a text classifier: use --text, not --prompt")
-        items = [*args.text, *args.prompt]
+        groups.append([*args.text, *args.prompt])
         for raw in args.inputs:
             p = Path(raw)
-            items.extend(read_input_file(raw, args.column) if p.suffix.lower() in (".txt", ".jsonl", ".csv") and p.is_file() else [raw])
-        for f in args.input:
-            items.extend(read_input_file(f, args.column))
-    if not items:
-        kind = "--image PATH" if family == "image-classifier" else ("--prompt TEXT" if family == "causal-lm" else "--text TEXT")
-        raise InputError(f"no inputs: give {kind} or --input FILE")
-    return items
+            groups.append(FileInput(raw, args.column) if p.suffix.lower() in FILE_SUFFIXES and p.is_file() else [raw])
+    for f in args.input:
+        if not Path(f).is_file():
+            raise InputError(f"input file not found: {f}")
+        groups.append(FileInput(f, args.column))
+    return groups
+
+
+def no_inputs_message(family: str) -> str:
+    """Return the error for a run given no inputs."""
+    kind = "--image PATH" if family == "image-classifier" else ("--prompt TEXT" if family == "causal-lm" else "--text TEXT")
+    return f"no inputs: give {kind} or --input FILE"
 
 
 def print_summary(results: Results, results_path: Path, report_path: Path | None) -> None:
@@ -284,6 +308,16 @@ def inspect(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     """Re-render a report from a saved results file."""
     results = explain.open_results(args.results)
+    folder = Path(args.results).is_dir() or "://" in args.results  # a sharded results folder
+    if folder:
+        from .ray_run import write_report
+
+        path = write_report(results, args.out or args.results.rstrip("/") + "/report.html")
+        if not args.quiet:
+            print(f"report: {path}")
+        if args.open and "://" not in str(path):
+            webbrowser.open(Path(path).resolve().as_uri())
+        return 0
     out = Path(args.out) if args.out else Path(args.results).with_name("report.html")
     if out.resolve() == Path(args.results).resolve():
         raise ExplainError("--out would overwrite the results file; choose another path")

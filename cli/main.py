@@ -16,6 +16,8 @@ RUN_EXAMPLES = """examples:
   explain run ./my-gpt2 --prompt "The capital of France is" --max-new-tokens 5
   explain run ./my-cnn --image photo.png --image scans/ --methods ig,gradcam --target cat
   explain run ./my-bert --text "fine" --set ig.n_steps=100 --set shap.max_evals=1000
+  explain run ./my-bert --input reviews.parquet --engine ray --workers 4 --out out/   # sharded results
+  explain run ./my-bert --input s3://bucket/val.jsonl --engine ray --address auto --out s3://bucket/out
 """
 
 
@@ -43,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = run.add_argument_group("inputs")
     src.add_argument("--text", action="append", default=[], help="a text to explain (repeatable)")
     src.add_argument("--prompt", action="append", default=[], help="a prompt for a causal LM (repeatable)")
-    src.add_argument("--input", action="append", default=[], metavar="FILE", help=".txt (one per line), .jsonl or .csv")
+    src.add_argument("--input", action="append", default=[], metavar="FILE", help=".txt (one per line), .jsonl, .csv or .parquet")
     src.add_argument("--column", help="the .csv column or .jsonl field holding the text (default: text)")
     src.add_argument("--image", action="append", default=[], metavar="PATH", help="an image file or a folder of them (repeatable)")
     src.add_argument("--continuation", help="causal LM: explain this continuation instead of generating one")
@@ -68,14 +70,24 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--batch-size", type=int, help="rows per model call (default: automatic)")
     dev.add_argument("--autocast", choices=("bf16", "fp16"), help="GPU only: run forwards in reduced precision")
     dev.add_argument("--max-memory", metavar="SIZE", help="cap on one model call's activation memory, e.g. 2GB: gradient methods chunk their rows to fit")
-    dev.add_argument("--threads", type=int, metavar="N", help="CPU threads torch may use (default: torch's own choice)")
+    dev.add_argument("--threads", type=int, metavar="N", help="CPU threads torch may use (default: torch's own choice; with --engine ray: 1 per worker)")
+    dev.add_argument("--device-map", choices=("auto", "balanced", "balanced_low_0", "sequential", "cpu"),
+                     help="Hugging Face models: spread the model over this machine's GPUs (accelerate); --max-memory then caps each GPU")
     dev.add_argument("--allow-pickle", action="store_true", help="allow pickled weights (they can run code)")
     dev.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
     dev.add_argument("--allow-missing-weights", action="store_true", help="accept weights that leave parameters random")
+    eng = run.add_argument_group("engine (dataset-scale runs)")
+    eng.add_argument("--engine", choices=("in-process", "ray"), default="in-process",
+                     help="in-process (default) or ray: Ray Data reads the inputs, a pool of workers explains them, "
+                     "results go to sharded files under --out (a folder or any URI pyarrow opens, e.g. s3://)")
+    eng.add_argument("--address", help="ray: join this running cluster (auto, HOST:PORT or ray://HOST:PORT; default: start a local one)")
+    eng.add_argument("--workers", type=int, metavar="N", help="ray: workers, each loading the model once (default: one per GPU, else one per CPU)")
+    eng.add_argument("--gpus-per-worker", type=float, metavar="G", help="ray: GPUs per worker (default 1 when the cluster has GPUs, else 0)")
+    eng.add_argument("--shard-size", type=int, default=64, metavar="N", help="ray: inputs per batch and per shard file (default 64)")
     out = run.add_argument_group("output")
     out.add_argument("--out", default="explain-out", metavar="DIR", help="output folder (default explain-out)")
-    out.add_argument("--force", action="store_true", help="overwrite an existing results.json in DIR")
-    out.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR (same command)")
+    out.add_argument("--force", action="store_true", help="overwrite an existing results.json (or sharded results) in DIR")
+    out.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR (same command); ray: skips the inputs already in shards")
     out.add_argument("--no-report", action="store_true", help="write results.json only")
     out.add_argument("--metrics", nargs="?", const="faithfulness,agreement", default=None, metavar="LIST",
                      help="also compute trust metrics: faithfulness, agreement, sanity (default: faithfulness,agreement; "
@@ -93,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--trust-remote-code", action="store_true")
     _add_verbosity(ins)
 
-    rep = sub.add_parser("report", help="re-render report.html from a results.json")
-    rep.add_argument("results", help="a results.json written by 'explain run'")
+    rep = sub.add_parser("report", help="re-render report.html from a results.json or a sharded results folder")
+    rep.add_argument("results", help="a results.json written by 'explain run', or the --out folder of an --engine ray run")
     rep.add_argument("--out", help="the HTML file to write (default: report.html beside the results)")
     rep.add_argument("--open", action="store_true")
     _add_verbosity(rep)

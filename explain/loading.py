@@ -45,17 +45,24 @@ def load(
     batch_size: int | None = None,
     autocast: str | None = None,
     max_memory: int | str | None = None,
+    device_map: str | dict[str, Any] | None = None,
 ) -> Adapter:
     """Return the model adapter for the checkpoint at `path`, on `device` and in eval mode.
 
     `max_memory` (bytes, or a size such as "2GB") caps the activation memory of one model
     call: gradient methods split their rows into chunks that fit it.
+    `device_map` ("auto", "balanced", "sequential", or a dict of module -> device) spreads a
+    Hugging Face model over the GPUs of this machine with accelerate (and over CPU memory
+    when they are full); `max_memory` then also caps each GPU's share of the weights.
+    Inputs go to the device of the model's first layers; `device` is not used.
     """
-    dev = resolve_device(device)
+    dev = resolve_device("auto" if device_map is not None else device)
     runner = Runner(dev, batch_size=batch_size, autocast=autocast, max_memory=max_memory)
     p = Path(path).expanduser()
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if device_map is not None and _is_plain_cnn(p):
+        raise CheckpointError(f"--device-map needs a Hugging Face checkpoint; {path} is a plain CNN: give it one --device")
     if p.is_file():
         if p.suffix in (".safetensors", ".pt", ".pth"):
             return _load_plain_cnn(p.parent, p, dev, runner)
@@ -75,7 +82,8 @@ def load(
     if cfg.get("format") == "explain-cnn":
         return _load_plain_cnn(p, None, dev, runner)
     if "model_type" in cfg:
-        return _load_hf(p, cfg, trust_remote_code, allow_pickle, allow_missing_weights, runner)
+        placement = _placement(device_map, max_memory)
+        return _load_hf(p, cfg, trust_remote_code, allow_pickle, allow_missing_weights, runner, placement)
     raise CheckpointError(
         f"{cfg_path} names neither a Hugging Face model ('model_type') nor a plain CNN ('format': 'explain-cnn')"
     )
@@ -109,6 +117,7 @@ def _load_hf(
     allow_pickle: bool,
     allow_missing: bool,
     runner: Runner,
+    placement: dict[str, Any] | None = None,
 ) -> Adapter:
     import transformers
 
@@ -134,10 +143,12 @@ def _load_hf(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model, info = auto.from_pretrained(
-                str(p), use_safetensors=bool(safe), output_loading_info=True, **common
+                str(p), use_safetensors=bool(safe), output_loading_info=True, **common, **(placement or {})
             )
     except Exception as e:  # transformers raises many types for unreadable or mismatched weights
         raise CheckpointError(f"cannot load the model in {p}: {_first_line(e)}") from e
+    if placement:
+        runner.device = first_device(model)
     problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "mismatched_keys")}
     if problems and not allow_missing:
         detail = "; ".join(f"{k.replace('_', ' ')}: {_short(v)}" for k, v in problems.items())
@@ -172,8 +183,14 @@ def _load_hf(
 def build_hf_adapter(
     model: Any, family: str, *, tokenizer: Any, prep: Preprocessing | None, path: str, content_hash: str, runner: Runner
 ) -> Adapter:
-    """Return the adapter of a loaded Hugging Face model, moved to the runner's device, in eval mode."""
-    model.to(runner.device).eval()
+    """Return the adapter of a loaded Hugging Face model, moved to the runner's device, in eval mode.
+
+    A model already spread over devices by accelerate (it has `hf_device_map`) stays where it is.
+    """
+    if getattr(model, "hf_device_map", None):
+        model.eval()
+    else:
+        model.to(runner.device).eval()
     config = model.config
     labels: tuple[str, ...] = ()
     if family != "causal-lm":
@@ -207,6 +224,78 @@ def build_hf_adapter(
     from .adapters.causal_lm import CausalLMAdapter
 
     return CausalLMAdapter(model, tokenizer, info, runner)
+
+
+def first_device(model: Any) -> torch.device:
+    """Return the device of a dispatched model's input embeddings, where its inputs must go.
+
+    accelerate's hooks move each layer's inputs to that layer's device and bring the outputs
+    back to the device of the inputs, so the adapters need only this one device.
+    """
+    try:
+        return next(model.get_input_embeddings().parameters()).device  # type: ignore[no-any-return]
+    except (AttributeError, NotImplementedError, StopIteration):
+        pass
+    devices = [d for d in (getattr(model, "hf_device_map", None) or {}).values() if d not in ("disk", "meta")]
+    first = devices[0] if devices else "cpu"
+    return torch.device(f"cuda:{first}" if isinstance(first, int) else str(first))
+
+
+def _placement(device_map: str | dict[str, Any] | None, max_memory: int | str | None) -> dict[str, Any] | None:
+    """Return from_pretrained's device_map (and accelerate's per-device max_memory) arguments."""
+    if device_map is None:
+        return None
+    if isinstance(device_map, str) and device_map not in ("auto", "balanced", "balanced_low_0", "sequential", "cpu"):
+        raise CheckpointError(f"unknown device map {device_map!r}: use auto, balanced, balanced_low_0, sequential or cpu")
+    try:
+        import accelerate  # noqa: F401  (transformers needs it for any device_map)
+    except ImportError:
+        raise CheckpointError('--device-map needs accelerate: pip install "explain[distributed]" (or accelerate)') from None
+    out: dict[str, Any] = {"device_map": device_map}
+    if max_memory is not None:
+        import psutil
+
+        from .runner import parse_size
+
+        cap = parse_size(max_memory)
+        gpus = torch.cuda.device_count()
+        caps: dict[Any, int] = {i: cap for i in range(gpus)}
+        # Without a GPU the weights live in CPU memory, capped; with GPUs, what they cannot hold
+        # spills into the free CPU memory (slower, but it runs).
+        caps["cpu"] = cap if gpus == 0 else int(psutil.virtual_memory().available)
+        out["max_memory"] = caps
+    return out
+
+
+def _is_plain_cnn(p: Path) -> bool:
+    if p.is_file():
+        return p.suffix in (".safetensors", ".pt", ".pth")
+    cfg = p / "config.json"
+    if not cfg.is_file():
+        return False
+    try:
+        return json.loads(cfg.read_text(encoding="utf-8")).get("format") == "explain-cnn"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def checkpoint_family(path: str | os.PathLike[str]) -> str:
+    """Return the family of the checkpoint at `path` from its config alone (no weights are read)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if _is_plain_cnn(p):
+        return "image-classifier"
+    folder = p.parent if p.is_file() and p.name == "config.json" else p
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it has no config.json (expected a Hugging Face model folder, "
+            "or a plain CNN folder with config.json and model.safetensors)"
+        )
+    cfg = _read_json(folder / "config.json")
+    if "model_type" not in cfg:
+        raise CheckpointError(f"{folder / 'config.json'} names neither a Hugging Face model ('model_type') nor a plain CNN ('format': 'explain-cnn')")
+    return hf_family(cfg)
 
 
 def _load_plain_cnn(

@@ -42,8 +42,23 @@ def dumps(results: Results) -> str:
 
 
 def open_results(path: str | os.PathLike[str]) -> Results:
-    """Read a results file written by `save` and return equal Results (no model needed)."""
+    """Read a results file written by `save` and return equal Results (no model needed).
+
+    `path` may also be a run's output folder: a sharded folder (`--engine ray`, a local path or
+    a URI pyarrow opens) is read back merged into one Results; a folder holding results.json
+    reads that file.
+    """
+    from .distributed.shards import is_sharded, open_sharded
+
+    if is_sharded(path):
+        return open_sharded(path)
+    if "://" in str(path):
+        raise InputError(f"no sharded results at {path} (no manifest.json)")
     path = Path(path)
+    if path.is_dir():
+        if not (path / "results.json").is_file():
+            raise InputError(f"{path} is a folder with neither results.json nor a sharded run's manifest.json")
+        path = path / "results.json"
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

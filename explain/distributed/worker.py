@@ -1,0 +1,158 @@
+"""The Ray actor: loads the model once, explains batches with explain.explain, writes shards.
+
+A worker never raises to Ray: a model that cannot load, or a job-wide error such as an unknown
+target, comes back as an answer row {"error": ...}; the driver stops the run and prints that
+one line (an exception would make Ray restart the actor and print each remote traceback).
+Only a crash (the process dies) is left to Ray, which restarts the actor and retries the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterator
+
+from ..errors import ExplainError
+from ..explanation import Results
+from .shards import Store, write_shard
+from .sources import decode_item
+
+
+class Worker:
+    """One actor of the pool: loads the model once, explains batches, writes each as a shard."""
+
+    config: dict[str, Any] = {}  # set on a subclass by _map
+
+    def __init__(self) -> None:
+        # Errors are answers, not exceptions: an exception here would make Ray restart the actor
+        # and print every traceback; the driver raises the error once, as one line.
+        self.error: str | None = None
+        try:
+            self._setup(**self.config)
+        except Exception as e:
+            self.error = _describe(e)
+
+    def _setup(
+        self,
+        checkpoint: str,
+        load: dict[str, Any],
+        job: dict[str, Any],
+        out: str,
+        attempt: int,
+        threads: int,
+        expect_hash: str | None,
+        cwd: str,
+        crash: str | None,
+    ) -> None:
+        import torch
+
+        from ..loading import load as load_model
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if os.path.isdir(cwd):  # relative input paths mean what they meant to the driver
+            os.chdir(cwd)
+        torch.set_num_threads(threads)
+        self.model = load_model(checkpoint, **load)
+        if expect_hash and self.model.info.content_hash != expect_hash:
+            raise ExplainError("cannot resume: the saved results were made with another checkpoint (content hash differs)")
+        self.job = dict(job)
+        self.settings = self.job.pop("settings", None) or {}
+        self.store = Store(out)
+        self.attempt = attempt
+        self.crash = crash
+
+    def __call__(self, batch: Any) -> dict[str, list[str]]:
+        """Explain one batch (a pyarrow table of index, item) and write it as a shard; return its summary."""
+        if self.error is None:
+            try:
+                return self._explain(batch)
+            except Exception as e:  # a job-wide error (e.g. an unknown target): stop the run
+                self.error = _describe(e)
+        return {"summary": [json.dumps({"error": self.error})]}
+
+    def _explain(self, batch: Any) -> dict[str, list[str]]:
+        from ..engine import explain
+
+        indices = [int(i) for i in batch.column("index").to_pylist()]
+        items = [decode_item(s) for s in batch.column("item").to_pylist()]
+        self._maybe_crash(indices)
+        merged: Results | None = None
+        for first, run_items in _consecutive(indices, items):
+            part = explain(self.model, run_items, first_index=first, **self.job, **self.settings)
+            if merged is None:
+                merged = part
+            else:
+                merged.extend(part)
+                merged.inputs.extend(part.inputs)
+                merged.failures.extend(part.failures)
+                merged.run["seconds"] = round(merged.run["seconds"] + part.run["seconds"], 3)
+                merged.run["rows"] += part.run["rows"]
+        assert merged is not None
+        name = write_shard(self.store, merged, self.attempt)
+        return {"summary": [json.dumps(_summary(merged, name, self.attempt))]}
+
+    def _maybe_crash(self, indices: list[int]) -> None:
+        if not self.crash:
+            return
+        at, _, marker = self.crash.partition(":")
+        if int(at) in indices and not os.path.exists(marker):
+            with open(marker, "w") as f:
+                f.write(f"worker {os.getpid()} crashed on input {at}\n")
+            os._exit(1)
+
+
+def _describe(e: BaseException) -> str:
+    """Return the one-line message the driver shows: an ExplainError's text, else "internal: ..."."""
+    if isinstance(e, ExplainError):
+        return str(e)
+    return f"{_INTERNAL}{type(e).__name__}: {e}"
+
+
+_INTERNAL = "internal error in a worker: "
+
+
+class WorkerError(RuntimeError):
+    """A worker met an error that is not the user's (a bug): the run stops."""
+
+
+def _consecutive(indices: list[int], items: list[Any]) -> Iterator[tuple[int, list[Any]]]:
+    """Yield (first index, items) for each run of consecutive indices (a batch may have gaps)."""
+    start = 0
+    for k in range(1, len(indices) + 1):
+        if k == len(indices) or indices[k] != indices[k - 1] + 1:
+            yield indices[start], items[start:k]
+            start = k
+
+
+def _summary(results: Results, name: str, attempt: int) -> dict[str, Any]:
+    import dataclasses
+
+    from ..results_io import _plain
+
+    methods: dict[str, list[float]] = {}
+    for e in results:
+        acc = methods.setdefault(e.method, [0, 0.0, 0])
+        acc[1] += e.seconds
+        acc[2] += e.rows
+    for name_ in methods:
+        methods[name_][0] = len({e.input for e in results.by_method(name_)})
+    indices = [r.index for r in results.inputs]
+    failures = []
+    for f in results.failures:
+        where = "" if f.error.startswith(f"input {f.input}") else f"input {f.input}: "
+        failures.append(f"{f.method + ' on ' if f.method else ''}{where}{f.error}")
+    return {
+        "file": name,
+        "first": min(indices),
+        "last": max(indices),
+        "inputs": len(indices),
+        "explanations": len(results),
+        "rows": int(results.run.get("rows", 0)),
+        "seconds": float(results.run.get("seconds", 0.0)),
+        "attempt": attempt,
+        "failures": failures,
+        "notes": [f"input {r.index}: {r.note}" for r in results.inputs if r.note and r.note != "failed"],
+        "methods": methods,
+        "model": _plain(dataclasses.asdict(results.model)),
+        "run": _plain(results.run),
+    }
