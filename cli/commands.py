@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     save(results, results_path)
     report_path = None
     if not args.no_report:
-        report_path = Path(explain.report(results, str(out / "report.html")))
+        report_path = Path(explain.report(results, str(out / "report.html"), max_inputs=report_inputs(args)))
     if not args.quiet:
         print_summary(results, results_path, report_path)
     for r in results.inputs:
@@ -132,6 +132,14 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_memory": args.max_memory,
         "device_map": args.device_map,
     }
+
+
+def report_inputs(args: argparse.Namespace) -> int | None:
+    """Return the report's full-section limit from --max-inputs (0: every input)."""
+    n = getattr(args, "max_inputs", 100)
+    if n is None or n < 0:
+        raise ExplainError(f"--max-inputs {n}: give a number of inputs, or 0 for all of them")
+    return n or None
 
 
 def set_threads(threads: int | None) -> None:
@@ -312,7 +320,7 @@ def report(args: argparse.Namespace) -> int:
     if folder:
         from .ray_run import write_report
 
-        path = write_report(results, args.out or args.results.rstrip("/") + "/report.html")
+        path = write_report(results, args.out or args.results.rstrip("/") + "/report.html", report_inputs(args))
         if not args.quiet:
             print(f"report: {path}")
         if args.open and "://" not in str(path):
@@ -321,7 +329,7 @@ def report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.results).with_name("report.html")
     if out.resolve() == Path(args.results).resolve():
         raise ExplainError("--out would overwrite the results file; choose another path")
-    path = explain.report(results, str(out))
+    path = explain.report(results, str(out), max_inputs=report_inputs(args))
     if not args.quiet:
         print(f"report: {path}")
     if args.open:

@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--force", action="store_true", help="overwrite an existing results.json (or sharded results) in DIR")
     out.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR (same command); ray: skips the inputs already in shards")
     out.add_argument("--no-report", action="store_true", help="write results.json only")
+    out.add_argument("--max-inputs", type=int, default=100, metavar="N", help="report: full sections for at most N inputs, a sample of bigger runs (default 100; 0: all)")
     out.add_argument("--metrics", nargs="?", const="faithfulness,agreement", default=None, metavar="LIST",
                      help="also compute trust metrics: faithfulness, agreement, sanity (default: faithfulness,agreement; "
                      "sanity re-runs every method on randomised models)")
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("results", help="a results.json written by 'explain run', or the --out folder of an --engine ray run")
     rep.add_argument("--out", help="the HTML file to write (default: report.html beside the results)")
     rep.add_argument("--open", action="store_true")
+    rep.add_argument("--max-inputs", type=int, default=100, metavar="N", help="full sections for at most N inputs, a sample of bigger runs (default 100; 0: all)")
     _add_verbosity(rep)
 
     ev = sub.add_parser(

@@ -18,7 +18,7 @@ from explain.errors import ExplainError, InputError
 from explain.explanation import Results
 from explain.loading import checkpoint_family
 
-from .commands import input_groups, load_options, no_inputs_message, parse_settings
+from .commands import input_groups, load_options, no_inputs_message, parse_settings, report_inputs
 
 
 def run_on_ray(args: argparse.Namespace) -> int:
@@ -82,7 +82,7 @@ def run_on_ray(args: argparse.Namespace) -> int:
         return 130
     report_path = None
     if not args.no_report:
-        report_path = write_report(open_sharded(args.out), store.show("report.html"))
+        report_path = write_report(open_sharded(args.out), store.show("report.html"), report_inputs(args))
     if not args.quiet:
         print_summary(summary, store, report_path)
     for note in summary.notes or []:
@@ -112,15 +112,15 @@ class ShardPrinter:
         print(f"[{self.done}/{self.total}] {row['file']}: {row['inputs']} inputs{failed} ({rate:.1f} inputs/s overall)", file=sys.stderr, flush=True)
 
 
-def write_report(results: Results, target: str) -> str:
+def write_report(results: Results, target: str, max_inputs: int | None = 100) -> str:
     """Render the report to `target` (a local path, or a URI it is uploaded to); return where it is."""
     import explain
 
     if "://" not in target:
-        return str(explain.report(results, target))
+        return str(explain.report(results, target, max_inputs=max_inputs))
     folder, _, name = target.rstrip("/").rpartition("/")
     with tempfile.TemporaryDirectory() as tmp:
-        local = explain.report(results, os.path.join(tmp, name))
+        local = explain.report(results, os.path.join(tmp, name), max_inputs=max_inputs)
         with open(local, "rb") as f:
             Store(folder).write_bytes(name, f.read())
     return target

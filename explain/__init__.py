@@ -20,11 +20,15 @@ from .results_io import open_results, save
 from .wrapping import from_model
 
 
-def report(results: Results, path: str) -> str:
-    """Render `results` into one self-contained HTML file at `path`; return the path."""
+def report(results: Results, path: str, *, max_inputs: int | None = 100) -> str:
+    """Render `results` into one self-contained HTML file at `path`; return the path.
+
+    Runs of more than `max_inputs` inputs get the dataset-level view and a full section for a
+    deterministic sample of that many inputs (None: a section for every input).
+    """
     from reports import write_report
 
-    return str(write_report(results, path))
+    return str(write_report(results, path, max_inputs=max_inputs))
 
 
 __all__ = [

@@ -160,3 +160,19 @@ def test_sampled_report_is_deterministic_and_survives_the_results_file(tmp_path:
     back = explain.open_results(explain.save(r, tmp_path / "results.json"))
     assert reports.render(back, max_inputs=30) == html
     assert 'id="trust"' in html and len(sections(html)) == 30
+
+
+def test_the_cli_report_command_takes_max_inputs(tmp_path: Path) -> None:
+    from conftest import run_cli
+    from reports.samples import planted_text_results
+
+    saved = explain.save(planted_text_results(30), tmp_path / "results.json")
+    for flag, shown in (("5", 5), ("0", 30)):
+        out = tmp_path / f"r{flag}.html"
+        proc = run_cli("report", str(saved), "--out", str(out), "--max-inputs", flag)
+        assert proc.returncode == 0, proc.stderr
+        html = out.read_text(encoding="utf-8")
+        assert len(sections(html)) == shown
+        assert ("Showing 5 of 30 inputs" in html) == (shown == 5)
+    bad = run_cli("report", str(saved), "--out", str(tmp_path / "x.html"), "--max-inputs", "-1")
+    assert bad.returncode == 2 and "--max-inputs" in bad.stderr and "Traceback" not in bad.stderr
