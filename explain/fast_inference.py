@@ -50,5 +50,11 @@ def fast_copy(model: torch.nn.Module, probe: torch.Tensor) -> torch.nn.Module | 
     return fast
 
 
+def weights_key(model: torch.nn.Module) -> tuple[tuple[int, int], ...]:
+    """Return what identifies the model's current weights: each parameter's and buffer's
+    identity and in-place version counter (any change to a weight changes the key)."""
+    return tuple((id(t), t._version) for t in (*model.parameters(), *model.buffers()))
+
+
 def _logits(out: Any) -> torch.Tensor:
     return getattr(out, "logits", out)

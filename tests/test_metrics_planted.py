@@ -59,8 +59,9 @@ def image_scored() -> Results:
     for i, (_, _, (y0, x0, y1, x1)) in enumerate(rows):
         masks[i] = np.zeros((32, 32), dtype=bool)
         masks[i][y0:y1, x0:x1] = True
-    # sanity only for the cheap map and the edge baseline: occlusion and IG would triple the cost
-    cheap = Results([e for e in results if e.method in ("gradcam", "edges")], model=results.model, inputs=results.inputs, run=results.run)
+    # sanity for the cheap maps and the edge baseline (IG would triple the cost); occlusion runs
+    # through the inference copy of the CNN, which must follow the randomised weights
+    cheap = Results([e for e in results if e.method in ("gradcam", "occlusion", "edges")], model=results.model, inputs=results.inputs, run=results.run)
     sane = evaluate(model, cheap, metrics=("sanity",), sanity_steps=1)
     scored = evaluate(model, results, metrics=("faithfulness",), rationales=masks, steps=10, random_orders=3)
     scored.run["metrics"]["sanity_run"] = {**sane.run["metrics"]["methods"], "flagged": sane.run["metrics"]["sanity"]["flagged"]}
@@ -102,4 +103,5 @@ def test_sanity_flags_image_edges_and_passes_gradcam(image_scored: Results) -> N
     sane = image_scored.run["metrics"]["sanity_run"]
     assert sane["edges"]["sanity_flag"]["mean"] == 1.0
     assert sane["gradcam"]["sanity_flag"]["mean"] <= 0.25
-    assert sane["flagged"] == {"gradcam": False, "edges": True}
+    assert sane["occlusion"]["sanity_flag"]["mean"] <= 0.25
+    assert sane["flagged"] == {"gradcam": False, "occlusion": False, "edges": True}

@@ -145,3 +145,19 @@ def test_shap_kernels_compile_in_the_background_and_the_values_do_not_change(tin
     again = explain.explain(model, ["a good film but a bad plot"], methods=["shap"], shap={"max_evals": 100})
     np.testing.assert_array_equal(res[0].scores, again[0].scores)
     assert res[0].checks["efficiency_gap"] < 1e-4
+
+
+def test_the_inference_copy_follows_weight_changes(cnn) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    adapter = copy.deepcopy(cnn)
+    x = torch.rand(4, 1, 32, 32)
+    with torch.inference_mode():
+        before = adapter.logits(x, fast=True)
+    with torch.no_grad():
+        for p in adapter.model.parameters():
+            p.mul_(-0.5)  # in place, as the sanity check's randomisation does
+    with torch.inference_mode():
+        after, plain = adapter.logits(x, fast=True), adapter.logits(x)
+    torch.testing.assert_close(after, plain, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(after, before)

@@ -95,10 +95,14 @@ class ImageClassifierAdapter(Adapter):
         return getattr(out, "logits", out)
 
     def _fast_model(self, probe: torch.Tensor) -> torch.nn.Module | None:
-        if self._fast is False:
-            from ..fast_inference import fast_copy
+        from ..fast_inference import fast_copy, weights_key
 
+        # Rebuilt whenever the model's weights change (in place, or replaced, as the sanity
+        # check's randomised copies do): the copy must never answer for old weights.
+        key = weights_key(self.model)
+        if self._fast is False or key != getattr(self, "_fast_key", None):
             self._fast = fast_copy(self.model, probe)
+            self._fast_key = key
         return self._fast if isinstance(self._fast, torch.nn.Module) else None
 
     def target_forward(self, target: Target, output: str, fast: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
