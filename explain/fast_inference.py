@@ -36,6 +36,7 @@ def fast_copy(model: torch.nn.Module, probe: torch.Tensor) -> torch.nn.Module | 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fast = fuse(model, inplace=False)
+        _relu_in_place(fast)
     except Exception:  # not symbolically traceable (data-dependent control flow, HF wrappers)
         fast = copy.deepcopy(model)
     try:
@@ -48,6 +49,23 @@ def fast_copy(model: torch.nn.Module, probe: torch.Tensor) -> torch.nn.Module | 
     if got.shape != want.shape or not torch.allclose(got.float(), want.float(), rtol=RTOL, atol=RTOL * float(want.abs().max()) + 1e-6):
         return None
     return fast
+
+
+def _relu_in_place(graph_module: torch.nn.Module) -> None:
+    """Let each ReLU of the traced copy overwrite its input where nothing else reads that input."""
+    graph = getattr(graph_module, "graph", None)
+    if graph is None:
+        return
+    modules = dict(graph_module.named_modules())
+    safe: dict[str, bool] = {}  # a ReLU module called in several places must be safe in all
+    for node in graph.nodes:
+        if node.op == "call_module" and isinstance(modules.get(node.target), torch.nn.ReLU):
+            source = node.args[0] if node.args else None
+            ok = isinstance(source, torch.fx.Node) and len(source.users) == 1 and source.op != "placeholder"
+            safe[node.target] = safe.get(node.target, True) and ok
+    for name, ok in safe.items():
+        if ok:
+            modules[name].inplace = True
 
 
 def weights_key(model: torch.nn.Module) -> tuple[tuple[int, int], ...]:

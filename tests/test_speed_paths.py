@@ -161,3 +161,22 @@ def test_the_inference_copy_follows_weight_changes(cnn) -> None:  # type: ignore
         after, plain = adapter.logits(x, fast=True), adapter.logits(x)
     torch.testing.assert_close(after, plain, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(after, before)
+
+
+def test_a_relu_shared_with_a_residual_stays_out_of_place() -> None:
+    class Residual(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn, self.relu, self.head = torch.nn.Conv2d(2, 2, 3, padding=1), torch.nn.BatchNorm2d(2), torch.nn.ReLU(), torch.nn.Linear(2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.relu(x)  # x is read again below: this call must not overwrite it
+            z = self.relu(self.bn(self.conv(y)))
+            return self.head((z + x).mean((2, 3)))
+
+    model = Residual().eval()
+    probe = torch.randn(3, 2, 6, 6)
+    fast = fast_copy(model, probe)
+    assert fast is not None and not any(getattr(m, "inplace", False) for m in fast.modules())
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(probe.contiguous(memory_format=torch.channels_last)), model(probe), rtol=1e-4, atol=1e-5)
