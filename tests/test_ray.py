@@ -30,6 +30,7 @@ pytestmark = pytest.mark.slow
 N_JSONL, N_PARQUET = 220, 80  # 300 inputs over two files: global numbering crosses a file boundary
 BAD_LINES = {5: "{broken", 60: '{"text": ""}'}
 CRASH_AT = 77  # the worker that meets this input dies once (os._exit), its batch is retried
+POISON_AT = 150  # the worker that meets this input dies every time: recorded as that input's failure
 COMMON = ["--engine", "ray", "--workers", "2", "--methods", "ablation", "--seed", "0"]
 
 
@@ -65,7 +66,7 @@ def ray_run(tiny_bert: Path, data: list[Path], tmp_path_factory: pytest.TempPath
     """One CLI run on a local Ray cluster with 2 workers, one of which is killed mid-batch."""
     folder = tmp_path_factory.mktemp("ray-run")
     out, marker = folder / "out", folder / "crashed"
-    os.environ["EXPLAIN_RAY_TEST_CRASH_AT"] = f"{CRASH_AT}:{marker}"
+    os.environ["EXPLAIN_RAY_TEST_CRASH_AT"] = f"{CRASH_AT}:{marker},{POISON_AT}:always"
     try:
         t0 = time.perf_counter()
         proc = run_cli("run", str(tiny_bert), "--input", str(data[0]), "--input", str(data[1]), *COMMON,
@@ -91,10 +92,15 @@ def test_ray_run_equals_in_process_despite_a_killed_worker(ray_run: Any, referen
     assert marker.exists(), "the crash hook never fired"  # a worker died on input CRASH_AT ...
     merged = explain.open_results(out)  # ... and its batch was retried: every input is there
     assert [r.index for r in merged.inputs] == list(range(N_JSONL + N_PARQUET))
-    _same(merged, reference)
     errors = {f.input: f.error for f in merged.failures}
-    assert set(errors) == set(BAD_LINES) and "not valid JSON" in errors[5] and "empty" in errors[60]
-    assert "2 failure(s)" in proc.stdout and "results:" in proc.stdout and "report:" in proc.stdout
+    assert set(errors) == {*BAD_LINES, POISON_AT} and "not valid JSON" in errors[5] and "empty" in errors[60]
+    assert "worker process died 2 times" in errors[POISON_AT]  # an input that kills every worker is skipped
+    poisoned = lambda r: explain.Results([e for e in r if e.input != POISON_AT], model=r.model,  # noqa: E731
+                                         inputs=[x for x in r.inputs if x.index != POISON_AT],
+                                         failures=[f for f in r.failures if f.input != POISON_AT])
+    _same(poisoned(merged), poisoned(reference))  # every other input as in-process
+    assert not list((out / "inflight").glob("*"))  # no death markers left behind
+    assert "3 failure(s)" in proc.stdout and "results:" in proc.stdout and "report:" in proc.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["inputs"] == N_JSONL + N_PARQUET
     assert sum(s["inputs"] for s in manifest["shards"]) == N_JSONL + N_PARQUET

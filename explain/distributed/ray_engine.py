@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import ExplainError
-from .shards import LAYOUT, MANIFEST, SHARDS, Store, _load, read_manifest, shard_files, write_manifest
+from .shards import INFLIGHT, LAYOUT, MANIFEST, SHARDS, Store, _load, read_manifest, shard_files, write_manifest
 from .sources import Part
 from .worker import _INTERNAL, Worker, WorkerError
 
@@ -96,6 +96,8 @@ def run(
     summary = RunSummary(out=store.uri, inputs=total, skipped=len(skip), failure_lines=[], notes=[], methods={})
     manifest = _new_manifest(previous, job_doc, options, attempt)
     write_manifest(store, manifest)
+    for name in store.list(INFLIGHT):  # deaths are counted within one attempt (an interrupt is not one)
+        store.delete(f"{INFLIGHT}/{name}")
     todo = [p for p in parts if any(i not in skip for i in range(p.first, p.first + p.count))]
     if not todo:
         manifest["status"] = "complete"

@@ -29,6 +29,7 @@ from ..results_io import dumps, loads
 LAYOUT = "explain.sharded/1"
 MANIFEST = "manifest.json"
 SHARDS = "shards"
+INFLIGHT = "inflight"  # input-N files: how often a worker died while explaining input N
 _SHARD_NAME = re.compile(r"^part-(\d+)-(\d+)\.r(\d+)\.json$")
 
 
@@ -74,16 +75,18 @@ class Store:
         with self._fs.open_input_stream(self.path(rel)) as f:
             return bytes(f.read()).decode("utf-8")
 
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        """Write file `rel` atomically: a temporary name in the same folder, then a rename."""
+    def write_bytes(self, rel: str, data: bytes, sync: bool = True) -> None:
+        """Write file `rel` atomically: a temporary name in the same folder, then a rename
+        (`sync`: flushed to the disk first, so it survives a machine crash too)."""
         folder, _, name = rel.rpartition("/")
         tmp = f"{folder + '/' if folder else ''}.{name}.{uuid.uuid4().hex[:8]}.tmp"
         if self.local is not None:
             (self.local / tmp).parent.mkdir(parents=True, exist_ok=True)
             with open(self.local / tmp, "wb") as f:
                 f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+                if sync:
+                    f.flush()
+                    os.fsync(f.fileno())
             os.replace(self.local / tmp, self.local / rel)
             return
         self._fs.create_dir(self.path(folder), recursive=True)  # object stores: a no-op
@@ -125,6 +128,7 @@ def write_shard(store: Store, results: Results, attempt: int) -> str:
 def clear(store: Store) -> int:
     """Remove a sharded run's own files (shards, manifest, report) under `store`; return how many."""
     names = [rel for *_, rel in shard_files(store)] + [n for n in (MANIFEST, "report.html") if store.exists(n)]
+    names += [f"{INFLIGHT}/{n}" for n in store.list(INFLIGHT)]
     for rel in names:
         store.delete(rel)
     return len(names)

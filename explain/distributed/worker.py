@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ExplainError
 from ..explanation import Results
-from .shards import Store, write_shard
+from ..engine import InvalidInput
+from .shards import INFLIGHT, Store, write_shard
 from .sources import decode_item
+
+
+POISON = 2  # deaths on one input after which it is recorded as failed (Ray retries a batch 3 times)
 
 
 class Worker:
@@ -75,10 +79,19 @@ class Worker:
 
         indices = [int(i) for i in batch.column("index").to_pylist()]
         items = [decode_item(s) for s in batch.column("item").to_pylist()]
-        self._maybe_crash(indices)
         merged: Results | None = None
-        for first, run_items in _consecutive(indices, items):
-            part = explain(self.model, run_items, first_index=first, **self.job, **self.settings)
+        for first, item in zip(indices, items):
+            # A marker while the input is explained: if the process dies on it, the retried
+            # batch finds it; an input that killed POISON workers is a failure, not a lost run.
+            marker = f"{INFLIGHT}/input-{first}"
+            deaths = int(self.store.read_text(marker)) if self.store.exists(marker) else 0
+            if deaths >= POISON:
+                item = InvalidInput(f"input {first}: the worker process died {deaths} times while explaining it (out of memory, or a crash in native code); skipped")
+            else:
+                self.store.write_bytes(marker, str(deaths + 1).encode(), sync=False)
+                self._maybe_crash(first)
+            part = explain(self.model, [item], first_index=first, **self.job, **self.settings)
+            self.store.delete(marker)
             if merged is None:
                 merged = part
             else:
@@ -91,14 +104,15 @@ class Worker:
         name = write_shard(self.store, merged, self.attempt)
         return {"summary": [json.dumps(_summary(merged, name, self.attempt))]}
 
-    def _maybe_crash(self, indices: list[int]) -> None:
-        if not self.crash:
-            return
-        at, _, marker = self.crash.partition(":")
-        if int(at) in indices and not os.path.exists(marker):
-            with open(marker, "w") as f:
-                f.write(f"worker {os.getpid()} crashed on input {at}\n")
-            os._exit(1)
+    def _maybe_crash(self, index: int) -> None:
+        """Tests only: "AT:MARKER" kills this process at input AT once, "AT:always" every time."""
+        for spec in (self.crash or "").split(","):
+            at, _, marker = spec.partition(":")
+            if at and int(at) == index and (marker == "always" or not os.path.exists(marker)):
+                if marker != "always":
+                    with open(marker, "w") as f:
+                        f.write(f"worker {os.getpid()} crashed on input {at}\n")
+                os._exit(1)
 
 
 def _describe(e: BaseException) -> str:
@@ -113,15 +127,6 @@ _INTERNAL = "internal error in a worker: "
 
 class WorkerError(RuntimeError):
     """A worker met an error that is not the user's (a bug): the run stops."""
-
-
-def _consecutive(indices: list[int], items: list[Any]) -> Iterator[tuple[int, list[Any]]]:
-    """Yield (first index, items) for each run of consecutive indices (a batch may have gaps)."""
-    start = 0
-    for k in range(1, len(indices) + 1):
-        if k == len(indices) or indices[k] != indices[k - 1] + 1:
-            yield indices[start], items[start:k]
-            start = k
 
 
 def _summary(results: Results, name: str, attempt: int) -> dict[str, Any]:
