@@ -112,22 +112,32 @@ def bench_text(n: int, out: list[Row]) -> None:
 
     # integrated gradients: equal settings are captum's defaults (50 steps, Gauss-Legendre);
     # our default grows the steps until completeness holds, which a confident model needs
-    add("ig", "explain", "equal", *ours("ig", {"n_steps": 50, "adaptive": False}), grad=True)
+    ig_ours = ours("ig", {"n_steps": 50, "adaptive": False})
     add("ig", "explain", "defaults (adaptive)", *ours("ig", {}), grad=True)
 
     def captum_ig() -> float:
+        # equal work: the prediction picks the target, and the convergence delta is reported
         hits = 0
-        for text, word, target in zip(texts, words, targets):
+        for text, word in zip(texts, words):
             ids = tok(text, return_tensors="pt")["input_ids"]
+            with torch.inference_mode():
+                target = int(hf(input_ids=ids).logits.argmax())
             special = torch.tensor(tok.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True)).bool()
             base = torch.where(special, ids, torch.full_like(ids, tok.pad_token_id))
             lig = LayerIntegratedGradients(lambda x: torch.softmax(hf(input_ids=x).logits, -1)[:, target], hf.get_input_embeddings())
-            attr = lig.attribute(ids, baselines=base, n_steps=50, internal_batch_size=64).sum(-1)[0]
+            attr, _ = lig.attribute(ids, baselines=base, n_steps=50, internal_batch_size=64, return_convergence_delta=True)
+            attr = attr.sum(-1)[0]
             top = int(attr.argmax())
             hits += tok.convert_ids_to_tokens(int(ids[0, top])).lstrip("#") in word
         return hits / n
 
+    # both sides are a few milliseconds per input: alternate them three times, keep each best
     secs, hit = _timed(captum_ig)
+    for _ in range(2):
+        again = ours("ig", {"n_steps": 50, "adaptive": False})
+        ig_ours = min(ig_ours, again)
+        secs = min(secs, _timed(captum_ig)[0])
+    add("ig", "explain", "equal", *ig_ours, grad=True)
     add("ig", "captum", "equal", secs / n, 52, hit, grad=True)
 
     # SHAP: equal settings (500 evaluations, batch 64) and each side's defaults. shap compiles
@@ -210,6 +220,7 @@ def bench_images(n: int, out: list[Row]) -> None:
     targets = [int(np.argmax(predict(img[None]))) for img in images]
     x = to_input(np.stack(images))
     with torch.inference_mode():
+        cnn(x.repeat(64 // len(x) + 1, 1, 1, 1)[:64])  # warm-up: oneDNN builds its kernels on the first call
         t, _ = _timed(lambda: [cnn(x.repeat(64 // len(x) + 1, 1, 1, 1)[:64]) for _ in range(8)])
     fwd = t / 512
     xg = x.repeat(64 // len(x) + 1, 1, 1, 1)[:64].requires_grad_(True)
@@ -228,19 +239,25 @@ def bench_images(n: int, out: list[Row]) -> None:
         secs, res = _timed(lambda: explain.explain(model, images, methods=[method], **{method: settings}))
         return secs / n, float(np.mean([e.rows for e in res])), float(np.mean([inside(e.scores, boxes[e.input]) for e in res]))
 
-    add("ig", "explain", "equal", *ours("ig", {"n_steps": 50, "adaptive": False}), g=True)
+    ig_ours = ours("ig", {"n_steps": 50, "adaptive": False})
     add("ig", "explain", "defaults (adaptive)", *ours("ig", {}), g=True)
 
     def captum_ig() -> float:
         hits = 0
-        for img, box, target in zip(images, boxes, targets):
-            ig = IntegratedGradients(lambda z: torch.softmax(cnn((z - 0.5) / 0.5), -1)[:, target])
+        for img, box in zip(images, boxes):
             z = torch.as_tensor(img, dtype=torch.float32)[None, None] / 255.0
-            attr = ig.attribute(z, baselines=torch.zeros_like(z), n_steps=50, internal_batch_size=64)
+            with torch.inference_mode():
+                target = int(cnn((z - 0.5) / 0.5).argmax())
+            ig = IntegratedGradients(lambda z: torch.softmax(cnn((z - 0.5) / 0.5), -1)[:, target])
+            attr, _ = ig.attribute(z, baselines=torch.zeros_like(z), n_steps=50, internal_batch_size=64, return_convergence_delta=True)
             hits += inside(attr[0, 0].detach().numpy(), box)
         return hits / n
 
     secs, hit = _timed(captum_ig)
+    for _ in range(2):
+        ig_ours = min(ig_ours, ours("ig", {"n_steps": 50, "adaptive": False}))
+        secs = min(secs, _timed(captum_ig)[0])
+    add("ig", "explain", "equal", *ig_ours, g=True)
     add("ig", "captum", "equal", secs / n, 52, hit, g=True)
 
     add("shap", "explain", "equal", *ours("shap", {"max_evals": 500}))
@@ -347,6 +364,7 @@ def bench_gpt(n: int, out: list[Row]) -> None:
     ids_of = [tok(p)["input_ids"] for p in prompts]
     rows = [ids_of[i % n] + tok(answers[i % n], add_special_tokens=False)["input_ids"] for i in range(256)]
     with torch.inference_mode():
+        hf(input_ids=torch.tensor([rows[0]] * 32))  # warm-up
         t, _ = _timed(lambda: [hf(input_ids=torch.tensor([r for r in rows[i : i + 32] if len(r) == len(rows[i])])) for i in range(0, 256, 32)])
     fwd_rows = sum(len([r for r in rows[i : i + 32] if len(r) == len(rows[i])]) for i in range(0, 256, 32))
     per_row = t / fwd_rows
