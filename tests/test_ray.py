@@ -114,7 +114,8 @@ def test_every_shard_is_a_results_file_and_the_report_renders(ray_run: Any, tmp_
     for *_, rel in files:
         part = explain.open_results(out / rel)  # each shard is an ordinary explain.results/1 file
         assert part.inputs and all(e.input in {r.index for r in part.inputs} for e in part)
-    assert (out / "report.html").stat().st_size > 0
+    html = (out / "report.html").read_text(encoding="utf-8")  # the dataset-level view of 300 inputs
+    assert 'id="dataset"' in html and 'id="sample-note"' in html and "Showing 100 of 300 inputs" in html
     rep = run_cli("report", str(out), "--out", str(tmp_path / "again.html"))
     assert rep.returncode == 0, rep.stderr
     assert (tmp_path / "again.html").stat().st_size > 0
