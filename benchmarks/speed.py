@@ -185,6 +185,7 @@ def _forward_cost(model: Any, texts: list[str]) -> dict[str, float]:
     emb = model.model.get_input_embeddings()
     batch = torch.tensor([r for r in rows[:64] if len(r) == len(rows[0])] or [rows[0]])
     x = emb(batch).detach().requires_grad_(True)
+    model.model(inputs_embeds=x).logits[:, 0].sum().backward()  # warm-up
     tg, _ = _timed(lambda: model.model(inputs_embeds=x).logits[:, 0].sum().backward())
     return {"fwd": t / 512, "grad": tg / len(batch)}
 
@@ -224,6 +225,7 @@ def bench_images(n: int, out: list[Row]) -> None:
         t, _ = _timed(lambda: [cnn(x.repeat(64 // len(x) + 1, 1, 1, 1)[:64]) for _ in range(8)])
     fwd = t / 512
     xg = x.repeat(64 // len(x) + 1, 1, 1, 1)[:64].requires_grad_(True)
+    cnn(xg)[:, 0].sum().backward()  # warm-up
     tg, _ = _timed(lambda: cnn(xg)[:, 0].sum().backward())
     grad = tg / 64
 
