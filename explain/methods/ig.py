@@ -49,9 +49,11 @@ def converged(checks: dict[str, float]) -> bool:
     return checks["convergence_delta"] <= max(REL_TOL * abs(checks["output_change"]), ABS_TOL)
 
 
-def _checks(attr: torch.Tensor, change: float) -> dict[str, float]:
-    """Completeness of `attr` against f(x) - f(baseline) = `change` (captum's convergence delta)."""
-    delta_v = abs(float(attr.detach().float().sum()) - change)
+def _checks(attr: torch.Tensor, change: float, delta_v: float | None = None) -> dict[str, float]:
+    """Completeness of `attr` against f(x) - f(baseline) = `change` (captum's convergence delta;
+    `delta_v` when captum measured it, e.g. as the mean over a noise tunnel's samples)."""
+    if delta_v is None:
+        delta_v = abs(float(attr.detach().float().sum()) - change)
     return {
         "convergence_delta": delta_v,
         "delta_relative": delta_v / abs(change) if abs(change) > 1e-12 else 0.0,
@@ -100,7 +102,8 @@ class IntegratedGradientsMethod(Method):
                             view.inputs, nt_type="smoothgrad", nt_samples=s.nt_samples, stdevs=s.nt_stdev,
                             return_convergence_delta=True, **kwargs,
                         )
-                        checks = _checks(attr, float(attr.detach().float().sum()) - float(delta.detach().float().mean()))
+                        d = delta.detach().float()
+                        checks = _checks(attr, float(attr.detach().float().sum()) - float(d.mean()), float(d.abs().mean()))
                     else:
                         attr = ig.attribute(view.inputs, **kwargs)
                         checks = _checks(attr, change)
