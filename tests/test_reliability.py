@@ -24,7 +24,8 @@ from conftest import ROOT, run_cli
 
 
 def test_interrupt_keeps_finished_inputs_and_resume_completes(tiny_bert: Path, tmp_path: Path) -> None:
-    texts = [f"the movie {'was ' * (i % 5)}great number {i}" for i in range(60)]
+    # enough work that the interrupt (after the first flush, ~3 s in) lands mid-run on a fast machine
+    texts = [f"the movie {'was ' * (i % 5)}great number {i}" for i in range(400)]
     data = tmp_path / "in.txt"
     data.write_text("\n".join(texts) + "\n", encoding="utf-8")
     out = tmp_path / "out"
