@@ -98,15 +98,20 @@ def by_inputs(counts: list[int]) -> list[dict[str, Any]]:
 
 
 def by_generated(counts: list[int]) -> list[dict[str, Any]]:
+    """The bundled GPT stops after its answer, so N tokens are a forced continuation of N
+    filler tokens (explained exactly like generated ones: one target per token)."""
     from planted_data import gpt_prompts
 
     model = explain.load(MODELS / "planted-gpt2", device="cpu")
-    prompt = next(p for p, _, c in gpt_prompts(50, seed=7, split="heldout") if c)
+    prompts = [p for p, _, c in gpt_prompts(50, seed=7, split="heldout") if c]
+    prompt, filler = prompts[0], " ".join(" ".join(prompts[1:]).split())
+    ids = model.tokenizer(filler, add_special_tokens=False)["input_ids"]
     explain.explain(model, [prompt], methods=list(METHODS), max_new_tokens=1, shap={"max_evals": 40})
     rows = []
     for n in counts:
+        continuation = model.tokenizer.decode(ids[:n])
         for m in METHODS:
-            r = timed_explain(model, [prompt], m, max_new_tokens=n, target="all")
+            r = timed_explain(model, [prompt], m, continuation=continuation, target="all")
             rows.append({"table": "generated", "generated": n, "method": m, **r, "rows_per_token": r["rows"] / n})
             print(f"generated {n:>3}       {m:<10}{r['seconds']:>9.3f} s {r['rows']:>9.0f} rows  {r['rows'] / n:.0f} rows/token", flush=True)
     return rows
