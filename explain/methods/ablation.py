@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..adapters.base import Adapter, Example
@@ -54,15 +53,4 @@ class AblationMethod(Method):
                 torch.ones(1, d), baselines=0.0, perturbations_per_eval=max(1, min(d, adapter.runner.batch_size))
             )
             scores = view.expand(attr[0].numpy())
-        return self.result(
-            adapter,
-            example,
-            target,
-            cost,
-            features=view.features if view.granularity != "pixel" else (),  # images: regions are in extras
-            scores=np.asarray(scores, dtype=np.float32),
-            granularity=view.granularity,
-            settings={**vars(s), "mask": view.mask, "output": view.output},
-            checks={},
-            extras=view.extras,
-        )
+        return self.perturbation_result(adapter, example, target, cost, view, scores, vars(s))

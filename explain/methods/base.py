@@ -8,7 +8,9 @@ import typing
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping
 
-from ..adapters.base import Adapter, Example
+import numpy as np
+
+from ..adapters.base import Adapter, Example, PerturbationView
 from ..errors import MethodError
 from ..explanation import Explanation, Target
 
@@ -56,6 +58,32 @@ class Method(ABC):
             seconds=cost.seconds,
             rows=cost.rows,
             **fields,
+        )
+
+    def perturbation_result(
+        self,
+        adapter: Adapter,
+        example: Example,
+        target: Target,
+        cost: "Cost",
+        view: PerturbationView,
+        scores: Any,
+        settings: Mapping[str, Any],
+        checks: Mapping[str, float] | None = None,
+    ) -> Explanation:
+        """Return the Explanation of a perturbation method: the view's features (images: its
+        regions, kept in extras), granularity, mask, output and extras, with float32 scores."""
+        return self.result(
+            adapter,
+            example,
+            target,
+            cost,
+            features=view.features if view.granularity != "pixel" else (),
+            scores=np.asarray(scores, dtype=np.float32),
+            granularity=view.granularity,
+            settings={**settings, "mask": view.mask, "output": view.output},
+            checks=dict(checks or {}),
+            extras=view.extras,
         )
 
     def describe_settings(self) -> list[tuple[str, str, str]]:

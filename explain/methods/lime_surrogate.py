@@ -105,15 +105,6 @@ class LimeMethod(Method):
             for i, w in weights:
                 values[i] = w
             scores = view.expand(values)
-        return self.result(
-            adapter,
-            example,
-            target,
-            cost,
-            features=view.features if view.granularity != "pixel" else (),  # images: regions are in extras
-            scores=np.asarray(scores, dtype=np.float32),
-            granularity=view.granularity,
-            settings={**vars(s), "num_samples": n, "mask": view.mask, "kernel_width": width, "output": view.output},
-            checks={"score": float(score), "intercept": float(intercept), "local_prediction": float(np.ravel(local_pred)[0])},
-            extras=view.extras,
-        )
+        checks = {"score": float(score), "intercept": float(intercept), "local_prediction": float(np.ravel(local_pred)[0])}
+        settings = {**vars(s), "num_samples": n, "kernel_width": width}
+        return self.perturbation_result(adapter, example, target, cost, view, scores, settings, checks)

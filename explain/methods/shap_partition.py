@@ -128,15 +128,5 @@ class ShapMethod(Method):
                 fx = float(view.evaluate(np.ones((1, d), dtype=bool))[0])
             scores = view.expand(values)
         gap = abs(float(values.sum()) - (fx - base))
-        return self.result(
-            adapter,
-            example,
-            target,
-            cost,
-            features=view.features if view.granularity != "pixel" else (),  # images: regions are in extras
-            scores=np.asarray(scores, dtype=np.float32),
-            granularity=view.granularity,
-            settings={**vars(s), "max_evals": max_evals, "mask": view.mask, "output": view.output},
-            checks={"base_value": base, "output": fx, "efficiency_gap": gap},
-            extras=view.extras,
-        )
+        checks = {"base_value": base, "output": fx, "efficiency_gap": gap}
+        return self.perturbation_result(adapter, example, target, cost, view, scores, {**vars(s), "max_evals": max_evals}, checks)
