@@ -135,7 +135,7 @@ def capped_ig(folder: Path, tokens: int) -> list[dict[str, Any]]:
 
 def _child(folder: str, tokens: int, out: str, cap: str | None) -> None:
     """Run the CLI in this process and print the peak memory the run added (Linux: VmHWM)."""
-    from cli.main import main as cli
+    from explain.cli.main import main as cli
 
     text = text_of(tokens, 1)
     import explain as ex

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 from .engine import explain
 from .errors import CheckpointError, DeviceError, ExplainError, InputError, MethodError, TargetError
-from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
+from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, SelfCheck, Target
 from .loading import load
 from .results_io import open_results, save
 from .wrapping import from_model
@@ -26,7 +26,7 @@ def report(results: Results, path: str, *, max_inputs: int | None = 100) -> str:
     Runs of more than `max_inputs` inputs get the dataset-level view and a full section for a
     deterministic sample of that many inputs (None: a section for every input).
     """
-    from reports import write_report
+    from explain.reports import write_report
 
     return str(write_report(results, path, max_inputs=max_inputs))
 
@@ -42,6 +42,7 @@ __all__ = [
     "MethodError",
     "ModelInfo",
     "Results",
+    "SelfCheck",
     "Target",
     "TargetError",
     "explain",

@@ -63,14 +63,33 @@ class Failure:
     error: str
 
 
+@dataclass(frozen=True)
+class SelfCheck:
+    """A method's check of its own estimate, with a verdict: a check that could fail, and did or not.
+
+    `value` is compared with `threshold` (the README's method table says which way for each
+    check); `sentence` is the verdict in plain words, as the report shows it.
+    """
+
+    name: str  # e.g. "completeness" (IG), "stability" (SHAP, LIME), "surrogate_fit" (LIME)
+    passed: bool
+    value: float
+    threshold: float
+    sentence: str
+
+
 @dataclass(frozen=True, eq=False)
 class Explanation:
     """Scores of one method for one input and target, with what they cost and how sound they are.
 
     `scores` has one value per entry of `features` (text: words or tokens), or is an H x W grid
-    at the input image's resolution (images, `features` empty). `checks` holds quality figures
-    (e.g. IG `convergence_delta`, SHAP `base_value` and `efficiency_gap`, LIME `score`);
-    `extras` holds further named arrays (e.g. attention matrices, the sub-word tokens of each word).
+    at the input image's resolution (images, `features` empty). `checks` holds the method's own
+    figures (e.g. IG `convergence_delta` and `output_change`, SHAP `base_value`, LIME `score`);
+    `self_checks` the verdicts of the checks that could fail; `metrics` the figures computed
+    afterwards from the model (faithfulness, sanity, agreement: `explain.metrics.evaluate`).
+    `rows` counts the model rows this explanation evaluated, `cached_rows` the rows it asked
+    for that a cache answered. `extras` holds further named arrays (e.g. attention matrices,
+    the sub-word tokens of each word).
     """
 
     method: str
@@ -85,6 +104,14 @@ class Explanation:
     rows: int = 0
     checks: Mapping[str, float] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
+    cached_rows: int = 0
+    self_checks: tuple[SelfCheck, ...] = ()
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def reliable(self) -> bool:
+        """Return False when any of the method's self-checks failed."""
+        return all(c.passed for c in self.self_checks)
 
     def __eq__(self, other: object) -> bool:
         """Return True when every field, arrays included, is equal."""
@@ -123,7 +150,7 @@ class Explanation:
 
     def _repr_html_(self) -> str:
         """Render inline in Jupyter."""
-        from reports.inline import explanation_html
+        from explain.reports.inline import explanation_html
 
         return explanation_html(self)
 
@@ -172,7 +199,7 @@ class Results(list):  # type: ignore[type-arg]
 
     def _repr_html_(self) -> str:
         """Render inline in Jupyter."""
-        from reports.inline import results_html
+        from explain.reports.inline import results_html
 
         return results_html(self)
 

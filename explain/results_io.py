@@ -13,9 +13,18 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
+from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, SelfCheck, Target
 
-SCHEMA = "explain.results/1"
+SCHEMA = "explain.results/2"
+# Schema 2 split schema 1's `checks` into the method's own figures (`checks`, with verdicts in
+# `self_checks`) and the figures evaluate() adds (`metrics`), and added `cost.cached_rows`.
+READABLE = ("explain.results/1", SCHEMA)
+# The keys evaluate() wrote into schema 1's `checks`; reading such a file moves them to `metrics`.
+_V1_METRIC_KEYS = (
+    "deletion_auc", "deletion_auc_random", "insertion_auc", "insertion_auc_random",
+    "comprehensiveness", "comprehensiveness_random", "sufficiency", "sufficiency_random",
+    "sanity_rank_corr", "sanity_flag", "agreement_spearman", "rationale_precision", "pointing_game",
+)
 _ARRAY_KEYS = {"dtype", "shape", "data"}
 
 
@@ -75,12 +84,12 @@ def loads(text: str) -> Results:
     """Parse a results file's text into Results."""
     doc = json.loads(text)
     if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("explain.results/"):
-        raise ValueError("missing or unknown 'schema' (expected 'explain.results/1')")
-    if doc["schema"] != SCHEMA:
-        raise ValueError(f"schema {doc['schema']!r} is not supported (this version reads {SCHEMA})")
+        raise ValueError(f"missing or unknown 'schema' (expected {SCHEMA!r})")
+    if doc["schema"] not in READABLE:
+        raise ValueError(f"schema {doc['schema']!r} is not supported (this version reads {', '.join(READABLE)})")
     model = ModelInfo(**{**doc["model"], "labels": tuple(doc["model"]["labels"])})
     inputs = [_input_from(d) for d in doc["inputs"]]
-    explanations = [_explanation_from(d) for d in doc["explanations"]]
+    explanations = [_explanation_from(d, doc["schema"]) for d in doc["explanations"]]
     failures = [Failure(**f) for f in doc.get("failures", [])]
     return Results(explanations, model=model, inputs=inputs, failures=failures, run=doc.get("run", {}))
 
@@ -122,13 +131,18 @@ def _explanation_doc(e: Explanation) -> dict[str, Any]:
         "features": list(e.features),
         "scores": _plain(np.asarray(e.scores, dtype=np.float32)),  # NaN -> null, read back as NaN
         "settings": _plain(dict(e.settings)),
-        "cost": {"seconds": round(float(e.seconds), 4), "rows": int(e.rows)},
+        "cost": {"seconds": round(float(e.seconds), 4), "rows": int(e.rows), "cached_rows": int(e.cached_rows)},
         "checks": _plain(dict(e.checks)),
+        "self_checks": [_plain(dataclasses.asdict(c)) for c in e.self_checks],
+        "metrics": _plain(dict(e.metrics)),
         "extras": {k: _encode_extra(v) for k, v in e.extras.items()},
     }
 
 
-def _explanation_from(d: dict[str, Any]) -> Explanation:
+def _explanation_from(d: dict[str, Any], schema: str = SCHEMA) -> Explanation:
+    checks, metrics = dict(d.get("checks", {})), dict(d.get("metrics", {}))
+    if schema == "explain.results/1":
+        metrics = {k: checks.pop(k) for k in _V1_METRIC_KEYS if k in checks}
     return Explanation(
         method=d["method"],
         family=d["family"],
@@ -140,7 +154,10 @@ def _explanation_from(d: dict[str, Any]) -> Explanation:
         settings=d.get("settings", {}),
         seconds=float(d["cost"]["seconds"]),
         rows=int(d["cost"]["rows"]),
-        checks=d.get("checks", {}),
+        cached_rows=int(d["cost"].get("cached_rows", 0)),
+        checks=checks,
+        self_checks=tuple(SelfCheck(**c) for c in d.get("self_checks", [])),
+        metrics=metrics,
         extras={k: _decode_extra(v) for k, v in d.get("extras", {}).items()},
     )
 

@@ -1,6 +1,6 @@
 """Self-contained HTML reports rendered from Results only (never a model).
 
-    import reports
+    from explain import reports
     reports.write_report(results, "out/report.html")   # or explain.report(results, path)
 
 One file per report: plotly.js embedded once, every figure drawn lazily in the browser from a

@@ -75,7 +75,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
     """Run `explain ARGS...` as a subprocess, as a user would; return the finished process."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "explain.cli.main", *args],
         cwd=cwd or ROOT,
         env=env,
         capture_output=True,

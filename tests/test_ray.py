@@ -131,7 +131,7 @@ def test_interrupt_keeps_finished_shards_and_resume_completes(tiny_bert: Path, d
     out = tmp_path / "out"
     args = ["run", str(tiny_bert), "--input", str(data[0]), "--input", str(data[1]), *COMMON, "--shard-size", "8", "--out", str(out)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "explain.cli.main", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and len(shard_files(Store(out))) < 3 and proc.poll() is None:
         time.sleep(0.2)

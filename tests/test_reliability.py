@@ -29,7 +29,7 @@ def test_interrupt_keeps_finished_inputs_and_resume_completes(tiny_bert: Path, t
     data = tmp_path / "in.txt"
     data.write_text("\n".join(texts) + "\n", encoding="utf-8")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "cli.main", "run", str(tiny_bert), "--input", str(data), "--methods", "ig,lime",
+    cmd = [sys.executable, "-m", "explain.cli.main", "run", str(tiny_bert), "--input", str(data), "--methods", "ig,lime",
            "--set", "lime.num_samples=400", "--out", str(out), "--no-report", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
@@ -117,7 +117,7 @@ def test_any_text_is_explained_or_fails_alone(tiny_bert: Path, texts: list[str])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.text(TEXT_CHARS, max_size=40), max_size=6))
 def test_any_input_file_reads_or_records_failures(tmp_path: Path, lines: list[str]) -> None:
-    from cli.inputs import read_input_file
+    from explain.cli.inputs import read_input_file
     from explain.engine import InvalidInput
 
     for suffix, text in ((".txt", "\n".join(lines)), (".jsonl", "\n".join(lines)), (".csv", "text\n" + "\n".join(lines))):

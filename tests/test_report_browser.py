@@ -8,8 +8,8 @@ from typing import Any, Iterator
 
 import pytest
 
-import reports
-from reports import samples
+from explain import reports
+from explain.reports import samples
 
 pytestmark = pytest.mark.browser
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import explain
-import reports
+from explain import reports
 from explain.explanation import Explanation, InputRecord, ModelInfo, Results, Target
-from reports import samples
-from reports.trust import metric_keys
+from explain.reports import samples
+from explain.reports.trust import metric_keys
 
 DATA = re.compile(r'<script type="application/json" id="(d\d+|explain-meta)">(.*?)</script>', re.S)
 WORDS = ("a", "great", "film", "with", "dull", "bits")

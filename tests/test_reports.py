@@ -14,11 +14,11 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 import explain
-import reports
-from reports import samples
-from reports.compare import agreement, rankdata, spearman, top_k_overlap
-from reports.encode import pack_exact, pack_quantized, script_json, unpack
-from reports.inline import explanation_html, results_html
+from explain import reports
+from explain.reports import samples
+from explain.reports.compare import agreement, rankdata, spearman, top_k_overlap
+from explain.reports.encode import pack_exact, pack_quantized, script_json, unpack
+from explain.reports.inline import explanation_html, results_html
 
 HOSTILE = samples.HOSTILE
 DATA = re.compile(r'<script type="application/json" id="(d\d+|explain-meta)">(.*?)</script>', re.S)

@@ -40,7 +40,8 @@ def test_documented_fields(results: explain.Results) -> None:
     rec = doc["explanations"][0]
     assert {"input", "method", "target", "settings", "features", "scores", "cost"} <= set(rec)
     assert {"index", "label", "probability"} <= set(rec["target"])
-    assert {"seconds", "rows"} == set(rec["cost"])
+    assert {"seconds", "rows", "cached_rows"} == set(rec["cost"])
+    assert {"checks", "self_checks", "metrics"} <= set(rec)
     assert len(rec["features"]) == len(rec["scores"])
     assert doc["failures"] == [{"input": 2, "method": None, "error": "input 2: the text is empty"}]
 
@@ -84,3 +85,22 @@ def test_top_and_records_helpers(results: explain.Results) -> None:
     recs = e.to_records()
     assert [r["feature"] for r in recs] == list(e.features)
     assert sorted(r["rank"] for r in recs) == list(range(1, len(e.features) + 1))
+
+
+def test_schema_1_files_still_open(results: explain.Results) -> None:
+    """A schema-1 file (metrics inside `checks`, no cached rows) reads back with its metrics moved."""
+    doc = json.loads(dumps(results))
+    doc["schema"] = "explain.results/1"
+    for rec in doc["explanations"]:
+        rec["cost"].pop("cached_rows")
+        rec.pop("self_checks")
+        rec.pop("metrics")
+        rec["checks"] = {**rec["checks"], "deletion_auc": 0.25, "sanity_flag": 0.0}
+    old = loads(json.dumps(doc))
+    assert old[0].metrics == {"deletion_auc": 0.25, "sanity_flag": 0.0}
+    assert "deletion_auc" not in old[0].checks
+    assert old[0].cached_rows == 0 and old[0].self_checks == ()
+    assert [e.scores.tolist() for e in old] == [e.scores.tolist() for e in results]
+    doc["schema"] = "explain.results/99"
+    with pytest.raises(ValueError, match="not supported"):
+        loads(json.dumps(doc))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import ExplainError
+from ..results_io import SCHEMA
 from .shards import INFLIGHT, LAYOUT, MANIFEST, SHARDS, Store, _load, read_manifest, shard_files, write_manifest
 from .sources import Part
 from .worker import _INTERNAL, Worker, WorkerError
@@ -178,7 +179,7 @@ def _check_same_job(previous: dict[str, Any], job_doc: dict[str, Any]) -> None:
 def _new_manifest(previous: dict[str, Any] | None, job_doc: dict[str, Any], options: RayOptions, attempt: int) -> dict[str, Any]:
     return {
         "layout": LAYOUT,
-        "schema": "explain.results/1",
+        "schema": SCHEMA,
         "status": "running",
         "attempt": attempt,
         "created": (previous or {}).get("created") or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

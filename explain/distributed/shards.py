@@ -4,7 +4,7 @@ Layout (format "explain.sharded/1"), under OUT (a local folder or any URI pyarro
 
     OUT/manifest.json                      the run: model, run info, engine, counts, shard list
     OUT/shards/part-AAAAAAAAA-BBBBBBBBB.rN.json
-                                           an ordinary explain.results/1 file holding inputs
+                                           an ordinary explain results file holding inputs
                                            AAAAAAAAA..BBBBBBBBB (global numbers) of attempt N
     OUT/report.html                        the report (optional)
 
@@ -118,7 +118,7 @@ def shard_name(first: int, last: int, attempt: int) -> str:
 
 
 def write_shard(store: Store, results: Results, attempt: int) -> str:
-    """Save one shard's Results as an explain.results/1 file; return its relative path."""
+    """Save one shard's Results as an explain results file; return its relative path."""
     indices = [r.index for r in results.inputs]
     name = shard_name(min(indices), max(indices), attempt)
     store.write_bytes(name, dumps(results).encode("utf-8"))

@@ -5,7 +5,7 @@
     model = explain.load("examples/models/sentiment-bert")
     results = explain.explain(model, texts, methods=["ig", "shap"])
     scored = evaluate(model, results, rationales={0: ["great"]})
-    scored[0].checks["deletion_auc"], scored[0].checks["deletion_auc_random"]
+    scored[0].metrics["deletion_auc"], scored[0].metrics["deletion_auc_random"]
     scored.run["metrics"]["methods"]["ig"]["comprehensiveness"]["mean"]
 
 Modules, one concept each: `curves` (RISE deletion/insertion), `eraser` (comprehensiveness,

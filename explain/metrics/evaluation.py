@@ -34,7 +34,7 @@ def evaluate(
     cells: int = IMAGE_CELLS,
     mask: str | None = None,
 ) -> Results:
-    """Return new Results whose explanations carry metric values in `checks`, with a summary in run["metrics"].
+    """Return new Results whose explanations carry metric values in `metrics`, with a summary in run["metrics"].
 
     - "faithfulness": deletion/insertion AUC (RISE, https://arxiv.org/abs/1806.07421) over
       `steps` points and ERASER comprehensiveness/sufficiency (https://arxiv.org/abs/1911.03429),
@@ -73,7 +73,7 @@ def evaluate(
     if rationales:
         _rationales(work, rationales)
 
-    out = [e.replace(checks=_finite(c), extras=x) for e, c, x in zip(results, work.checks, work.extras)]
+    out = [e.replace(metrics=_finite(c), extras=x) for e, c, x in zip(results, work.checks, work.extras)]
     run = {**results.run, "metrics": {
         "settings": {
             "metrics": [m for m in METRICS if m in chosen] + (["rationale"] if rationales else []),
@@ -103,7 +103,7 @@ class _Work:
 
     def __init__(self, model: Adapter | None, results: Results) -> None:
         self.model, self.results = model, results
-        self.checks: list[dict[str, Any]] = [dict(e.checks) for e in results]
+        self.checks: list[dict[str, Any]] = [dict(e.metrics) for e in results]  # the metrics of each
         self.extras: list[dict[str, Any]] = [dict(e.extras) for e in results]
         self.errors: list[dict[str, Any]] = []
         self.records = {r.index: r for r in results.inputs}

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..explanation import Explanation
 
-# The checks evaluate() writes, with which direction is better (None: read against its pair).
+# The metrics evaluate() writes, with which direction is better (None: read against its pair).
 METRIC_KEYS: Mapping[str, str | None] = {
     "deletion_auc": "lower",
     "deletion_auc_random": None,
@@ -49,7 +49,7 @@ def summarise(explanations: Iterable[Explanation]) -> dict[str, dict[str, dict[s
     for e in explanations:
         per = values.setdefault(e.method, {})
         for key in (*METRIC_KEYS, *SELF_CHECKS):
-            v = e.checks.get(key) if e.checks else None
+            v = e.metrics.get(key) if key in METRIC_KEYS else e.checks.get(key)
             if isinstance(v, (int, float, np.floating)) and not isinstance(v, bool):
                 per.setdefault(key, []).append(float(v))
     return {m: {k: stats(v) for k, v in per.items()} for m, per in values.items()}
