@@ -96,6 +96,26 @@ class Runner:
             result = result[inverse]
         return result
 
+    def with_backoff(self, fn: Callable[[int], T], size: int, *, what: str = "this step") -> T:
+        """Return fn(size); on out-of-memory call it again with half the size, down to 1.
+
+        For gradient paths whose chunking lives in the method (IG's internal batch, Grad-CAM's
+        and attention's capture passes): `fn` must run its whole work in chunks of `size` rows.
+        """
+        size = max(1, int(size))
+        while True:
+            try:
+                return fn(size)
+            except torch.OutOfMemoryError:
+                if size == 1:
+                    raise ExplainError(
+                        f"out of memory in {what} even with one row per call; use a smaller "
+                        "--max-length, --max-memory, or a device with more memory"
+                    ) from None
+                size = max(1, size // 2)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+
     def rows_within(self, bytes_per_row: float, wanted: int) -> int:
         """Return how many of `wanted` rows one call may hold under the memory cap (at least 1)."""
         if self.max_memory is None or bytes_per_row <= 0:
