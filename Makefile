@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test test-fast browser bench typecheck clean
+.PHONY: setup demo test test-fast browser wheel-check bench typecheck clean
 
 setup: $(STAMP)
 
@@ -23,14 +23,27 @@ demo: $(STAMP)
 	$(VENV)/bin/explain demo --out explain-demo
 
 # Chromium for the report tests: Debian's package (Playwright drives it; it downloads no browser).
+# The browser tests need it: without it `make test` stops here rather than skip them.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium; browser tests will be skipped"; \
-	  else echo "note: chromium is not installed (sudo apt-get install chromium); browser tests will be skipped"; fi; }
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "error: chromium is not installed and this is not root: sudo apt-get install chromium" >&2; exit 1; fi; }
+	@command -v chromium >/dev/null 2>&1 || { echo "error: chromium could not be installed" >&2; exit 1; }
 
-test: $(STAMP) browser
+# A wheel built from this tree installs into a fresh venv (the dependencies are lent from .venv)
+# with no top-level `cli` or `reports` package, and `explain --help` and `explain demo` run from it.
+WHEEL_DIR := build/wheel-check
+SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+wheel-check: $(STAMP)
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(WHEEL_DIR) .
+	python3 -m venv $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/python -m pip install --quiet --no-deps --no-index $(WHEEL_DIR)/explain-*.whl
+	cd $(WHEEL_DIR) && PYTHONPATH=$(SITE) venv/bin/python ../../.ci/wheel_check.py explain-*.whl
+
+test: $(STAMP) browser wheel-check
 	$(PY) -m mypy
-	$(PY) -m pytest -q -p no:cacheprovider --durations=15
+	EXPLAIN_NO_SKIP=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not browser"

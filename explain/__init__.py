@@ -16,7 +16,8 @@ from .engine import explain
 from .errors import CheckpointError, DeviceError, ExplainError, InputError, MethodError, TargetError
 from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, SelfCheck, Target
 from .loading import load
-from .results_io import open_results, save
+from .results_files import open_results
+from .results_io import save
 from .wrapping import from_model
 
 

@@ -8,9 +8,6 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-FAMILIES = ("text-classifier", "causal-lm", "image-classifier")
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     """What was explained: enough to identify the checkpoint without loading it."""
@@ -148,12 +145,6 @@ class Explanation:
         """Return a copy with the given fields changed (Explanations are never mutated)."""
         return dataclasses.replace(self, **changes)
 
-    def _repr_html_(self) -> str:
-        """Render inline in Jupyter."""
-        from explain.reports.inline import explanation_html
-
-        return explanation_html(self)
-
 
 class Results(list):  # type: ignore[type-arg]
     """A list of Explanations plus what they came from: model, inputs, failures and run settings."""
@@ -196,12 +187,6 @@ class Results(list):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[Explanation]:
         return super().__iter__()
-
-    def _repr_html_(self) -> str:
-        """Render inline in Jupyter."""
-        from explain.reports.inline import results_html
-
-        return results_html(self)
 
 
 def _equal(a: Any, b: Any) -> bool:

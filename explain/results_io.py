@@ -50,19 +50,11 @@ def dumps(results: Results) -> str:
     return json.dumps(doc, sort_keys=True, allow_nan=False, separators=(",", ":")) + "\n"
 
 
-def open_results(path: str | os.PathLike[str]) -> Results:
-    """Read a results file written by `save` and return equal Results (no model needed).
+def read_file(path: str | os.PathLike[str]) -> Results:
+    """Read one results file written by `save` (or a folder holding results.json) into Results.
 
-    `path` may also be a run's output folder: a sharded folder (`--engine ray`, a local path or
-    a URI pyarrow opens) is read back merged into one Results; a folder holding results.json
-    reads that file.
+    `explain.open_results` also reads a sharded run's folder: see explain/results_files.py.
     """
-    from .distributed.shards import is_sharded, open_sharded
-
-    if is_sharded(path):
-        return open_sharded(path)
-    if "://" in str(path):
-        raise InputError(f"no sharded results at {path} (no manifest.json)")
     path = Path(path)
     if path.is_dir():
         if not (path / "results.json").is_file():

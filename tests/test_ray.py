@@ -24,7 +24,7 @@ from conftest import FILLER, ROOT, SENTIMENT, run_cli
 from explain.distributed import open_sharded, read_file
 from explain.distributed.shards import Store, shard_files, write_shard
 
-ray = pytest.importorskip("ray")
+import ray  # the distributed extra is part of `make setup`: a missing ray fails, never skips
 pytestmark = pytest.mark.slow
 
 N_JSONL, N_PARQUET = 220, 80  # 300 inputs over two files: global numbering crosses a file boundary
