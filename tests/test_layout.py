@@ -45,8 +45,8 @@ def _imports(module: str, path: Path, known: dict[str, Path]) -> set[str]:
             for a in node.names:
                 sub = f"{base}.{a.name}"
                 found.add(sub if sub in known else base)
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "iter_modules":
-            # A registry that discovers its package's modules imports each of them.
+        elif isinstance(node, ast.Call) and any(isinstance(x, ast.Name) and x.id == "__path__" for x in node.args):
+            # A package that hands its __path__ to a discovery call imports each of its modules.
             prefix = _package(module, path) + "."
             found.update(m for m in known if m.startswith(prefix) and "." not in m[len(prefix):])
     return {m for m in found if m in known and m != module}

@@ -1,68 +1,9 @@
-"""The method registry: every method is found here by name."""
+"""The methods: one module each, found by name through the registry (explain/methods/registry.py)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from .registry import REGISTRY, discover, for_family, get, register, resolve
 
-from ..adapters.base import Adapter
-from ..errors import MethodError
-from .base import Method
+discover(__name__, __path__)
 
-REGISTRY: dict[str, Method] = {}
-
-
-def register(cls: type[Method]) -> type[Method]:
-    """Add a Method class to the registry under its name (used as a class decorator)."""
-    REGISTRY[cls.name] = cls()
-    return cls
-
-
-def get(name: str) -> Method:
-    """Return the registered method called `name`, or raise MethodError listing the known ones."""
-    key = name.strip().lower()
-    if key not in REGISTRY:
-        raise MethodError(f"unknown method {name!r}; available methods: {', '.join(REGISTRY)}")
-    return REGISTRY[key]
-
-
-def for_family(family: str) -> list[str]:
-    """Return the names of the methods that serve `family`, in registry order."""
-    return [n for n, m in REGISTRY.items() if family in m.families]
-
-
-def resolve(names: Sequence[str] | str | None, adapter: Adapter) -> list[Method]:
-    """Return the methods to run: 'all' (or None) means every method serving the adapter's family."""
-    if names is None or names == "all" or names == ["all"]:
-        names = for_family(adapter.family)
-    if isinstance(names, str):
-        names = [n for n in names.split(",") if n.strip()]
-    methods = [get(n) for n in names]
-    for m in methods:
-        if not m.supports(adapter):
-            raise MethodError(
-                f"method {m.name!r} does not serve {adapter.family} models; "
-                f"for them use: {', '.join(for_family(adapter.family))}"
-            )
-    if not methods:
-        raise MethodError(f"no method given; available for {adapter.family}: {', '.join(for_family(adapter.family))}")
-    return methods
-
-
-def _discover() -> None:
-    """Import every module of this package once, so each method registers itself."""
-    import importlib
-    import pkgutil
-
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name != "base":
-            importlib.import_module(f"{__name__}.{info.name}")
-    ordered = sorted(REGISTRY.items(), key=lambda kv: (_ORDER.index(kv[0]) if kv[0] in _ORDER else len(_ORDER), kv[0]))
-    REGISTRY.clear()
-    REGISTRY.update(ordered)
-
-
-# The order methods are listed and run in: cheap and exact first, then perturbation methods.
-_ORDER = ["ig", "attention", "gradcam", "shap", "lime", "ablation", "occlusion"]
-
-
-_discover()
+__all__ = ["REGISTRY", "for_family", "get", "register", "resolve"]
