@@ -1,7 +1,9 @@
 """One entry to load a checkpoint: recognise its family from its own files, return an adapter.
 
-Recognised: Hugging Face folders (sequence classifiers, causal LMs, image classifiers) and
-plain PyTorch CNNs (config.json with "format": "explain-cnn" + safetensors weights). Loading
+Recognised: Hugging Face folders (sequence classifiers, causal LMs, image classifiers), hub ids
+already in the local Hugging Face cache (never downloaded), plain PyTorch folders
+("format": "explain-torch": the user's own class, its weights and tokenizer or preprocessing;
+see torch_folder.py) and today's plain CNNs ("format": "explain-cnn"). Loading
 is safe by default: safetensors preferred, torch.load only with weights_only=True, pickled
 Hugging Face weights only with allow_pickle, remote code only with trust_remote_code.
 """
@@ -58,11 +60,9 @@ def load(
     """
     dev = resolve_device("auto" if device_map is not None else device)
     runner = Runner(dev, batch_size=batch_size, autocast=autocast, max_memory=max_memory)
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if device_map is not None and _is_plain_cnn(p):
-        raise CheckpointError(f"--device-map needs a Hugging Face checkpoint; {path} is a plain CNN: give it one --device")
+    p = locate(path)
+    if device_map is not None and (_is_plain_cnn(p) or _torch_format(p)):
+        raise CheckpointError(f"--device-map needs a Hugging Face checkpoint; {path} is a plain PyTorch one: give it one --device")
     if p.is_file():
         if p.suffix in (".safetensors", ".pt", ".pth"):
             return _load_plain_cnn(p.parent, p, dev, runner)
@@ -81,12 +81,39 @@ def load(
     cfg = _read_json(cfg_path)
     if cfg.get("format") == "explain-cnn":
         return _load_plain_cnn(p, None, dev, runner)
+    if cfg.get("format") == "explain-torch":
+        from .torch_folder import load_torch_folder
+
+        return load_torch_folder(p, cfg, runner, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     if "model_type" in cfg:
         placement = _placement(device_map, max_memory)
         return _load_hf(p, cfg, trust_remote_code, allow_pickle, allow_missing_weights, runner, placement)
     raise CheckpointError(
-        f"{cfg_path} names neither a Hugging Face model ('model_type') nor a plain CNN ('format': 'explain-cnn')"
+        f"{cfg_path} names neither a Hugging Face model ('model_type') nor a plain PyTorch model ('format': 'explain-torch')"
     )
+
+
+def locate(path: str | os.PathLike[str]) -> Path:
+    """Return the checkpoint path: an existing path, or a hub id's snapshot in the local Hugging Face cache."""
+    p = Path(path).expanduser()
+    if p.exists():
+        return p
+    from .hub_cache import looks_like_hub_id, resolve_hub_id
+
+    if looks_like_hub_id(str(path)):
+        return resolve_hub_id(str(path))
+    raise CheckpointError(f"checkpoint not found: {path}")
+
+
+def _torch_format(p: Path) -> bool:
+    """Return True for an explain-torch folder (or its config.json)."""
+    cfg = p / "config.json" if p.is_dir() else p
+    if cfg.name != "config.json" or not cfg.is_file():
+        return False
+    try:
+        return json.loads(cfg.read_text(encoding="utf-8")).get("format") == "explain-torch"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def hf_family(cfg: dict[str, Any]) -> str:
@@ -281,9 +308,7 @@ def _is_plain_cnn(p: Path) -> bool:
 
 def checkpoint_family(path: str | os.PathLike[str]) -> str:
     """Return the family of the checkpoint at `path` from its config alone (no weights are read)."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    p = locate(path)
     if _is_plain_cnn(p):
         return "image-classifier"
     folder = p.parent if p.is_file() and p.name == "config.json" else p
@@ -293,6 +318,10 @@ def checkpoint_family(path: str | os.PathLike[str]) -> str:
             "or a plain CNN folder with config.json and model.safetensors)"
         )
     cfg = _read_json(folder / "config.json")
+    if cfg.get("format") == "explain-torch":
+        if cfg.get("family") not in ("causal-lm", "text-classifier", "image-classifier"):
+            raise CheckpointError(f"{folder / 'config.json'}: 'family' is {cfg.get('family')!r}; use causal-lm, text-classifier or image-classifier")
+        return str(cfg["family"])
     if "model_type" not in cfg:
         raise CheckpointError(f"{folder / 'config.json'} names neither a Hugging Face model ('model_type') nor a plain CNN ('format': 'explain-cnn')")
     return hf_family(cfg)

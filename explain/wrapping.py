@@ -11,7 +11,6 @@ from .adapters.base import Adapter
 from .adapters.preprocessing import Preprocessing
 from .devices import resolve_device
 from .errors import CheckpointError
-from .explanation import ModelInfo
 from .loading import build_hf_adapter, family_of_class
 from .runner import Runner
 
@@ -26,6 +25,11 @@ def from_model(
     batch_size: int | None = None,
     autocast: str | None = None,
     max_memory: int | str | None = None,
+    family: str | None = None,
+    embeddings: str | torch.nn.Module | None = None,
+    attention_probs: str | None = None,
+    special_tokens: Mapping[str, Any] | None = None,
+    max_length: int | None = None,
 ) -> Adapter:
     """Return an adapter for an in-memory model, so scripts need not save a checkpoint first.
 
@@ -33,7 +37,12 @@ def from_model(
     - a transformers `*ForSequenceClassification` / `*ForCausalLM` model with its `tokenizer`;
     - a transformers `*ForImageClassification` model with its image processor as `preprocessing`;
     - any `torch.nn.Module` image classifier with `preprocessing` (a `Preprocessing` or a dict
-      like the plain CNN config's: size, channels, mean, std) and optionally `labels`.
+      like the plain CNN config's: size, channels, mean, std) and optionally `labels`;
+    - any `torch.nn.Module` text model with `family="text-classifier"` or `"causal-lm"` and its
+      `tokenizer` (a tokenizers JSON path or `Tokenizer`, an HF tokenizer, or an object with
+      encode/decode), keeping the forward contract (explain/adapters/torch_shim.py);
+      `embeddings` names the token embedding module (default: the nn.Embedding that fits the
+      vocabulary), `attention_probs` a module-name glob whose outputs are attention probabilities.
     """
     if _is_pipeline(model):
         pipe = model
@@ -49,27 +58,27 @@ def from_model(
         )
     if not isinstance(model, torch.nn.Module):
         raise CheckpointError(f"cannot explain a {type(model).__name__}: pass a transformers model, a pipeline or a torch.nn.Module")
-    if preprocessing is None:
+    if family is None:
+        if tokenizer is not None:
+            raise CheckpointError("a torch.nn.Module with a tokenizer needs family='text-classifier' or family='causal-lm'")
+        family = "image-classifier"
+    if family == "image-classifier" and preprocessing is None:
         raise CheckpointError("a plain torch.nn.Module image classifier needs preprocessing=(size, channels, mean, std)")
-    from .adapters.image import ImageClassifierAdapter
+    from .own_model import build_own_adapter
 
-    prep = _preprocessing(preprocessing)
-    model.to(runner.device).eval()
-    with torch.no_grad():
-        classes = int(model(torch.zeros(1, prep.channels, *prep.size, device=runner.device)).shape[-1])
-    names = tuple(str(x) for x in labels) if labels else tuple(str(i) for i in range(classes))
-    if len(names) != classes:
-        raise CheckpointError(f"{len(names)} labels given but the model has {classes} outputs")
-    info = ModelInfo(
-        family="image-classifier",
-        path="<in memory>",
+    return build_own_adapter(
+        model,
+        family,
+        runner,
+        tokenizer=tokenizer,
+        preprocessing=_preprocessing(preprocessing) if family == "image-classifier" else None,
+        labels=labels,
+        embeddings=embeddings,
+        attention_probs=attention_probs,
+        special_tokens=special_tokens,
+        max_length=max_length,
         content_hash=state_hash(model),
-        parameters=sum(p.numel() for p in model.parameters()),
-        labels=names,
-        architecture=type(model).__name__,
-        device=str(runner.device),
     )
-    return ImageClassifierAdapter(model, prep, info, runner)
 
 
 def as_adapter(model: Any) -> Adapter:
