@@ -4,8 +4,8 @@ Perturbation methods (SHAP, LIME, occlusion, ablation, the metrics' curves) run 
 gradient-free forwards of one image's variants, so most of their time is convolution. For
 those rows alone we use a copy of the model with each BatchNorm folded into the convolution
 before it (torch.fx's `fuse`, exact up to float rounding in eval mode) and weights and inputs in
-channels-last layout, which oneDNN's CPU convolutions and cuDNN run faster. On the bundled CNN
-this is 3-3.5x less forward time per row. The copy is checked against the model on the
+channels-last layout, which oneDNN's CPU convolutions and cuDNN run faster (benchmarks/speed.py
+measures the gain on the bundled CNN; the README quotes its figure). The copy is checked against the model on the
 example's own pixels and dropped in favour of the model itself if they disagree or if the
 model cannot be traced; gradient methods always use the model itself.
 """
