@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .compare import agreement
+from .constants import CLIP_PERCENT, METHOD_TITLES
 from .encode import block_mean, fmt, is_base64, number, pack_exact, pack_quantized, plain
+from .evidence import clean_token, cost_text, no_evidence, scale_groups
 from .quality import check_lines, flagged
 from .trust import TrustContext, trust_doc
 
@@ -17,23 +19,10 @@ if TYPE_CHECKING:
 
 MAX_SIDE = 320  # pixel maps larger than this are shown (and compared) as block means
 
-METHOD_TITLES = {
-    "ig": "Integrated Gradients",
-    "shap": "SHAP",
-    "lime": "LIME",
-    "attention": "Attention relevance",
-    "ablation": "Ablation",
-    "occlusion": "Occlusion",
-    "gradcam": "Grad-CAM",
-    "saliency": "Saliency",
-    "gradient_shap": "GradientSHAP",
-    "deeplift": "DeepLIFT",
-}
-
 
 def method_title(name: str) -> str:
     """Return the display name of a registered method (the name itself when unknown)."""
-    return METHOD_TITLES.get(name, name)
+    return METHOD_TITLES.get(name, name)  # shared with the Jupyter view and the index (constants)
 
 
 def target_key(t: Target) -> tuple[int, int | None]:
@@ -76,26 +65,34 @@ def attention_doc(e: Explanation) -> dict[str, Any] | None:
     if not out:
         return None
     tokens = x.get("tokens")
-    out["tokens"] = [str(t) for t in tokens] if isinstance(tokens, (list, tuple)) else []
-    out["q"] = int(x["query"]) if isinstance(x.get("query"), (int, np.integer)) else None
+    out["tokens"] = [clean_token(t) for t in tokens] if isinstance(tokens, (list, tuple)) else []
+    # The row that answers: CLS for encoders (row 0), the last non-pad token for decoders.
+    q = x.get("answer_row", x.get("query"))
+    out["q"] = int(q) if isinstance(q, (int, np.integer)) else (0 if e.family != "causal-lm" else None)
     out["heads"] = str(x.get("heads", "all"))
     return out
 
 
-def explanation_doc(e: Explanation) -> dict[str, Any]:
-    """Return one explanation as the page needs it: features, packed scores, checks, cost, maps."""
+def explanation_doc(e: Explanation, scale: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return one explanation as the page needs it: features, packed scores, units and scale, checks, cost, maps."""
     ft = (e.extras or {}).get("feature_tokens")
     if not (isinstance(ft, (list, tuple)) and len(ft) == len(e.features)):
         ft = None
+    scale = scale or scale_groups([e])[0]
+    feats = [clean_token(f) if e.granularity == "token" else str(f) for f in e.features]
     doc: dict[str, Any] = {
         "m": e.method,
         "title": method_title(e.method),
         "g": e.granularity,
-        "f": [str(f) for f in e.features],
-        "ft": None if ft is None else [[str(t) for t in ts] for ts in ft],
+        "f": feats,
+        "ft": None if ft is None else [[clean_token(t) for t in ts] for ts in ft],
         "checks": check_lines(e),
         "flag": flagged(e),
-        "cost": f"{fmt(round(float(e.seconds), 4), 3)} s · {int(e.rows):,} row{'' if int(e.rows) == 1 else 's'}",
+        "noev": no_evidence(e),
+        "units": scale["units"],
+        "max": number(scale["max"]),
+        "shared": scale.get("shared", False),
+        "cost": cost_text(e),
         "settings": settings_text(e.settings),
     }
     pm = pixel_map(e)
@@ -104,7 +101,10 @@ def explanation_doc(e: Explanation) -> dict[str, Any]:
         doc["s"] = pack_quantized(pm)
         doc["full"] = [int(h), int(w)]
         doc["fac"] = max(1, -(-max(h, w) // MAX_SIDE))  # block size of the shown map, in pixels
-        doc["max"] = number(np.abs(np.asarray(e.scores, dtype=np.float64)).max())
+        a = np.abs(np.asarray(e.scores, dtype=np.float64))
+        doc["max"] = number(a.max())
+        # The colour range ends at the (100 - CLIP_PERCENT)th percentile of |score|: brighter pixels are clipped.
+        doc["clip"] = number(np.percentile(a, 100 - CLIP_PERCENT)) or doc["max"]
     else:
         doc["s"] = pack_exact(np.ravel(np.asarray(e.scores, dtype=np.float32)))
     att = attention_doc(e) if e.method == "attention" or "attention" in (e.extras or {}) else None
@@ -133,16 +133,14 @@ def input_doc(record: InputRecord, exps: Sequence[Explanation], trust: TrustCont
     family = exps[0].family if exps else ""
     groups = []
     for g in target_groups(exps):
-        maps = [pixel_map(e) for e in g]
-        use_maps = all(m is not None for m in maps)
-        cmp = agreement(g, [m for m in maps if m is not None] if use_maps else None)
+        cmp = agreement(g)
         t = g[0].target
         whole = family == "causal-lm" and t.position is None
         group = {
             "t": target_doc(t),
-            "title": "whole continuation" if whole else str(t.label),
+            "title": "whole continuation" if whole else (clean_token(t.label) if family == "causal-lm" else str(t.label)),
             "whole": whole,
-            "exps": [explanation_doc(e) for e in g],
+            "exps": [explanation_doc(e, sc) for e, sc in zip(g, scale_groups(list(g)))],
             "cmp": cmp,
         }
         panel = trust_doc(g, trust) if trust is not None else None
@@ -157,7 +155,25 @@ def input_doc(record: InputRecord, exps: Sequence[Explanation], trust: TrustCont
     }
     if record.kind == "image" and is_base64(record.image_png):
         doc["img"] = "".join(str(record.image_png).split())
+    if family == "causal-lm":
+        doc["prompt_n"] = prompt_features(record, exps)
+    baseline = next((str(e.settings.get("baseline")) for e in exps if isinstance((e.settings or {}).get("baseline"), str)), None)
+    if baseline:
+        doc["baseline"] = baseline
     return doc
+
+
+def prompt_features(record: InputRecord, exps: Sequence[Explanation]) -> int:
+    """Return how many leading features of a causal-LM explanation are prompt words (the rest were generated).
+
+    The whole-continuation target explains over the prompt alone; otherwise the first generated
+    token's context is the prompt.
+    """
+    whole = [e for e in exps if e.target.position is None]
+    if whole:
+        return len(whole[0].features)
+    firsts = [e for e in exps if e.target.position is not None]
+    return min((len(e.features) for e in firsts), default=0)
 
 
 def estimate_height(doc: dict[str, Any]) -> int:

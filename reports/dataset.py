@@ -64,7 +64,7 @@ def sample(results: Results, max_inputs: int | None, seed: int = SAMPLE_SEED) ->
     take(order, "first", max(1, max_inputs // 4))
     failed = list(dict.fromkeys(int(f.input) for f in results.failures))
     take(failed, "failed", max(1, max_inputs // 4))
-    flags = [int(e.input) for e in results if flagged(e) or number((e.checks or {}).get("sanity_flag")) == 1.0]
+    flags = [int(e.input) for e in results if flagged(e) or number((e.metrics or {}).get("sanity_flag")) == 1.0]
     take(dict.fromkeys(flags), "flagged", max(1, max_inputs // 10))
     seconds = input_seconds(results)
     take(sorted(seconds, key=lambda i: (-seconds[i], i)), "slowest", max(1, max_inputs // 10))

@@ -30,14 +30,14 @@ def diverging_rgb(v: np.ndarray) -> np.ndarray:
 
 
 def png_base64(rgb: np.ndarray) -> str:
-    """Return an (H, W, 3) uint8 image as a base64 PNG (no imaging library needed)."""
-    h, w, _ = rgb.shape
+    """Return an (H, W, 3) RGB or (H, W, 4) RGBA uint8 image as a base64 PNG (no imaging library needed)."""
+    h, w, channels = rgb.shape
     raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6 if channels == 4 else 2, 0, 0, 0))
     png += chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
     return base64.b64encode(png).decode("ascii")
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .answer import answer_doc, answers_html, prob_text
+from .constants import ATTENTION_SCALE, AGREE_SCALE, CLIP_PERCENT, NO_EVIDENCE
 from .data import estimate_height, input_doc, settings_text
 from .dataset import AGGREGATE_MIN, MAX_INPUTS, sample, self_distributions
 from .dataset_section import dataset_doc, dataset_html, hist_section
 from .encode import esc, fmt, number, plain, script_json
+from .evidence import no_evidence
 from .js_app import APP_JS
 from .js_core import CORE_JS
 from .js_dataset import DATASET_JS
@@ -60,7 +63,8 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS) -> str:
     trust = summary_doc(results)
     big = shown is not None or len(results.inputs) >= AGGREGATE_MIN
     dataset = dataset_doc(results) if big else None
-    meta: dict[str, Any] = {"colorscale": COLORSCALE, "quality": series, "qhist": hists}
+    meta: dict[str, Any] = {"colorscale": COLORSCALE, "attscale": ATTENTION_SCALE, "agreescale": AGREE_SCALE,
+                            "clip": CLIP_PERCENT, "noev": NO_EVIDENCE, "quality": series, "qhist": hists}
     if ctx.enabled:
         meta["trust"] = definitions()
     if trust and trust.get("sanity"):
@@ -75,8 +79,9 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS) -> str:
         f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
         _bar(trust is not None, dataset is not None),
         "<main>\n",
+        answers_html(results, records, by_input),
         _overview(results, orphans),
-        summary_html(trust),
+        summary_html(trust) if trust else _no_metrics(),
         dataset_html(results, shown, dataset, preview) if dataset is not None else "",
         _quality(series) if shown is None else hist_section(hists),
         _index(results, records, by_input, fails, shown),
@@ -99,15 +104,19 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS) -> str:
 
 
 def _bar(trust: bool, dataset: bool) -> str:
-    links = '<a href="#overview">Overview</a>' + ('<a href="#trust">Trust</a>' if trust else "")
-    links += ('<a href="#dataset">Across inputs</a>' if dataset else "") + '<a href="#quality">Quality</a><a href="#index">Inputs</a>'
+    links = '<a href="#answers">Answers</a><a href="#overview">Run details</a>' + ('<a href="#trust">Trust</a>' if trust else "")
+    links += ('<a href="#dataset">Across inputs</a>' if dataset else "") + '<a href="#quality">Checks</a><a href="#index">Inputs</a>'
     return (
         '<header class="bar"><div class="brand">explain <span>report</span></div>'
         f"<nav>{links}</nav>"
-        '<div class="legend" title="Each heat map is scaled by its own max |score|">'
-        '<span>−max</span><span class="lg-bar"></span><span>+max</span>'
-        "<span>· blue opposes, red supports the target</span></div></header>\n"
+        '<div class="legend" title="Each card states its scale in the method\'s own units">'
+        '<span class="lg-bar"></span><span>blue opposes · red supports the target</span></div></header>\n'
     )
+
+
+def _no_metrics() -> str:
+    return ('<p class="note pointer">Faithfulness, sanity and agreement figures were not computed for this run: '
+            'add <code>--metrics</code> to <code>explain run</code> (or call <code>explain.metrics.evaluate</code>) to see them.</p>\n')
 
 
 def _kv(rows: Sequence[tuple[str, str]]) -> str:
@@ -128,12 +137,13 @@ def _overview(results: Results, orphans: Sequence[Failure]) -> str:
         seconds = sum(round(float(e.seconds), 4) for e in results)
     rows = run.get("rows") if isinstance(run.get("rows"), int) else sum(int(e.rows) for e in results)
     methods = run.get("methods") or list(dict.fromkeys(e.method for e in results))
+    cached = sum(int(e.cached_rows) for e in results)
     failed = {int(f.input) for f in results.failures if f.method is None}
     shape = " × ".join(f"{v} {k}" for k, v in (("layers", m.layers), ("heads", m.heads)) if v is not None)
     model_rows = [
         ("family", esc(m.family)),
         ("architecture", esc(m.architecture or "—")),
-        ("path", f'<span class="mono">{esc(m.path)}</span>'),
+        ("path", '<span class="mono path">' + esc(m.path).replace("/", "/<wbr>") + "</span>"),
         ("content hash", f'<span class="mono">{esc(m.content_hash)}</span>'),
         ("parameters", f"{int(m.parameters):,}"),
         ("labels", _pills(m.labels) if m.labels else "—"),
@@ -143,14 +153,16 @@ def _overview(results: Results, orphans: Sequence[Failure]) -> str:
     if m.max_length is not None:
         model_rows.append(("max length", esc(m.max_length)))
     target = run.get("target")
+    grains = sorted({str(e.granularity) for e in results}) or [str(run.get("granularity", "—"))]
     run_rows = [
         ("created", esc(run.get("created", "—"))),
         ("methods", _pills(methods)),
-        ("granularity", esc(run.get("granularity", "—"))),
+        ("granularity", esc(", ".join(grains))),
+        ("baseline", esc(run.get("baseline") or next((e.settings.get("baseline") for e in results if (e.settings or {}).get("baseline")), "—"))),
         ("target", esc("the model's prediction" if target is None else target)),
         ("seed", esc(run.get("seed", "—"))),
         ("device", esc(run.get("device", m.device))),
-        ("total cost", f"{fmt(seconds, 4)} s · {int(rows):,} rows evaluated"),
+        ("total cost", f"{fmt(seconds, 4)} s · {int(rows) + cached:,} rows" + (f", {cached:,} from cache" if cached else "")),
         ("inputs", f"{len(results.inputs):,}" + (f' <span class="pill bad">{len(failed)} failed</span>' if failed else "")),
         ("explanations", f"{len(results):,}"),
     ]
@@ -177,12 +189,13 @@ def _overview(results: Results, orphans: Sequence[Failure]) -> str:
         f"{esc(', '.join(map(str, methods)))} · {fmt(seconds, 3)} s on {esc(run.get('device', m.device))}"
     )
     return (
-        f'<section id="overview"><h1>{esc(name)}</h1><p class="lede">{lede}</p><div class="overview">'
+        f'<details id="overview" class="run-details"><summary>Run details: model, run, versions, method settings '
+        f'<span class="muted">({lede})</span></summary><div class="overview">'
         f'<div class="box"><h3>Model</h3>{_kv(model_rows)}</div>'
         f'<div class="box"><h3>Run</h3>{_kv(run_rows)}</div>'
         f'<div class="box"><h3>Library versions</h3>{_kv(version_rows)}</div></div>'
-        f'<details class="settings"><summary>Method settings</summary><table>{settings}</table></details>'
-        f"{orphan_html}</section>\n"
+        f'<table class="settings-table">{settings}</table></details>'
+        f"{orphan_html}\n"
     )
 
 
@@ -226,10 +239,17 @@ def _index(
         input_failed = [f for f in fl if f.method is None]
         pred = r.prediction
         label = esc(pred.label) if pred is not None else "—"
-        prob = fmt(pred.probability, 3) if pred is not None else ""
+        prob = prob_text(float(pred.probability)) if pred is not None else ""
+        ans = answer_doc(results, r)
+        truth = "—" if ans["true"] is None else esc(ans["true"])
+        if ans["right"] is not None:
+            truth = f'<span class="verdict {"right" if ans["right"] else "wrong"}">{"✓" if ans["right"] else "✗"}</span> {truth}'
+        quiet = [e for e in exps if no_evidence(e)]
         methods = _pills(list(dict.fromkeys(e.method for e in exps)))
         methods += "".join(f'<span class="pill fail" title="{esc(f.error)}">{esc(f.method)}</span>' for f in fl if f.method)
         flags = _pills(input_flags(exps), "bad")
+        if quiet:
+            flags += _pills([f"no evidence ({', '.join(dict.fromkeys(e.method for e in quiet))})"], "noev")
         if r.note and r.note != "failed":
             flags += _pills([r.note], "info")
         if shown is not None and shown.get(i) not in (None, "first", "random"):
@@ -240,17 +260,17 @@ def _index(
         rows.append(
             f'<tr{cls}><td class="num"><a href="#input-{i}">{i}</a></td>'
             f'<td class="txt"><a href="#input-{i}">{esc(preview(r)) or "<span class=muted>(empty)</span>"}</a></td>'
-            f'<td>{label}</td><td class="num">{prob}</td><td>{methods}</td><td>{flags}</td></tr>'
+            f'<td>{label}</td><td class="num">{prob}</td><td>{truth}</td><td>{methods}</td><td>{flags}</td></tr>'
         )
     n_failed = sum(1 for r in results.inputs if any(f.method is None for f in fails.get(int(r.index), [])))
     count = f"{len(results.inputs):,} input{'' if len(results.inputs) == 1 else 's'}" + (f" · {n_failed} failed" if n_failed else "")
     if shown is not None:
         count = f"showing {len(records):,} of {count} (see Across inputs)"
     return (
-        f'<section id="index" class="sec"><div class="sec-head"><h2>Inputs</h2><span class="count">{count}</span>'
+        f'<section id="index" class="sec"><div class="sec-head"><h2>Inputs</h2><span class="count" data-total="{esc(count)}">{count}</span>'
         '<input type="search" id="filter" placeholder="Filter inputs…" aria-label="filter inputs"></div>'
         '<table class="index"><colgroup><col style="width:44px"><col><col style="width:130px"><col style="width:64px">'
-        '<col style="width:250px"><col style="width:210px"></colgroup><thead><tr><th class="num">#</th><th>Input</th><th>Prediction</th><th class="num">p</th>'
+        '<col style="width:120px"><col style="width:220px"><col style="width:240px"></colgroup><thead><tr><th class="num">#</th><th>Input</th><th>Prediction</th><th class="num">p</th><th>True label</th>'
         f'<th>Methods</th><th>Flags</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>\n'
     )
 
@@ -260,7 +280,7 @@ def _section(r: InputRecord, exps: list[Explanation], fails: list[Failure], ctx:
     head = [f'<h2>Input {i}</h2><span class="pill info">{esc(r.kind)}</span>']
     if r.prediction is not None:
         head.append(f'<span class="muted">predicted</span> <strong>{esc(r.prediction.label)}</strong> '
-                    f'<span class="muted">p = {fmt(r.prediction.probability, 3)}</span>')
+                    f'<span class="muted">p {prob_text(float(r.prediction.probability))}</span>')
     head.append(_pills(input_flags(exps), "bad"))
     head.append('<a class="top" href="#index">↑ index</a>')
     if r.kind == "image":

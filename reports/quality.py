@@ -10,8 +10,7 @@ from .encode import fmt, number
 if TYPE_CHECKING:
     from explain.explanation import Explanation, Results
 
-IG_DELTA_LIMIT = 0.05  # |convergence delta| / |f(x) - f(baseline)| above this: too few IG steps
-SHAP_GAP_LIMIT = 1e-3  # |sum(SHAP) + base value - output| above this: values do not add up
+from .constants import IG_DELTA_LIMIT, METHOD_TITLES, SHAP_GAP_LIMIT
 
 
 @dataclass(frozen=True)
@@ -67,15 +66,20 @@ def check_value(e: Explanation, name: str) -> float | None:
 
 
 def flagged(e: Explanation) -> str | None:
-    """Return a short flag when a quality check of `e` is out of bounds, else None."""
+    """Return a short flag when `e` failed a self-check (or, without verdicts, a check is out of bounds), else None."""
+    failed = [c for c in e.self_checks if not c.passed]
+    if failed:
+        return f"{METHOD_TITLES.get(e.method, e.method)}: {', '.join(c.name.replace('_', ' ') for c in failed)} failed"
+    if e.self_checks:
+        return None
     if e.method == "ig":
         d = check_value(e, "delta_relative")
         if d is not None and d > IG_DELTA_LIMIT:
-            return f"IG δ {d:.0%}" if d < 100 else f"IG δ {fmt(d, 2)}×"
+            return f"IG incomplete ({d:.0%} off)" if d < 100 else f"IG incomplete ({fmt(d, 2)}× off)"
     if e.method == "shap":
         g = check_value(e, "efficiency_gap")
         if g is not None and abs(g) > SHAP_GAP_LIMIT:
-            return f"SHAP gap {fmt(abs(g), 2)}"
+            return f"SHAP does not add up (gap {fmt(abs(g), 2)})"
     return None
 
 
@@ -93,31 +97,25 @@ def input_flags(exps: Iterable[Explanation]) -> list[str]:
 
 
 def check_lines(e: Explanation) -> list[dict[str, Any]]:
-    """Return the checks of `e` as display lines: label, value, one-line meaning, and a bad flag."""
+    """Return the method's self-checks as sentences with a verdict, then its other figures in words."""
+    lines = [_line("passed" if c.passed else "failed", c.sentence, "", not c.passed) for c in e.self_checks]
     c = dict(e.checks or {})
-    lines: list[dict[str, Any]] = []
-    if e.method == "ig" and "convergence_delta" in c:
+    names = {x.name for x in e.self_checks}
+    if e.method == "ig" and "convergence_delta" in c and "completeness" not in names:
         rel = check_value(e, "delta_relative")
-        value = fmt(c["convergence_delta"], 3)
-        if rel is not None:
-            value += f" ({rel:.1%} of f(x) − f(baseline) = {fmt(c.get('output_change'), 3)})"
-        lines.append(_line("Convergence δ", value, SERIES[0].help, rel is not None and rel > IG_DELTA_LIMIT))
-        c = {k: v for k, v in c.items() if k not in ("convergence_delta", "delta_relative", "output_change")}
-    if e.method == "shap" and "efficiency_gap" in c:
+        ok = rel is None or rel <= IG_DELTA_LIMIT
+        text = (f"the scores add up to f(x) − f(baseline) = {fmt(c.get('output_change'), 3)} within "
+                f"{fmt((rel or 0) * 100, 2)}% (limit {IG_DELTA_LIMIT:.0%})")
+        lines.append(_line("passed" if ok else "failed", f"IG is {'complete' if ok else 'incomplete'}: {text}.", SERIES[0].help, not ok))
+    if e.method == "shap" and "efficiency_gap" in c and not names:
         gap = check_value(e, "efficiency_gap")
-        value = f"{fmt(gap, 3)} (base {fmt(c.get('base_value'), 3)}, output {fmt(c.get('output'), 3)})"
-        lines.append(_line("Efficiency gap", value, SERIES[1].help, gap is not None and abs(gap) > SHAP_GAP_LIMIT))
-        c = {k: v for k, v in c.items() if k not in ("efficiency_gap", "base_value", "output")}
-    if e.method == "lime" and "score" in c:
-        value = f"{fmt(c['score'], 3)} (intercept {fmt(c.get('intercept'), 3)}, local prediction {fmt(c.get('local_prediction'), 3)})"
-        lines.append(_line("Surrogate R²", value, SERIES[2].help, False))
-        c = {k: v for k, v in c.items() if k not in ("score", "intercept", "local_prediction")}
-    if c:  # what explain.metrics.evaluate() wrote is shown in the trust panel, not here
-        from .trust import metric_keys
-
-        c = {k: v for k, v in c.items() if k not in metric_keys()}
-    for k, v in sorted(c.items()):  # the results file stores keys sorted: same order either way
-        lines.append(_line(k.replace("_", " "), fmt(v, 4) if number(v) is not None else str(v), "", False))
+        ok = gap is None or abs(gap) <= SHAP_GAP_LIMIT
+        text = (f"base value {fmt(c.get('base_value'), 3)} plus the scores gives {fmt(c.get('output'), 3)} "
+                f"(off by {fmt(abs(gap or 0), 2)}, limit {fmt(SHAP_GAP_LIMIT, 2)})")
+        lines.append(_line("passed" if ok else "failed", f"SHAP values {'add up' if ok else 'do not add up'}: {text}.", SERIES[1].help, not ok))
+    if e.method == "lime" and "score" in c and "surrogate_fit" not in names:
+        lines.append(_line("figure", f"LIME's local linear surrogate explains R² = {fmt(c['score'], 2)} of the model's variation "
+                                     "on the perturbed samples (1 = perfectly).", SERIES[2].help, False))
     return lines
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-# Diverging scale for signed scores, centred at 0 (ColorBrewer RdBu, reversed: red supports).
-COLORSCALE: list[tuple[float, str]] = [(0.0, "#2166ac"), (0.25, "#67a9cf"), (0.5, "#f7f7f7"), (0.75, "#ef8a62"), (1.0, "#b2182b")]
+from .constants import COLORSCALE
+
+__all__ = ["COLORSCALE", "CSS"]
 
 CSS = """
 :root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --soft:#f6f8fa; --accent:#0b5cad; --bad:#b2182b;
@@ -138,4 +139,56 @@ table.slow td.txt { white-space: nowrap; overflow: hidden; text-overflow: ellips
 table.slow col:first-child { width: 50px; }
 footer { margin-top: 50px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 10px; }
 @media print { .bar { position: static; } }
+"""
+
+# The first screen, honest colour and the views added with it (issue 16).
+CSS += """
+#answers { margin-top: 14px; }
+.runline { margin: 0 0 10px; font-size: 14px; color: var(--fg); } .runline .bad { color: var(--bad); } .runline .good { color: #1a7f37; }
+.answers { display: grid; grid-template-columns: repeat(auto-fill, minmax(380px, 1fr)); gap: 10px; }
+article.answer { border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; background: #fff; min-width: 0; }
+article.answer.flagged { border-color: #f1b5b8; } article.answer.noev { background: #fafafa; }
+.ahead { display: flex; align-items: baseline; gap: 8px; flex-wrap: wrap; font-size: 15px; }
+.ahead .ai { font-size: 12px; color: var(--muted); } .ahead .ap { color: var(--muted); font-size: 13px; }
+.cont-text { white-space: pre-wrap; background: #fff3c4; border-radius: 2px; padding: 0 3px; font-weight: 600; }
+.verdict { font-size: 12.5px; font-weight: 600; padding: 0 6px; border-radius: 9px; }
+.verdict.right { color: #1a7f37; background: #eaf6ec; } .verdict.wrong { color: var(--bad); background: #fdecec; }
+.probs { margin: 6px 0; font-size: 12.5px; }
+.pb { display: grid; grid-template-columns: minmax(70px, 34%) 1fr 60px; gap: 6px; align-items: center; line-height: 18px; }
+.pb .pl { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; } .pb.pred .pl { font-weight: 650; }
+.pb .tl { font-size: 10.5px; color: #1a7f37; border: 1px solid #b7dfc0; border-radius: 7px; padding: 0 4px; }
+.pb .pt { height: 10px; background: var(--soft); border-radius: 2px; } .pb .pf { display: block; height: 10px; border-radius: 2px; background: #8c959f; }
+.pb.pred .pf { background: #0b5cad; } .pb .pv { text-align: right; font-variant-numeric: tabular-nums; } .pb.other { color: var(--muted); }
+.heat.small { font-size: 13.5px; line-height: 1.95; } .heat.grey .w { background: #eaeaea; color: #6e7781; }
+.why { font-size: 12px; color: var(--muted); margin-top: 2px; }
+.noev-line { font-size: 12.5px; color: #6e4b00; background: #fff8e1; border: 1px solid #f0d58c; border-radius: 4px; padding: 3px 8px; margin-top: 4px; }
+.flags { margin-top: 4px; }
+.thumb { position: relative; width: 160px; height: 160px; margin: 6px 0; }
+.thumb img { position: absolute; inset: 0; width: 160px; height: 160px; image-rendering: pixelated; object-fit: contain; border: 1px solid var(--line); }
+.thumb img.ov { opacity: .8; border-color: transparent; }
+details.more-answers { margin-top: 8px; } details.more-answers .answers { margin-top: 8px; }
+details.run-details { margin-top: 18px; border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; }
+details.run-details > summary { font-weight: 600; color: var(--fg); } details.run-details[open] > summary { margin-bottom: 10px; }
+details.run-details .muted { font-weight: 400; }
+.settings-table { margin-top: 10px; } .settings-table td { color: var(--muted); font-size: 12px; }
+.settings-line { color: var(--muted); font-size: 12px; }
+.mono.path { overflow-wrap: normal; word-break: normal; }
+.pill.noev { border-color: #f0d58c; background: #fff8e1; color: #6e4b00; }
+.note.pointer { margin: 14px 0 0; font-size: 13px; }
+.card.noev .heat .w { background: #eaeaea !important; color: #6e7781 !important; }
+.scale { display: flex; align-items: center; gap: 6px; font-size: 12px; color: var(--muted); margin-top: 4px; font-variant-numeric: tabular-nums; }
+.scale .sb { width: 140px; height: 9px; border-radius: 2px; border: 1px solid var(--line); }
+.checks li .ck-label { display: inline-block; min-width: 48px; font-weight: 600; color: #1a7f37; }
+.checks li.bad .ck-label { color: var(--bad); } .checks li.bad .ck-value { font-weight: 400; color: var(--fg); }
+.checks li.bad .ck-value::after { content: ""; }
+.att-grid { display: grid; gap: 3px; margin: 8px 0; align-items: center; }
+.att-grid canvas { width: 100%; aspect-ratio: 1; cursor: pointer; border: 1px solid var(--line); image-rendering: pixelated; }
+.att-grid canvas.active { outline: 2px solid var(--accent); } .att-grid .lab { font-size: 11px; color: var(--muted); text-align: center; white-space: nowrap; }
+.gen-grid { margin: 6px 0 10px; } .contrast { margin-top: 14px; border: 1px solid var(--line); border-radius: 6px; padding: 6px 14px 10px; }
+.agree-cell { text-align: right; font-variant-numeric: tabular-nums; }
+.cards.img { grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); }
+.img-orig { display: flex; gap: 16px; align-items: flex-start; margin: 6px 0 10px; }
+.img-orig img { width: 256px; height: 256px; object-fit: contain; image-rendering: pixelated; border: 1px solid var(--line); }
+@media (max-width: 900px) { .bar .legend { display: none; } .bar nav { overflow-x: auto; white-space: nowrap; } }
+.bar { flex-wrap: nowrap; } .bar nav { flex-wrap: nowrap; }
 """

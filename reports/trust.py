@@ -1,7 +1,7 @@
-"""Can this explanation be trusted? The per-method trust panel of each target, from metric checks.
+"""Can this explanation be trusted? The per-method trust panel of each target, from metrics and self-checks.
 
-`explain.metrics.evaluate` writes its figures into each Explanation's `checks` (and curves into
-`extras`); the methods write their own self-checks there too. This module turns them into what
+`explain.metrics.evaluate` writes its figures into each Explanation's `metrics` (and curves into
+`extras`); the methods write their own figures into `checks` and their verdicts into `self_checks`. This module turns them into what
 the page shows: each faithfulness figure beside its random-order baseline with which way is
 better, the method's self-check, the sanity check (flagged or not), agreement with the other
 methods, and rationale hits. Runs without any metric get no panel at all.
@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .encode import number
-from .quality import IG_DELTA_LIMIT, SERIES, SHAP_GAP_LIMIT
+from .constants import IG_DELTA_LIMIT, SHAP_GAP_LIMIT
+from .quality import SERIES
 
 if TYPE_CHECKING:
     from explain.explanation import Explanation, Results
@@ -85,7 +86,7 @@ def definitions() -> dict[str, Any]:
 def has_metrics(results: Results) -> bool:
     """Return True when any explanation carries a metric check (evaluate() was run on these results)."""
     keys = set(metric_keys())
-    return any(keys & set(e.checks or {}) for e in results)
+    return any(keys & set(e.metrics or {}) for e in results)
 
 
 def beats(key: str, value: float | None, chance: float | None) -> bool | None:
@@ -129,7 +130,7 @@ class TrustContext:
 
 
 def _agreement(e: Explanation, ctx: TrustContext) -> dict[str, Any] | None:
-    rho = number((e.checks or {}).get(AGREEMENT.key))
+    rho = number((e.metrics or {}).get(AGREEMENT.key))
     rows = [r for r in ctx.pairs.get((int(e.input), int(e.target.index), e.target.position), []) if e.method in (r["a"], r["b"])]
     if rho is None and not rows:
         return None
@@ -149,7 +150,7 @@ def _curves(e: Explanation) -> dict[str, list[float]] | None:
 
 def trust_row(e: Explanation, ctx: TrustContext) -> dict[str, Any]:
     """Return one method's row of the panel: faithfulness vs random, self-check, sanity, agreement, rationale, curves."""
-    c = e.checks or {}
+    c = {**(e.checks or {}), **(e.metrics or {})}
     faith = []
     for f in FAITHFULNESS:
         v, r = number(c.get(f.key)), number(c.get(f.key + "_random"))
@@ -187,7 +188,7 @@ def per_method_values(results: Iterable[Explanation], key: str) -> dict[str, lis
     """Return {method: finite values of check `key`}, methods in run order."""
     out: dict[str, list[float]] = {}
     for e in results:
-        v = number((e.checks or {}).get(key))
+        v = number({**(e.checks or {}), **(e.metrics or {})}.get(key))
         if v is not None:
             out.setdefault(e.method, []).append(v)
     return out

@@ -33,7 +33,7 @@ def summary_doc(results: Results) -> dict[str, Any] | None:
     wins: dict[tuple[str, str], list[bool]] = {}
     abs_rho: dict[str, list[float]] = {}
     for e in results:
-        c = e.checks or {}
+        c = {**(e.checks or {}), **(e.metrics or {})}
         for f in FAITHFULNESS:
             ok = beats(f.key, number(c.get(f.key)), number(c.get(f.key + "_random")))
             if ok is not None:
@@ -84,7 +84,7 @@ def summary_doc(results: Results) -> dict[str, Any] | None:
     curves = _mapping(sanity_run.get("curves"))
     scored = set(metric_keys())
     return {
-        "inputs": len({int(e.input) for e in results if scored & set(e.checks or {})}),
+        "inputs": len({int(e.input) for e in results if scored & set(e.metrics or {})}),
         "methods": rows,
         "columns": [f.key for f in FAITHFULNESS if any(f.key in r["faith"] for r in rows)],
         "pairs": pairs,

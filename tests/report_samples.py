@@ -1,5 +1,7 @@
 """Hand-made Results from random arrays (no model): for report tests, the size benchmark and previews.
 
+Moved here from explain/reports/samples.py (test data does not ship in the package).
+
 Like shap's plot tests, these build every field a real run fills -- checks, extras, failures --
 so the report can be exercised for each family without loading a checkpoint. `hostile=True`
 puts an HTML-injection string into every user-controlled text: inputs, labels, tokens, paths,
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .inline import png_base64
+from explain.reports.inline import png_base64
 
 if TYPE_CHECKING:
     from explain.explanation import Explanation, Results
@@ -22,8 +24,9 @@ WORDS = "the a movie film was is plot acting story and with of it this that very
 VERSIONS = {"explain": "0.1.0", "python": "3.11.7", "torch": "2.13.0", "numpy": "2.4.6", "plotly": "7.1.0"}
 
 
-def _run(methods: Sequence[str], granularity: str, exps: Sequence[Explanation]) -> dict:
+def _run(methods: Sequence[str], granularity: str, exps: Sequence[Explanation], baseline: str = "[PAD] tokens") -> dict:
     return {
+        "baseline": baseline,
         "created": "2026-01-02T03:04:05+00:00",
         "methods": list(methods),
         "settings": {m: {} for m in methods},
@@ -34,6 +37,7 @@ def _run(methods: Sequence[str], granularity: str, exps: Sequence[Explanation]) 
         "versions": dict(VERSIONS),
         "seconds": round(sum(e.seconds for e in exps), 3),
         "rows": int(sum(e.rows for e in exps)),
+        "cached_rows": int(sum(e.cached_rows for e in exps)),
     }
 
 
@@ -54,6 +58,29 @@ def _checks(method: str, rng: np.random.Generator, scores: np.ndarray, bad: bool
     if method == "lime":
         return {"score": float(rng.uniform(0.2, 0.9)), "intercept": 0.1, "local_prediction": 0.8}
     return {}
+
+
+def _self_checks(method: str, checks: dict[str, float], rng: np.random.Generator, bad: bool) -> tuple:
+    """Return the verdicts the method helpers write (IG completeness, SHAP stability, LIME fit and stability)."""
+    from explain.explanation import SelfCheck
+
+    if method == "ig" and "delta_relative" in checks:
+        v = float(checks["delta_relative"])
+        ok = v <= 0.05
+        return (SelfCheck("completeness", ok, v, 0.05, f"IG is {'complete' if ok else 'incomplete'}: the scores add up to the "
+                          f"output change within {v:.1%} (limit 5%)."),)
+    if method == "shap":
+        v = 0.55 if bad else float(rng.uniform(0.85, 0.99))
+        return (SelfCheck("stability", v >= 0.8, v, 0.8, f"SHAP is {'stable' if v >= 0.8 else 'unstable'}: two runs with different "
+                          f"seeds share {v:.0%} of their top features (needs 80%)."),)
+    if method == "lime" and "score" in checks:
+        r2 = float(checks["score"])
+        st = float(rng.uniform(0.8, 1.0))
+        return (SelfCheck("surrogate_fit", r2 >= 0.5, r2, 0.5, f"LIME's linear surrogate {'fits' if r2 >= 0.5 else 'does not fit'} "
+                          f"the model locally: R\u00b2 = {r2:.2f} (needs 0.50)."),
+                SelfCheck("stability", st >= 0.8, st, 0.8, f"LIME is {'stable' if st >= 0.8 else 'unstable'}: two runs share {st:.0%} "
+                          "of their top features (needs 80%)."))
+    return ()
 
 
 def _attention_extras(rng: np.random.Generator, words: Sequence[str], layers: int, heads: int) -> dict:
@@ -80,13 +107,21 @@ def text_results(
     targets: int = 1,
     hostile: bool = True,
     seed: int = 0,
+    no_evidence: Sequence[int] = (2,),
 ) -> Results:
-    """Return text-classifier Results: `targets` labels per input, attention extras, flags and failures."""
+    """Return text-classifier Results: `targets` labels per input, attention extras, flags and failures.
+
+    Inputs in `no_evidence` barely move the output (IG: f(x) - f(baseline) ~ 3e-6, every score
+    ~1e-6): the report must say so instead of painting the noise. True labels (run["labels"])
+    make input 1 wrong and the others right; run["probabilities"] holds every class's probability.
+    """
     from explain.explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
 
     rng = np.random.default_rng(seed)
     labels = ("negative", "neutral", HOSTILE if hostile else "positive")
     exps, inputs, failures = [], [], []
+    true: dict[str, str] = {}
+    all_probs: dict[str, list[float]] = {}
     for i in range(n_inputs):
         words = [str(w) for w in rng.choice(WORDS, size=n_words)]
         if hostile and i == 0:
@@ -95,6 +130,8 @@ def text_results(
         probs = _softmax(rng.normal(size=3) * 2)
         order = np.argsort(-probs, kind="stable")
         pred = Target(int(order[0]), labels[order[0]], float(probs[order[0]]))
+        all_probs[str(i)] = [float(p) for p in probs]
+        true[str(i)] = labels[order[1]] if i == 1 else labels[order[0]]
         if hostile and i == n_inputs - 1 and n_inputs > 1:
             inputs.append(InputRecord(i, "text", text=HOSTILE, note="failed"))
             failures.append(Failure(i, None, f"input {i}: cannot tokenise {HOSTILE}"))
@@ -107,24 +144,33 @@ def text_results(
                 continue
             for k in order[:targets]:
                 scores = rng.normal(size=n_words).astype(np.float32)
+                if i in no_evidence:
+                    scores = scores * np.float32(1e-6)
                 extras: dict = {"feature_tokens": ft}
                 if m == "attention":
                     scores = np.abs(scores)
                     extras.update(_attention_extras(rng, words, layers, heads))
-                settings = {"n_steps": 50, "baseline": HOSTILE if hostile else "pad"} if m == "ig" else {"mask": "mask"}
+                base = HOSTILE if hostile else "[PAD] tokens"
+                settings = {"n_steps": 50, "baseline": base, "output": "probability"} if m == "ig" else {"mask": "mask", "baseline": base, "output": "probability"}
+                checks = _checks(m, rng, scores, bad=(i == 0))
+                if i in no_evidence and m == "ig":
+                    checks["output_change"] = 2.9e-6
                 exps.append(
                     Explanation(
                         method=m, family="text-classifier", input=i, target=Target(int(k), labels[k], float(probs[k])),
                         features=tuple(words), scores=scores, granularity="word", settings=settings,
                         seconds=float(rng.uniform(0.01, 1)), rows=int(rng.integers(1, 500)),
-                        checks=_checks(m, rng, scores, bad=(i == 0)), extras=extras,
+                        checks=checks, extras=extras, cached_rows=int(rng.integers(0, 40)) if m in ("shap", "lime") else 0,
+                        self_checks=_self_checks(m, checks, np.random.default_rng([seed, i, int(k)]), bad=(i == 0)),
                     )
                 )
     model = ModelInfo(
         "text-classifier", f"models/{HOSTILE if hostile else 'bert'}", "sha256:0123456789abcdef", 94979, labels,
         architecture="BertForSequenceClassification", layers=layers, heads=heads, max_length=128,
     )
-    return Results(exps, model=model, inputs=inputs, failures=failures, run=_run(methods, "word", exps))
+    run = _run(methods, "word", exps, "[PAD] tokens" if not hostile else HOSTILE)
+    run.update(labels=true, probabilities=all_probs)
+    return Results(exps, model=model, inputs=inputs, failures=failures, run=run)
 
 
 def lm_results(
@@ -149,11 +195,13 @@ def lm_results(
             for j, tok in enumerate(new + [None]):
                 context = prompt + [w.strip() for w in new[:j]] if tok is not None else prompt
                 scores = rng.normal(size=len(context)).astype(np.float32)
-                extras: dict = {"feature_tokens": [[w] for w in context]}
+                # GPT-2 style byte-level BPE: a leading space shows as "Ġ" (the report must clean it).
+                extras: dict = {"feature_tokens": [[("Ġ" if k else "") + w] for k, w in enumerate(context)]}
                 if m == "attention":
                     scores = np.abs(scores)
                     extras.update(_attention_extras(rng, context, 2, 2))
-                    extras["query"] = len(extras["tokens"]) - 1
+                    extras["tokens"] = ["Ġ" + t if k else t for k, t in enumerate(extras["tokens"])]
+                    extras["query"] = extras["answer_row"] = len(extras["tokens"]) - 1
                 target = (
                     Target(int(ids[j]), tok, float(probs[j]), position=n_prompt + j)
                     if tok is not None
@@ -162,22 +210,28 @@ def lm_results(
                 exps.append(
                     Explanation(
                         method=m, family="causal-lm", input=i, target=target, features=tuple(context), scores=scores,
-                        granularity="token", seconds=0.05, rows=10, checks=_checks(m, rng, scores, bad=False), extras=extras,
+                        granularity="token", seconds=0.05, rows=8 if m != "attention" else 1, cached_rows=32 if m != "attention" else 0,
+                        checks=(c := _checks(m, rng, scores, bad=False)), extras=extras,
+                        settings={"baseline": "<|endoftext|> tokens", "output": "log-probability"},
+                        self_checks=_self_checks(m, c, np.random.default_rng([seed, i, j]), bad=False),
                     )
                 )
     model = ModelInfo("causal-lm", "models/tiny-gpt", "sha256:fedcba9876543210", 120000, (), architecture="GPT2LMHeadModel", layers=2, heads=2)
-    return Results(exps, model=model, inputs=inputs, run=_run(methods, "token", exps))
+    return Results(exps, model=model, inputs=inputs, run=_run(methods, "token", exps, "<|endoftext|> tokens"))
 
 
 def image_results(
     n_inputs: int = 2, size: int = 28, methods: Sequence[str] = ("gradcam", "ig", "lime"), *, hostile: bool = True, seed: int = 2,
+    targets: int = 1,
 ) -> Results:
-    """Return image-classifier Results: image_png inputs, H x W pixel scores, LIME segments."""
+    """Return image-classifier Results: image_png inputs, H x W pixel scores, LIME segments, `targets` classes each."""
     from explain.explanation import Explanation, InputRecord, ModelInfo, Results, Target
 
     rng = np.random.default_rng(seed)
     labels = tuple(str(d) for d in range(10))
     exps, inputs = [], []
+    true: dict[str, str] = {}
+    all_probs: dict[str, list[float]] = {}
     yy, xx = np.mgrid[0:size, 0:size]
     for i in range(n_inputs):
         cy, cx = rng.integers(size // 4, 3 * size // 4, size=2)
@@ -185,29 +239,40 @@ def image_results(
         rgb = np.repeat((blob * 255).astype(np.uint8)[..., None], 3, axis=2)
         k = int(rng.integers(10))
         target = Target(k, labels[k], float(rng.uniform(0.5, 1)))
+        rest = np.random.default_rng([seed, i]).dirichlet(np.ones(9)) * (1 - target.probability)
+        probs = np.insert(rest, k, target.probability)
+        all_probs[str(i)] = [float(p) for p in probs]
+        true[str(i)] = labels[k] if i % 2 == 0 else labels[(k + 1) % 10]
+        order = np.argsort(-probs, kind="stable")[:targets]
         path = f"digits/{HOSTILE if hostile else 'digit'}-{i}.png"
         inputs.append(InputRecord(i, "image", path=path, image_png=png_base64(rgb), width=size, height=size, prediction=target))
-        segments = (yy // 7) * 4 + xx // 7
+        segments = (yy // (size // 4)) * 4 + xx // (size // 4)
         for m in methods:
-            if m == "gradcam":
-                scores = (blob + 0.1 * rng.random((size, size))).astype(np.float32)
-            elif m == "lime":
-                scores = rng.normal(size=int(segments.max()) + 1)[segments].astype(np.float32)
-            else:
-                scores = (blob * rng.normal(size=(size, size))).astype(np.float32)
-            extras = {"segments": segments.astype(np.int32)} if m == "lime" else {}
-            exps.append(
-                Explanation(
-                    method=m, family="image-classifier", input=i, target=target, features=(), scores=scores,
-                    granularity="pixel", seconds=0.2, rows=64, checks=_checks(m, rng, scores, bad=False), extras=extras,
+            for c in order:
+                t = target if c == k else Target(int(c), labels[c], float(probs[c]))
+                if m == "gradcam":
+                    scores = (blob + 0.1 * rng.random((size, size))).astype(np.float32)
+                elif m == "lime":
+                    scores = rng.normal(size=int(segments.max()) + 1)[segments].astype(np.float32)
+                else:
+                    scores = (blob * rng.normal(size=(size, size))).astype(np.float32)
+                extras = {"segments": segments.astype(np.int32)} if m == "lime" else {}
+                exps.append(
+                    Explanation(
+                        method=m, family="image-classifier", input=i, target=t, features=(), scores=scores,
+                        granularity="pixel", seconds=0.2, rows=64, checks=(ch := _checks(m, rng, scores, bad=False)), extras=extras,
+                        settings={"baseline": "black image", "output": "probability"},
+                        self_checks=_self_checks(m, ch, np.random.default_rng([seed, i, int(c)]), bad=False),
+                    )
                 )
-            )
     model = ModelInfo("image-classifier", "models/digits-cnn", "sha256:00ff00ff00ff00ff", 50000, labels, architecture="SmallCNN")
-    return Results(exps, model=model, inputs=inputs, run=_run(methods, "pixel", exps))
+    run = _run(methods, "pixel", exps, "black image")
+    run.update(labels=true, probabilities=all_probs)
+    return Results(exps, model=model, inputs=inputs, run=run)
 
 
 def with_metrics(results: Results, *, flagged: Sequence[str] = ("attention",), rationale_inputs: int = 1, seed: int = 3) -> Results:
-    """Return `results` with trust metrics as explain.metrics.evaluate writes them (checks, curves, run["metrics"]).
+    """Return `results` with trust metrics as explain.metrics.evaluate writes them (metrics, curves, run["metrics"]).
 
     Every method beats its random baseline except LIME's deletion AUC; the methods in `flagged`
     fail the sanity check; the first `rationale_inputs` inputs carry rationale scores.
@@ -227,7 +292,7 @@ def with_metrics(results: Results, *, flagged: Sequence[str] = ("attention",), r
         if key not in chance:
             chance[key] = {"deletion_auc_random": float(rng.uniform(0.4, 0.5)), "insertion_auc_random": float(rng.uniform(0.4, 0.5)),
                            "comprehensiveness_random": float(rng.uniform(0.1, 0.2)), "sufficiency_random": float(rng.uniform(0.3, 0.4))}
-        c = dict(e.checks)
+        c = dict(e.metrics)
         r = chance[key]
         worse = e.method == "lime"
         c.update(r)
@@ -250,7 +315,7 @@ def with_metrics(results: Results, *, flagged: Sequence[str] = ("attention",), r
                   "deletion_curve_random": (1 - steps).astype(np.float32), "insertion_curve_random": steps.astype(np.float32),
                   "faithfulness_removal": "mask", "faithfulness_output": "probability",
                   "sanity_curve": np.asarray([0.9, 0.5, c["sanity_rank_corr"]], dtype=np.float32)})
-        out.append(e.replace(checks=c, extras=x))
+        out.append(e.replace(metrics=c, extras=x))
     methods = list(dict.fromkeys(e.method for e in out))
     curves = {m: {"mean": [0.9, 0.5, 0.88 if m in flagged else 0.05], "std": [0.02, 0.1, 0.05]} for m in methods}
     metrics = {

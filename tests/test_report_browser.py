@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from explain import reports
-from explain.reports import samples
+import report_samples as samples
 
 pytestmark = pytest.mark.browser
 

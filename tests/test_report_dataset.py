@@ -15,7 +15,8 @@ import pytest
 import explain
 from explain import reports
 from explain.explanation import Explanation, InputRecord, ModelInfo, Results, Target
-from explain.reports import dataset, samples
+from explain.reports import dataset
+import report_samples as samples
 from explain.reports.encode import unpack
 
 DATA = re.compile(r'<script type="application/json" id="(d\d+|explain-meta)">(.*?)</script>', re.S)
@@ -164,7 +165,7 @@ def test_sampled_report_is_deterministic_and_survives_the_results_file(tmp_path:
 
 def test_the_cli_report_command_takes_max_inputs(tmp_path: Path) -> None:
     from conftest import run_cli
-    from explain.reports.samples import planted_text_results
+    from report_samples import planted_text_results
 
     saved = explain.save(planted_text_results(30), tmp_path / "results.json")
     for flag, shown in (("5", 5), ("0", 30)):

@@ -16,7 +16,7 @@ import pytest
 import explain
 from explain import reports
 from explain.explanation import Explanation, InputRecord, ModelInfo, Results, Target
-from explain.reports import samples
+import report_samples as samples
 from explain.reports.trust import metric_keys
 
 DATA = re.compile(r'<script type="application/json" id="(d\d+|explain-meta)">(.*?)</script>', re.S)

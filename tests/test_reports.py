@@ -15,7 +15,7 @@ from plotly.offline import get_plotlyjs
 
 import explain
 from explain import reports
-from explain.reports import samples
+import report_samples as samples
 from explain.reports.compare import agreement, rankdata, spearman, top_k_overlap
 from explain.reports.encode import pack_exact, pack_quantized, script_json, unpack
 from explain.reports.inline import explanation_html, results_html

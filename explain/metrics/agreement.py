@@ -1,5 +1,11 @@
 """Agreement between explanations: Spearman rank correlation and top-k overlap of their scores.
 
+The one definition of method agreement: `explain.metrics.evaluate` and the HTML report
+(`explain.reports.compare`) both call `pair_agreement`. Top-k overlap is the headline figure
+(the share of the top 20 % most supporting features that both methods pick); Spearman over
+every feature is kept for the metrics table, but on short texts it mostly ranks near-zero
+words against each other, so the report shows top-k.
+
 Methods that agree on the same input and target are more believable together; methods that
 disagree are a reason to read the faithfulness scores before trusting either. Image maps are
 compared on a grid of cells (mean score per cell), because a smooth Grad-CAM map and a
@@ -71,6 +77,13 @@ def pair_agreement(a: Explanation, b: Explanation, k: int | None = None) -> dict
         return None  # e.g. word vs token granularity: no common features to rank
     k = k or default_k(va.size)
     return {"spearman": spearman(va, vb), "top_k": top_k_overlap(va, vb, min(k, va.size)), "k": float(k)}
+
+
+def basis(n: int, pixel: bool, k: int | None = None) -> str:
+    """Return in words what top-k overlap compares over n features (or image cells)."""
+    k = k or default_k(n)
+    what = "image cells (8 x 8 grid means)" if pixel else "features"
+    return f"the top {k} of {n} {what} by signed score (most supporting the target)"
 
 
 def target_key(e: Explanation) -> tuple[int, int, int | None]:

@@ -1,0 +1,56 @@
+"""Numbers and palettes every part of the report shares: thresholds, colour scales, sizes, titles.
+
+One module so the page, the Jupyter view, the index and the tests read the same values.
+"""
+
+from __future__ import annotations
+
+# Diverging scale for signed scores, centred at 0 (ColorBrewer RdBu, reversed: red supports).
+COLORSCALE: list[tuple[float, str]] = [(0.0, "#2166ac"), (0.25, "#67a9cf"), (0.5, "#f7f7f7"), (0.75, "#ef8a62"), (1.0, "#b2182b")]
+# Attention weights: sequential, fixed 0-1, no red or blue so it cannot be read as supports/opposes (viridis).
+ATTENTION_SCALE: list[tuple[float, str]] = [
+    (0.0, "#fde725"), (0.25, "#5ec962"), (0.5, "#21918c"), (0.75, "#3b528b"), (1.0, "#440154"),
+]
+# Agreement between methods (0-1): its own sequential palette (greys to green), never the score palette.
+AGREE_SCALE: list[tuple[float, str]] = [(0.0, "#f2f2f2"), (0.5, "#a1d99b"), (1.0, "#238b45")]
+
+# "No evidence": an explanation whose output change |f(x) - f(baseline)| (or, when the method does
+# not report one, whose total |attribution|) is below this, in the method's output units
+# (probability, logit or log-probability), is shown greyed with a sentence instead of colours:
+# stretching it to full colour would paint numerical noise. 1e-3 is 0.1 percentage point of
+# probability, far above float32 noise (~1e-7) and far below any change a reader would act on.
+NO_EVIDENCE = 1e-3
+
+# Image overlays: the top CLIP_PERCENT % of |score| is clipped to the colour scale's end (captum's
+# visualize_image_attr clips the top 2% by default), so one extreme pixel cannot wash out the map.
+CLIP_PERCENT = 1.0
+MIN_PANEL = 256  # image panels are at least this many CSS pixels wide
+
+IG_DELTA_LIMIT = 0.05  # |convergence delta| / |f(x) - f(baseline)| above this: too few IG steps
+SHAP_GAP_LIMIT = 1e-3  # |sum(SHAP) + base value - output| above this: values do not add up
+FIRST_SCREEN = 6  # inputs whose answer card is on the first screen
+
+METHOD_TITLES = {
+    "ig": "Integrated Gradients",
+    "shap": "SHAP",
+    "lime": "LIME",
+    "attention": "Attention relevance",
+    "ablation": "Ablation",
+    "occlusion": "Occlusion",
+    "gradcam": "Grad-CAM",
+    "saliency": "Saliency",
+    "gradient_shap": "GradientSHAP",
+    "deeplift": "DeepLIFT",
+}
+# Methods whose scores are not changes of the model's output (no output units, no no-evidence test).
+UNITLESS = ("attention", "gradcam", "saliency")
+
+OUTPUT_UNITS = {"probability": "p", "logit": "logit", "log-probability": "log p"}
+
+
+def units(method: str, output: str | None, label: str) -> str:
+    """Return what one score of `method` measures, e.g. 'change in p(positive)' or 'relevance'."""
+    if method in UNITLESS:
+        return "Grad-CAM activation" if method == "gradcam" else "relevance"
+    unit = OUTPUT_UNITS.get(str(output or ""), "output")
+    return f"change in {unit}({label})"
