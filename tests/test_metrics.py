@@ -191,7 +191,7 @@ def test_precision_at_k_and_pointing_game() -> None:
 
 
 def test_summary_mean_and_std() -> None:
-    es = [explanation([1, 2, 3, 4]).replace(checks={"deletion_auc": v, "score": 0.5}) for v in (1.0, 3.0)]
+    es = [explanation([1, 2, 3, 4]).replace(metrics={"deletion_auc": v}, checks={"score": 0.5}) for v in (1.0, 3.0)]
     s = summary.summarise(es)["m"]
     assert s["deletion_auc"] == {"mean": 2.0, "std": 1.0, "n": 2.0}
     assert s["score"]["mean"] == 0.5
@@ -256,13 +256,13 @@ def test_evaluate_writes_checks_and_a_summary(tmp_path: Any) -> None:
     model = WordSumAdapter(WEIGHTS)
     results = results_of(model)
     scored = evaluate(model, results, metrics=("faithfulness", "agreement"), rationales={0: ["a"], 1: ["c"]})
-    assert all("deletion_auc" not in e.checks for e in results)  # the input is not changed
+    assert all("deletion_auc" not in e.metrics for e in results)  # the input is not changed
     good, bad, short = scored
-    assert good.checks["deletion_auc"] == pytest.approx(3.75) and bad.checks["deletion_auc"] == pytest.approx(6.25)
-    assert good.checks["deletion_auc_random"] == bad.checks["deletion_auc_random"]  # shared chance level
-    assert good.checks["pointing_game"] == 1.0 and bad.checks["pointing_game"] == 0.0
-    assert short.checks["comprehensiveness"] == pytest.approx(2.0)  # d=2: bins 1,1,1,1,1 -> remove c (2)
-    assert good.checks["agreement_spearman"] == pytest.approx(-1.0)
+    assert good.metrics["deletion_auc"] == pytest.approx(3.75) and bad.metrics["deletion_auc"] == pytest.approx(6.25)
+    assert good.metrics["deletion_auc_random"] == bad.metrics["deletion_auc_random"]  # shared chance level
+    assert good.metrics["pointing_game"] == 1.0 and bad.metrics["pointing_game"] == 0.0
+    assert short.metrics["comprehensiveness"] == pytest.approx(2.0)  # d=2: bins 1,1,1,1,1 -> remove c (2)
+    assert good.metrics["agreement_spearman"] == pytest.approx(-1.0)
     m = scored.run["metrics"]
     assert m["methods"]["good"]["deletion_auc"]["n"] == 2.0
     assert m["agreement"]["pairs"]["good|bad"]["spearman_mean"] == pytest.approx(-1.0)
@@ -281,7 +281,7 @@ def test_evaluate_refuses_another_checkpoint_and_unknown_metrics() -> None:
         evaluate(model, results, metrics=["faithfullness"])
     with pytest.raises(explain.ExplainError, match="need the model"):
         evaluate(None, results)
-    assert "agreement_spearman" in evaluate(None, results, metrics=["agreement"])[0].checks
+    assert "agreement_spearman" in evaluate(None, results, metrics=["agreement"])[0].metrics
 
 
 def test_failed_inputs_are_skipped_and_reported() -> None:
@@ -289,21 +289,21 @@ def test_failed_inputs_are_skipped_and_reported() -> None:
     results = results_of(model)
     results.failures.append(explain.Failure(input=1, method=None, error="boom"))
     scored = evaluate(model, results, metrics=["faithfulness"])
-    assert "deletion_auc" in scored[0].checks and "deletion_auc" not in scored[2].checks
+    assert "deletion_auc" in scored[0].metrics and "deletion_auc" not in scored[2].metrics
     assert scored.run["metrics"]["errors"][0]["input"] == 1
 
 
 def test_a_removal_the_family_lacks_is_one_clear_error() -> None:
     class Strict(WordSumAdapter):
-        def perturbation_view(self, example: Example, target: Target, mask: str | None = None, **options: Any) -> PerturbationView:
-            if mask not in (None, "mask"):
-                raise explain.InputError(f"unknown mask {mask!r}: use one of mask")
+        def perturbation_view(self, example: Example, target: Target, baseline: str | None = None, **options: Any) -> PerturbationView:
+            if baseline not in (None, "mask"):
+                raise explain.InputError(f"unknown mask {baseline!r}: use one of mask")
             return super().perturbation_view(example, target)
 
     model = Strict(WEIGHTS)
     with pytest.raises(explain.ExplainError, match="unknown mask 'blur'"):
         evaluate(model, results_of(model), metrics=["faithfulness"], mask="blur")
-    assert "deletion_auc" in evaluate(model, results_of(model), metrics=["faithfulness"], mask="mask")[0].checks
+    assert "deletion_auc" in evaluate(model, results_of(model), metrics=["faithfulness"], mask="mask")[0].metrics
 
 
 def test_summary_table_prints_each_figure_beside_chance() -> None:

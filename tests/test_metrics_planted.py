@@ -27,7 +27,7 @@ def with_controls(model: explain.Adapter, results: Results, seed: int = 0) -> Re
     for record in results.inputs:
         first = results.for_input(record.index)[0]
         noise = rng.standard_normal(np.shape(first.scores)).astype(np.float32)
-        extra.append(first.replace(method="random", scores=noise, settings={}, checks={}, extras={}))
+        extra.append(first.replace(method="random", scores=noise, settings={}, checks={}, metrics={}, extras={}))
         extra.append(baseline_explanation(model, prepare_record(model, record), first.target))
     return Results(list(results) + extra, model=results.model, inputs=results.inputs, run=results.run)
 
@@ -84,7 +84,7 @@ def test_sanity_flags_word_position_and_passes_ig(text_scored: Results) -> None:
     assert mean(text_scored, "position", "sanity_flag") == 1.0
     assert mean(text_scored, "position", "sanity_rank_corr") == pytest.approx(1.0)
     assert mean(text_scored, "ig", "sanity_flag") <= 0.25
-    rhos = [e.checks["sanity_rank_corr"] for e in text_scored.by_method("ig")]
+    rhos = [e.metrics["sanity_rank_corr"] for e in text_scored.by_method("ig")]
     assert float(np.mean(np.abs(rhos))) < 0.5
     assert text_scored.run["metrics"]["sanity"]["blocks"] == ["bert.embeddings.word_embeddings"]  # one stage: all of it
     assert text_scored.run["metrics"]["sanity"]["flagged"] == {"ig": False, "ablation": False, "position": True}

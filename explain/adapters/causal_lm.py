@@ -20,16 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, MethodError
 from ..explanation import InputRecord, ModelInfo, Target
 from ..runner import Runner
 from .attention_impl import eager_attention
-from .base import OUTPUTS, Adapter, AttentionView, Example, GradientView, PerturbationView, contiguous_linkage, transform
+from . import removal, textview
+from .base import OUTPUTS, Adapter, AttentionView, Example, GradientView, PerturbationView, transform
 from .generation import (
     Context,
     Generation,
     PrefixScorer,
-    Units,
     check_spec,
     context_units,
     continuation_ids,
@@ -43,8 +43,8 @@ from .generation import (
 )
 from .words import tokenize
 
-BASELINES = ("zero", "eos", "pad")
-MASKS = ("drop", "pad", "eos", "unk")
+# Removals in order of preference for the default (see default_baseline); "drop" needs no token.
+REMOVALS = ("eos", "unk", "pad", "drop")
 DEFAULT_OUTPUT = "log-probability"
 
 
@@ -165,39 +165,70 @@ class CausalLMAdapter(Adapter):
         """Return the context of a target of this input; raise TargetError for a foreign one."""
         return target_context(gen, target)
 
-    def units(self, gen: Generation, length: int, granularity: str) -> Units:
+    def units(self, gen: Generation, length: int, granularity: str) -> textview.Units:
         """Return the features of the first `length` tokens: words (cut at the end) or tokens."""
         return context_units(self.tokenizer, gen, length, granularity)
+
+    # ---- removals -----------------------------------------------------------------------
+    @property
+    def baselines(self) -> tuple[str, ...]:
+        """Return the removals this tokenizer allows: eos, unk, pad (each if it has the token), drop."""
+        return tuple(r for r in REMOVALS if r == "drop" or self.token_ids.get(r) is not None)
+
+    @property
+    def default_baseline(self) -> str:
+        """Return the removal every method uses when none is set: "eos" where the tokenizer has one.
+
+        IG cannot drop words, so the one removal all methods can share must be a token. GPT-2's
+        end-of-text token is its own "no text": every document it read started after one, and
+        an all-dropped context is scored after it too, so a word replaced by it reads as a gap
+        rather than as another word. The bundled model was trained with removed words replaced
+        by it as well as dropped. Zero embeddings lie off the model's input manifold (and under
+        RMSNorm, as in Llama, every small multiple of zero maps to one direction), so they are
+        only ever asked for. Tokenizers without end-of-text fall back on unk, then pad, then drop.
+        """
+        return self.baselines[0]
+
+    def check_baseline(self, name: str, gradient: bool = False) -> str:
+        """Return `name` if this model can remove words that way (IG: `gradient`); else raise MethodError."""
+        if name in REMOVALS and name != "drop" and self.token_ids.get(name) is None:
+            instead = ", ".join([b for b in self.baselines if not (gradient and b == "drop")] + (["zero"] if gradient else []))
+            raise MethodError(f"the tokenizer has no {name} token to fill removed words with: use {instead}")
+        return removal.check(self.family, name, self.baselines, gradient=gradient)
+
+    def resolve_baseline(self, options: dict[str, Any], gradient: bool) -> str:
+        """Return the removal the view options ask for (`baseline`, or its old name `mask`), checked."""
+        name, option = removal.requested(options)
+        name = name or self.default_baseline
+        if name in REMOVALS:
+            self.check_baseline(name, gradient)
+        return removal.check(self.family, name, self.baselines, gradient=gradient, option=option)
+
+    def fill_id(self, name: str) -> int | None:
+        """Return the token id removed words become under removal `name` (None: dropped, or IG's zero)."""
+        return self.token_ids.get(name) if name in REMOVALS else None
 
     # ---- views --------------------------------------------------------------------------
     def gradient_view(
         self,
         example: Example,
         target: Target,
-        baseline: str | None = None,
         granularity: str = "word",
         output: str | None = None,
-        **_: Any,
+        **options: Any,
     ) -> GradientView:
-        """Return the context's word embeddings, a zero/eos/pad baseline and the target's forward."""
+        """Return the context's word embeddings, the all-removed context's as baseline, and the target's forward."""
         gen: Generation = example.state
         ctx = self.context(gen, target)
         output = _check_output(output)
-        baseline = baseline or self.default_baseline()
-        if baseline not in BASELINES:
-            raise InputError(f"unknown baseline {baseline!r} for a causal LM: use one of {', '.join(BASELINES)}")
+        name = self.resolve_baseline(options, gradient=True)
         emb = self.model.get_input_embeddings()
         ids = torch.tensor([gen.ids], device=self.device)
         special = torch.tensor([gen.tok.special[: ctx.length]], device=self.device)
         with torch.no_grad():
             inputs = emb(ids[:, : ctx.length]).detach()  # (1, T, D) the context
             fixed = emb(ids[:, ctx.length : ctx.length + ctx.need - 1]).detach()  # (1, need-1, D) not attributed
-            if baseline == "zero":
-                base = torch.where(special.unsqueeze(-1), inputs, torch.zeros_like(inputs))
-            else:
-                fill = self._fill_id(baseline, "baseline 'zero'")
-                base_ids = torch.where(special, ids[:, : ctx.length], torch.full_like(ids[:, : ctx.length], fill))
-                base = emb(base_ids).detach()
+        base = textview.baseline_embeddings(emb, ids[:, : ctx.length], special, self.fill_id(name))
         answer = torch.tensor(gen.continuation[ctx.step : ctx.step + ctx.need], device=self.device)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
@@ -209,77 +240,28 @@ class CausalLMAdapter(Adapter):
             return picked.exp() if output == "probability" else picked
 
         units = self.units(gen, ctx.length, granularity)
-
-        def reduce(attr: torch.Tensor) -> np.ndarray:
-            per_token = attr.detach().float().sum(-1)[0].cpu().numpy()  # (T,)
-            return np.asarray([per_token[list(t)].sum() for t in units.tokens], dtype=np.float32)
-
-        return GradientView(
-            inputs=inputs,
-            baselines=base,
-            forward=forward,
-            reduce=reduce,
-            features=units.names,
-            granularity=units.granularity,
-            baseline=baseline,
-            output=output,
-            extras=_extras(gen, units),
-        )
-
-    def default_baseline(self) -> str:
-        """Return the IG baseline used when none is asked for: "eos" where there is one, else "zero".
-
-        GPT-2 has no pad token; its end-of-text embedding is the model's own "no text". Zero
-        embeddings are off the model's input manifold and, in models without absolute position
-        embeddings (Llama), RMSNorm maps any small multiple of zero to the same direction, so
-        the IG path's change piles up next to the baseline and 50 steps miss it.
-        """
-        return "eos" if self.token_ids.get("eos") is not None else "zero"
+        return textview.gradient_view(inputs, base, forward, units, gen.tok.tokens, name, output)
 
     def perturbation_view(
         self,
         example: Example,
         target: Target,
-        mask: str | None = None,
         granularity: str = "word",
         output: str | None = None,
-        **_: Any,
+        **options: Any,
     ) -> PerturbationView:
-        """Return the context's words, removed by dropping them (default) or a pad/eos/unk fill."""
+        """Return the context's words as features, removed the way `baseline` says (a fill token, or dropped)."""
         gen: Generation = example.state
         ctx = self.context(gen, target)
         output = _check_output(output)
-        mask = mask or "drop"  # causal LMs have no mask token; a dropped word is simply absent
-        if mask not in MASKS:
-            raise InputError(f"unknown mask {mask!r} for a causal LM: use one of {', '.join(MASKS)}")
-        fill = None if mask == "drop" else self._fill_id(mask, "mask 'drop'")
-        units = self.units(gen, ctx.length, granularity)
-        ids = np.asarray(gen.ids[: ctx.length])
-        unit_of_pos = np.full(ctx.length, -1)
-        for u, positions in enumerate(units.tokens):
-            unit_of_pos[list(positions)] = u
+        name = self.resolve_baseline(options, gradient=False)
 
-        def evaluate(keep: np.ndarray) -> np.ndarray:
-            keep = np.asarray(keep, dtype=bool).reshape(-1, len(units.names))
-            kept = (unit_of_pos < 0)[None, :] | keep[:, np.maximum(unit_of_pos, 0)]  # (B, T)
-            if fill is None:
-                heads = [self.scorer.head(ids[k]) for k in kept]
-            else:
-                heads = [self.scorer.head(np.where(k, ids, fill)) for k in kept]
-            entries = self.scorer.entries(gen, heads, ctx.step, ctx.need)
+        def score(rows: list[np.ndarray]) -> np.ndarray:
+            entries = self.scorer.entries(gen, [self.scorer.head(r) for r in rows], ctx.step, ctx.need)
             return output_values(gen, ctx, entries, output)
 
-        return PerturbationView(
-            features=units.names,
-            evaluate=evaluate,
-            clustering=contiguous_linkage(len(units.names)),
-            expand=lambda values: np.asarray(values, dtype=np.float32),
-            granularity=units.granularity,
-            mask=mask,
-            output=output,
-            sampling="lime-text",
-            extras=_extras(gen, units),
-        )
+        units = self.units(gen, ctx.length, granularity)
+        return textview.perturbation_view(units, gen.ids[: ctx.length], gen.tok.tokens, name, self.fill_id(name), score, output)
 
     def attention_view(self, example: Example, target: Target, granularity: str = "word") -> AttentionView:
         """Return every layer's causal attention over the whole sequence, in the graph of the target's log-probability."""
@@ -304,13 +286,6 @@ class CausalLMAdapter(Adapter):
             granularity=units.granularity,
         )
 
-    def _fill_id(self, name: str, instead: str) -> int:
-        """Return the id of the tokenizer's `name` token; raise InputError naming `instead` if it has none."""
-        value = self.token_ids.get(name)
-        if value is None:
-            raise InputError(f"the tokenizer has no {name} token to fill removed words with: use {instead}")
-        return value
-
 
 def _read_input(raw: Any, index: int, continuation: str | None) -> tuple[str, str | None]:
     """Return (prompt, continuation or None) from a prompt string or a {"prompt", "continuation"} dict."""
@@ -334,8 +309,3 @@ def _check_output(output: str | None) -> str:
     if output not in OUTPUTS:
         raise InputError(f"unknown output {output!r}: use one of {', '.join(OUTPUTS)}")
     return output
-
-
-def _extras(gen: Generation, units: Units) -> dict[str, Any]:
-    """The sub-word tokens behind each feature, for reports and the word/token views."""
-    return {"feature_tokens": [[gen.tok.tokens[t] for t in ts] for ts in units.tokens]}

@@ -18,11 +18,15 @@ from ..errors import MethodError
 from ..explanation import InputRecord, ModelInfo, Target
 from ..images import LoadedImage, read_image
 from ..runner import Runner
+from . import removal
 from .base import Adapter, Example, GradientView, PerturbationView, select_output, transform
 from .preprocessing import Preprocessing
 
-BASELINES = ("black", "blur", "noise")
-MASKS = ("blur", "black", "grey")
+# Removals: what a removed pixel becomes, the same for IG's baseline image and every fill
+# (see removal.IMAGE). "grey" is the mid-grey fill of earlier versions, kept for old settings.
+BASELINES = ("blur", "black", "mean", "noise", "grey")
+DEFAULT_BASELINE = "blur"
+NOISE_SEED = 0x5EED  # mixed with the run seed and the input index: one noise image per input
 SEGMENTATIONS = ("slic", "grid", "quickshift")
 # A "strong" blur: sigma is this fraction of the shorter side (3.2 px on a 32 x 32 image, like
 # the 2.5-4 px blur the bundled digits model learnt means "removed"; 22 px at 224 x 224).
@@ -37,7 +41,7 @@ class ImageState:
 
     image: LoadedImage
     pixels: torch.Tensor  # (1, C, H, W) float32 in [0, 1], input resolution, on the device
-    fills: dict[str, torch.Tensor] = field(default_factory=dict)  # cached "blur", "black", "grey"
+    fills: dict[Any, torch.Tensor] = field(default_factory=dict)  # cached fills by name (noise: by name and seed)
 
 
 class ImageClassifierAdapter(Adapter):
@@ -122,38 +126,69 @@ class ImageClassifierAdapter(Adapter):
         """Return how many perturbed copies of this image one batch may hold (large images: fewer)."""
         return max(1, min(self.runner.batch_size, PIXEL_BUDGET // example.state.pixels[0].numel()))
 
-    def fill(self, example: Example, kind: str) -> torch.Tensor:
-        """Return a (1, C, H, W) replacement image: 'blur', 'black', 'grey' or 'noise' (uniform, torch-seeded)."""
+    # ---- removals -----------------------------------------------------------------------
+    baselines: tuple[str, ...] = BASELINES
+
+    @property
+    def default_baseline(self) -> str:
+        """Return the removal every method uses when none is set: "blur".
+
+        A blurred region keeps the image's colours and brightness but loses the shapes a
+        classifier reads, so "removed" looks like "nothing here" rather than a black or grey
+        patch the model may read as an object of its own (Sturmfels et al. 2020,
+        https://distill.pub/2020/attribution-baselines/). The bundled digits model was trained
+        with grey, black and blurred covers as "none", and IG with a blurred baseline is the
+        "blur IG" of that article: the path removes detail, not light.
+        """
+        return DEFAULT_BASELINE
+
+    def check_baseline(self, name: str, gradient: bool = False) -> str:
+        """Return `name` if it is an image removal; else raise MethodError naming the choices."""
+        return removal.check(self.family, name, self.baselines, gradient=gradient)
+
+    def resolve_baseline(self, options: dict[str, Any], gradient: bool) -> str:
+        """Return the removal the view options ask for (`baseline`, or its old name `mask`), checked."""
+        name, option = removal.requested(options)
+        return removal.check(self.family, name or self.default_baseline, self.baselines, gradient=gradient, option=option)
+
+    def fill(self, example: Example, kind: str, seed: int | None = None) -> torch.Tensor:
+        """Return the (1, C, H, W) image removed pixels take under removal `kind` (see removal.IMAGE).
+
+        "noise" is one uniform-noise image per input and seed (default: the seed torch was last
+        seeded with, as the engine seeds each method with the run seed), so IG's baseline and
+        every perturbation of one run share it.
+        """
         state: ImageState = example.state
         x = state.pixels
-        if kind == "noise":  # drawn anew each call from torch's global generator, which the caller seeds
-            return torch.rand(x.shape, dtype=x.dtype).to(x.device)
-        if kind not in state.fills:
+        self.check_baseline(kind)
+        run_seed = torch.initial_seed() if seed is None else int(seed)
+        key: Any = (kind, run_seed) if kind == "noise" else kind
+        if key not in state.fills:
             if kind == "black":
-                state.fills[kind] = torch.zeros_like(x)
+                state.fills[key] = torch.zeros_like(x)
             elif kind == "grey":
-                state.fills[kind] = torch.full_like(x, 0.5)
+                state.fills[key] = torch.full_like(x, 0.5)
+            elif kind == "mean":
+                state.fills[key] = x.mean(dim=(2, 3), keepdim=True).expand_as(x).contiguous()
             elif kind == "blur":
-                state.fills[kind] = _blur(x, BLUR_FRACTION * min(x.shape[-2:]))
-            else:
-                raise MethodError(f"unknown fill {kind!r}: use one of blur, black, grey, noise")
-        return state.fills[kind]
+                state.fills[key] = _blur(x, BLUR_FRACTION * min(x.shape[-2:]))
+            else:  # noise, drawn on the CPU so that a seed means one image on every device
+                g = torch.Generator().manual_seed((NOISE_SEED * 1_000_003 + run_seed * 7919 + example.index) % (1 << 63))
+                state.fills[key] = torch.rand(x.shape, generator=g, dtype=x.dtype).to(x.device)
+        return state.fills[key]
 
     # ---- views --------------------------------------------------------------------------
     def gradient_view(
         self,
         example: Example,
         target: Target,
-        baseline: str | None = None,
         granularity: str = "pixel",
         output: str | None = None,
-        **_: Any,
+        **options: Any,
     ) -> GradientView:
-        """Return the input-resolution pixels, a black/blur/noise baseline and the forward to the target."""
-        baseline = baseline or "black"
+        """Return the input-resolution pixels, the all-removed image as baseline and the forward to the target."""
+        name = self.resolve_baseline(options, gradient=True)
         output = output or "probability"
-        if baseline not in BASELINES:
-            raise MethodError(f"unknown image baseline {baseline!r}: use one of {', '.join(BASELINES)}")
         inputs = self.pixels(example)
 
         def reduce(attr: torch.Tensor) -> np.ndarray:
@@ -161,12 +196,12 @@ class ImageClassifierAdapter(Adapter):
 
         return GradientView(
             inputs=inputs,
-            baselines=self.fill(example, baseline),
+            baselines=self.fill(example, name, options.get("seed")),
             forward=self.target_forward(target, output),
             reduce=reduce,
             features=(),
             granularity="pixel",
-            baseline=baseline,
+            baseline=name,
             output=output,
         )
 
@@ -174,21 +209,18 @@ class ImageClassifierAdapter(Adapter):
         self,
         example: Example,
         target: Target,
-        mask: str | None = None,
         granularity: str = "pixel",
         output: str | None = None,
         segmentation: str | None = None,
         n_segments: int | None = None,
-        **_: Any,
+        **options: Any,
     ) -> PerturbationView:
-        """Return superpixels as features, removed by filling them from a blurred, black or grey copy."""
-        mask = mask or "blur"
+        """Return superpixels as features; a removed one takes the removal's pixels (default: a blurred copy)."""
+        name = self.resolve_baseline(options, gradient=False)
         output = output or "probability"
-        if mask not in MASKS:
-            raise MethodError(f"unknown image mask {mask!r}: use one of {', '.join(MASKS)}")
         segments, used = self.segment(example, segmentation, n_segments)
         d = int(segments.max()) + 1
-        x, fill = self.pixels(example), self.fill(example, mask)
+        x, fill = self.pixels(example), self.fill(example, name, options.get("seed"))
         seg_t = torch.from_numpy(segments).long().to(self.device)  # (H, W) segment of each pixel
 
         def run(rows: list[np.ndarray]) -> torch.Tensor:
@@ -211,7 +243,7 @@ class ImageClassifierAdapter(Adapter):
             clustering=segment_linkage(segments),
             expand=expand,
             granularity="pixel",
-            mask=mask,
+            mask=name,
             output=output,
             sampling="lime-image",
             extras={"segments": segments, "n_segments": d, "segmentation": used},

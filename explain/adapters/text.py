@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -12,29 +11,13 @@ from ..errors import InputError
 from ..explanation import InputRecord, ModelInfo, Target
 from ..runner import Runner
 from .attention_impl import eager_attention
-from .base import (
-    Adapter,
-    AttentionView,
-    Example,
-    GradientView,
-    PerturbationView,
-    contiguous_linkage,
-    select_output,
-    transform,
-)
-from .words import Tokenized, tokenize
+from . import removal, textview
+from .base import Adapter, AttentionView, Example, GradientView, PerturbationView, select_output, transform
+from .words import Tokenized, Units, tokenize, units
 
-BASELINES = ("pad", "mask", "zero")
-MASKS = ("mask", "drop", "pad", "unk")
-
-
-@dataclass(frozen=True)
-class Units:
-    """The features of a text at one granularity: names and the token positions of each."""
-
-    names: tuple[str, ...]
-    tokens: tuple[tuple[int, ...], ...]
-    granularity: str
+# Removals in order of preference for the default (see default_baseline); "drop" needs no token.
+REMOVALS = ("mask", "unk", "pad", "drop")
+_TOKEN_OF = {"mask": "mask_token_id", "unk": "unk_token_id", "pad": "pad_token_id"}
 
 
 class TextClassifierAdapter(Adapter):
@@ -45,9 +28,39 @@ class TextClassifierAdapter(Adapter):
     def __init__(self, model: torch.nn.Module, tokenizer: Any, info: ModelInfo, runner: Runner) -> None:
         super().__init__(model, info, runner)
         self.tokenizer = tokenizer
+        # right padding of batched rows (always under attention mask 0): any id will do
         self.pad_id = _first_id(tokenizer, ("pad_token_id", "unk_token_id", "eos_token_id"), 0)
-        self.mask_id = _first_id(tokenizer, ("mask_token_id", "unk_token_id", "pad_token_id"), self.pad_id)
-        self.unk_id = _first_id(tokenizer, ("unk_token_id", "mask_token_id", "pad_token_id"), self.pad_id)
+        # the fill token of each removal this tokenizer has ("drop" needs none)
+        self.fill_ids: dict[str, int] = {
+            name: int(v) for name, attr in _TOKEN_OF.items() if (v := getattr(tokenizer, attr, None)) is not None
+        }
+        self.mask_id = self.fill_ids.get("mask", self.fill_ids.get("unk", self.pad_id))
+        self.unk_id = self.fill_ids.get("unk", self.mask_id)
+
+    @property
+    def baselines(self) -> tuple[str, ...]:
+        """Return the removals this tokenizer allows: mask, unk, pad (each if it has the token), drop."""
+        return tuple(r for r in REMOVALS if r == "drop" or r in self.fill_ids)
+
+    @property
+    def default_baseline(self) -> str:
+        """Return the removal every method uses when none is set: "mask" where the tokenizer has one.
+
+        A masked word is what a BERT-family encoder saw as "a word is missing here" in its
+        masked-LM pre-training, the length and positions stay (so IG can use it too), and the
+        bundled classifier, trained with [MASK], [UNK], [PAD] and dropped words as "absent", flips
+        to neutral for the most held-out sentences under it (README notes, h-cf). Tokenizers
+        without a mask token fall back on unk, then pad, then drop.
+        """
+        return self.baselines[0]
+
+    def check_baseline(self, name: str, gradient: bool = False) -> str:
+        """Return `name` if this model can remove words that way (IG: `gradient`); else raise MethodError."""
+        return removal.check(self.family, name, self.baselines, gradient=gradient)
+
+    def fill_id(self, name: str) -> int | None:
+        """Return the token id removed words become under removal `name` (None: dropped, or IG's zero)."""
+        return self.fill_ids.get(name)
 
     # ---- inputs -------------------------------------------------------------------------
     def prepare(self, raw: Any, index: int, max_length: int | None = None, truncate: bool = True, **_: Any) -> Example:
@@ -79,15 +92,10 @@ class TextClassifierAdapter(Adapter):
 
     def units(self, tok: Tokenized, granularity: str) -> Units:
         """Return the features (whole words, or raw non-special tokens) of a tokenised text."""
-        if granularity == "word":
-            return Units(tok.words, tok.word_tokens, "word")
-        if granularity == "token":
-            pos = tuple(t for t, s in enumerate(tok.special) if not s)
-            return Units(tuple(tok.tokens[t] for t in pos), tuple((t,) for t in pos), "token")
-        raise InputError(f"unknown granularity {granularity!r}: use word or token")
+        return units(tok, granularity)
 
     # ---- batched forwards ---------------------------------------------------------------
-    def logits_of(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+    def logits_of(self, rows: Sequence[Sequence[int] | np.ndarray]) -> torch.Tensor:
         """Return (B, C) logits for a batch of token-id rows, right-padded to the longest."""
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -98,7 +106,7 @@ class TextClassifierAdapter(Adapter):
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
         return out.logits
 
-    def predict(self, rows: Sequence[Sequence[int]], output: str = "probability") -> np.ndarray:
+    def predict(self, rows: Sequence[Sequence[int] | np.ndarray], output: str = "probability") -> np.ndarray:
         """Return (B, C) outputs for token-id rows through the batched runner (unique rows once)."""
         unique: dict[tuple[int, ...], int] = {}
         keys = [unique.setdefault(tuple(r), len(unique)) for r in rows]
@@ -107,99 +115,56 @@ class TextClassifierAdapter(Adapter):
         return transform(logits, output).numpy()[np.asarray(keys)]
 
     # ---- views --------------------------------------------------------------------------
+    def resolve_baseline(self, options: dict[str, Any], gradient: bool) -> str:
+        """Return the removal the view options ask for (`baseline`, or its old name `mask`), checked."""
+        name, option = removal.requested(options)
+        return removal.check(self.family, name or self.default_baseline, self.baselines, gradient=gradient, option=option)
+
     def gradient_view(
         self,
         example: Example,
         target: Target,
-        baseline: str = "pad",
         granularity: str = "word",
         output: str | None = None,
-        **_: Any,
+        **options: Any,
     ) -> GradientView:
-        """Return word embeddings, a pad/mask/zero baseline (special tokens kept) and the forward."""
+        """Return word embeddings, the all-removed input's embeddings as baseline, and the forward."""
         tok: Tokenized = example.state
         output = output or "probability"
-        if baseline not in BASELINES:
-            raise InputError(f"unknown baseline {baseline!r}: use one of {', '.join(BASELINES)}")
-        emb = self.model.get_input_embeddings()
+        name = self.resolve_baseline(options, gradient=True)
         ids = torch.tensor([tok.ids], device=self.device)
         special = torch.tensor([tok.special], device=self.device)
+        emb = self.model.get_input_embeddings()
         with torch.no_grad():
             inputs = emb(ids).detach()  # (1, T, D)
-            if baseline == "zero":
-                base = torch.where(special.unsqueeze(-1), inputs, torch.zeros_like(inputs))
-            else:
-                fill = self.pad_id if baseline == "pad" else self.mask_id
-                base_ids = torch.where(special, ids, torch.full_like(ids, fill))
-                base = emb(base_ids).detach()
+        base = textview.baseline_embeddings(emb, ids, special, self.fill_id(name))
         mask = torch.ones_like(ids)
-        units = self.units(tok, granularity)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])
             out = self.model(inputs_embeds=x, attention_mask=mask.expand(x.shape[0], -1))
             return select_output(out.logits, target.index, output)
 
-        def reduce(attr: torch.Tensor) -> np.ndarray:
-            per_token = attr.detach().float().sum(-1)[0].cpu().numpy()  # (T,)
-            return np.asarray([per_token[list(t)].sum() for t in units.tokens], dtype=np.float32)
-
-        return GradientView(
-            inputs=inputs,
-            baselines=base,
-            forward=forward,
-            reduce=reduce,
-            features=units.names,
-            granularity=units.granularity,
-            baseline=baseline,
-            output=output,
-            extras=_token_extras(tok, units),
-        )
+        return textview.gradient_view(inputs, base, forward, self.units(tok, granularity), tok.tokens, name, output)
 
     def perturbation_view(
         self,
         example: Example,
         target: Target,
-        mask: str = "mask",
         granularity: str = "word",
         output: str | None = None,
-        **_: Any,
+        **options: Any,
     ) -> PerturbationView:
-        """Return the text's words (or tokens) as features removed by masking or dropping them."""
+        """Return the text's words (or tokens) as features, removed the way `baseline` says."""
         tok: Tokenized = example.state
         output = output or "probability"
-        if mask not in MASKS:
-            raise InputError(f"unknown mask {mask!r}: use one of {', '.join(MASKS)}")
-        units = self.units(tok, granularity)
-        fill = {"mask": self.mask_id, "pad": self.pad_id, "unk": self.unk_id}.get(mask)
-        ids = np.asarray(tok.ids)
-        unit_of_pos = np.full(len(ids), -1)
-        for u, positions in enumerate(units.tokens):
-            unit_of_pos[list(positions)] = u
+        name = self.resolve_baseline(options, gradient=False)
 
-        def evaluate(keep: np.ndarray) -> np.ndarray:
-            keep = np.asarray(keep, dtype=bool).reshape(-1, len(units.names))
-            rows: list[list[int]] = []
-            for k in keep:
-                kept_pos = (unit_of_pos < 0) | k[np.maximum(unit_of_pos, 0)]
-                if fill is None:  # drop removed tokens: shorter rows, no padding to pay for
-                    rows.append(ids[kept_pos].tolist())
-                else:
-                    rows.append(np.where(kept_pos, ids, fill).tolist())
+        def score(rows: list[np.ndarray]) -> np.ndarray:
             return self.predict(rows, output)[:, target.index]
 
-        return PerturbationView(
-            features=units.names,
-            evaluate=evaluate,
-            clustering=contiguous_linkage(len(units.names)),
-            expand=lambda values: np.asarray(values, dtype=np.float32),
-            granularity=units.granularity,
-            mask=mask,
-            output=output,
-            sampling="lime-text",
-            extras=_token_extras(tok, units),
-        )
-
+        units_ = self.units(tok, granularity)
+        return textview.perturbation_view(units_, tok.ids, tok.tokens, name, self.fill_id(name), score, output)
 
     def attention_view(self, example: Example, target: Target, granularity: str = "word") -> AttentionView:
         """Return every layer's attention maps, in the graph of the target's probability."""
@@ -219,11 +184,6 @@ class TextClassifierAdapter(Adapter):
             feature_tokens=units.tokens,
             granularity=units.granularity,
         )
-
-
-def _token_extras(tok: Tokenized, units: Units) -> dict[str, Any]:
-    """The sub-word tokens behind each feature, for reports and the word/token views."""
-    return {"feature_tokens": [[tok.tokens[t] for t in ts] for ts in units.tokens]}
 
 
 def _first_id(tokenizer: Any, names: tuple[str, ...], default: int) -> int:

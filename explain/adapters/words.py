@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InputError
+
 _SPACE_MARKERS = ("Ġ", "▁", "Ċ", " ")
 
 
@@ -52,16 +54,14 @@ def tokenize(tokenizer: Any, text: str, max_length: int | None, add_special_toke
     else:
         starts = _word_starts_from_markers(tokens, special)
         spans = None
-    word_of_token: list[int] = []
     word_tokens: list[list[int]] = []
     for t, is_special in enumerate(special):
         if is_special:
-            word_of_token.append(-1)
             continue
         if starts[t] or not word_tokens:
             word_tokens.append([])
         word_tokens[-1].append(t)
-        word_of_token.append(len(word_tokens) - 1)
+    # Blank groups fold into the next word, so each token's word is known only after the merge.
     word_tokens = _merge_blank(word_tokens, [_word_text(text, tokenizer, ids, w, spans) for w in word_tokens])
     words = [_word_text(text, tokenizer, ids, toks, spans) for toks in word_tokens]
     word_of_token = [-1] * len(ids)
@@ -77,6 +77,25 @@ def tokenize(tokenizer: Any, text: str, max_length: int | None, add_special_toke
         word_tokens=tuple(tuple(w) for w in word_tokens),
         truncated_from=truncated_from,
     )
+
+
+@dataclass(frozen=True)
+class Units:
+    """The features of a text at one granularity: names and the token positions of each."""
+
+    names: tuple[str, ...]
+    tokens: tuple[tuple[int, ...], ...]
+    granularity: str
+
+
+def units(tok: Tokenized, granularity: str) -> Units:
+    """Return the features of a tokenised text: whole words, or raw non-special tokens."""
+    if granularity == "word":
+        return Units(tok.words, tok.word_tokens, "word")
+    if granularity == "token":
+        pos = tuple(t for t, s in enumerate(tok.special) if not s)
+        return Units(tuple(tok.tokens[t] for t in pos), tuple((t,) for t in pos), "token")
+    raise InputError(f"unknown granularity {granularity!r}: use word or token")
 
 
 def _merge_blank(groups: list[list[int]], texts: list[str]) -> list[list[int]]:

@@ -32,15 +32,23 @@ def evaluate(
     random_orders: int = RANDOM_ORDERS,
     sanity_steps: int = sanity.STEPS,
     cells: int = IMAGE_CELLS,
+    removal: str | None = None,
+    removals: Sequence[str] | None = None,
     mask: str | None = None,
 ) -> Results:
     """Return new Results whose explanations carry metric values in `metrics`, with a summary in run["metrics"].
 
     - "faithfulness": deletion/insertion AUC (RISE, https://arxiv.org/abs/1806.07421) over
       `steps` points and ERASER comprehensiveness/sufficiency (https://arxiv.org/abs/1911.03429),
-      each with a `_random` chance level over `random_orders` seeded random orders; features
-      are removed the adapter's way unless `mask` says otherwise (text: mask | drop | pad | unk;
-      images: blur | black | grey, on a grid of about `cells` cells);
+      each with a `_random` chance level over `random_orders` seeded random orders. Features
+      are removed by the metric's own `removal` (the adapter's baseline names; text: mask | pad
+      | unk | drop; causal LMs: eos | pad | unk | drop; images: blur | black | mean | noise, on
+      a grid of about `cells` cells), recorded in run["metrics"]["settings"]["removal"] and
+      with each score. By default it is the run's baseline (run["baseline"]) where the model
+      can remove features that way, else the adapter's default. `removals=("mask", "drop")`
+      scores under several: the first fills the plain keys (`deletion_auc`, ...), and every
+      one adds `<key>@<removal>` keys and a per-method summary in
+      run["metrics"]["faithfulness"][removal]. `mask` is the old name of `removal`;
     - "sanity": cascading model randomisation (https://arxiv.org/abs/1810.03292) in
       `sanity_steps` cumulative stages from the output layer down to a fully random network,
       re-running each method once per stage: `sanity_rank_corr` (after the last stage) and
@@ -61,9 +69,13 @@ def evaluate(
         _check_model(model, results)
     rows0 = model.runner.rows if model is not None else 0
     work = _Work(model, results)
+    chosen_removals: list[str | None] = []
+    by_removal: dict[str, Any] = {}
     if "faithfulness" in chosen:
-        faith = Faithfulness(model, steps=steps, random_orders=random_orders, seed=seed, cells=cells, mask=mask)  # type: ignore[arg-type]
-        _faithfulness(work, faith)
+        chosen_removals = _removals(model, results, removal, removals, mask)  # type: ignore[arg-type]
+        for n, r in enumerate(chosen_removals):
+            faith = Faithfulness(model, steps=steps, random_orders=random_orders, seed=seed, cells=cells, removal=r)  # type: ignore[arg-type]
+            by_removal.update(_faithfulness(work, faith, primary=n == 0, tagged=len(chosen_removals) > 1))
     blocks: list[str] = []
     if "sanity" in chosen:
         blocks = _sanity(work, sanity_steps, seed)
@@ -82,13 +94,16 @@ def evaluate(
             "bins": list(eraser.BINS),
             "random_orders": random_orders,
             "image_cells": cells,
-            "mask": mask,
+            "removal": next(iter(by_removal), None),  # how the plain faithfulness keys removed features, as used
+            "removals": list(by_removal),
+            "mask": next(iter(by_removal), None),  # the old name of "removal", for readers of schema-1 files
             "sanity_steps": sanity_steps,
             "sanity_rho_limit": sanity.RHO_LIMIT,
             "sanity_p_limit": sanity.P_LIMIT,
             "top_fraction": agree.TOP_FRACTION,
         },
         "methods": summary.summarise(out),
+        "faithfulness": by_removal,
         "agreement": {"pairs": agree.pair_summary(pairs), "per_input": pairs} if "agreement" in chosen else {},
         "sanity": _sanity_summary(blocks, out) if "sanity" in chosen else {},
         "errors": work.errors,
@@ -124,7 +139,46 @@ class _Work:
         return self._examples[i]
 
 
-def _faithfulness(work: _Work, faith: Faithfulness) -> None:
+def _removals(
+    model: Adapter, results: Results, removal: str | None, removals: Sequence[str] | None, mask: str | None
+) -> list[str | None]:
+    """Return the removals faithfulness scores under, first the one of the plain keys, each checked now.
+
+    Unset: the run's baseline where this model can remove features that way (IG's "zero" it
+    cannot), else None, the adapter's default.
+    """
+    asked = [r for r in (removals or ()) if r] or [x for x in (removal, mask) if x][:1]
+    if removal and mask and removal != mask:
+        raise ExplainError(f"removal={removal!r} and mask={mask!r} disagree: 'mask' is the old name of 'removal'; give one")
+    if removals and (removal or mask) and [removal or mask] != list(removals)[:1]:
+        raise ExplainError("give removal= or removals=, not both")
+    check = getattr(model, "check_baseline", None)
+    if not asked:
+        run_baseline = results.run.get("baseline")
+        if isinstance(run_baseline, str) and check is not None:
+            try:
+                check(run_baseline)
+                return [run_baseline]
+            except ExplainError:
+                pass
+        return [None]
+    out: list[str | None] = []
+    for r in asked:
+        if check is not None:
+            check(str(r))  # a removal the family lacks: one clear error before any model call
+        if r not in out:
+            out.append(str(r))
+    return out
+
+
+def _faithfulness(work: _Work, faith: Faithfulness, *, primary: bool, tagged: bool) -> dict[str, Any]:
+    """Score every explanation under faith's removal; return {removal as used: per-method summary}.
+
+    The primary removal fills the plain keys and curves; with several removals (`tagged`) each
+    also writes `<key>@<removal>` figures.
+    """
+    used: str | None = faith.removal
+    scored: list[tuple[str, dict[str, float]]] = []
     for n, e in enumerate(work.results):
         example = work.example(e.input)
         if example is None:
@@ -132,14 +186,25 @@ def _faithfulness(work: _Work, faith: Faithfulness) -> None:
         try:
             c, x = faith.score(example, e)
         except Exception as err:  # noqa: BLE001  # one explanation's failure must not end the others
-            work.errors.append(_error(e, "faithfulness", err))
+            work.errors.append({**_error(e, "faithfulness", err), "removal": faith.removal})
             continue
-        work.checks[n].update(c)
-        work.extras[n].update(x)
-    tried = [x for x in work.errors if x["metric"] == "faithfulness"]
-    if tried and not any("deletion_curve" in x for x in work.extras):
-        # e.g. a mask the family lacks: say so instead of returning no numbers at all
-        raise ExplainError(f"no explanation could be scored for faithfulness; first error: {tried[0]['error']}")
+        used = str(x["faithfulness_removal"])
+        if primary:
+            work.checks[n].update(c)
+            work.extras[n].update(x)
+        if tagged:
+            work.checks[n].update({f"{k}@{used}": v for k, v in c.items()})
+        scored.append((e.method, c))
+    if not scored:
+        tried = [x for x in work.errors if x["metric"] == "faithfulness"]
+        if tried:  # e.g. a removal the family lacks: say so instead of returning no numbers at all
+            raise ExplainError(f"no explanation could be scored for faithfulness; first error: {tried[0]['error']}")
+        return {}
+    per: dict[str, dict[str, list[float]]] = {}
+    for method, c in scored:
+        for k, v in c.items():
+            per.setdefault(method, {}).setdefault(k, []).append(v)
+    return {str(used): {m: {k: summary.stats(v) for k, v in vals.items()} for m, vals in per.items()}}
 
 
 def _sanity(work: _Work, steps: int, seed: int) -> list[str]:

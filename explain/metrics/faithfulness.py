@@ -1,9 +1,10 @@
 """Faithfulness of one explanation through the model: deletion/insertion curves and ERASER AOPC, against chance.
 
 Every perturbed copy is scored by the adapter's PerturbationView.evaluate, i.e. by the one
-batched runner, with the view's own removal (text: [MASK] for classifiers, dropped words for
-causal LMs; images: a blurred copy) and output (classifiers: probability; causal LMs:
-log-probability). Text features are the explanation's own words or tokens; an image map is
+batched runner, with the metric's own removal (the adapter's `baseline` names: text mask |
+pad | unk | drop, causal LMs eos | pad | unk | drop, images blur | black | mean | noise; None:
+the adapter's default), chosen apart from the methods' and recorded with every score, and the
+view's output (classifiers: probability; causal LMs: log-probability). Text features are the explanation's own words or tokens; an image map is
 ranked over a fine grid of cells by its mean inside each cell. The same curves under a few
 seeded random orders give the chance level every score is read against; they depend only on
 the input and target, so all methods of one input share them.
@@ -118,10 +119,13 @@ class Faithfulness:
         random_orders: int = RANDOM_ORDERS,
         seed: int = 0,
         cells: int = IMAGE_CELLS,
+        removal: str | None = None,
         mask: str | None = None,
     ) -> None:
         self.model, self.steps, self.random_orders, self.seed, self.cells = model, steps, random_orders, seed, cells
-        self.options = {"mask": mask} if mask else {}  # None: the adapter's own removal (text [MASK] / drop; images blur)
+        removal = removal or mask  # `mask`: the old name of `removal`
+        self.options = {"baseline": removal} if removal else {}  # None: the adapter's default removal
+        self.removal: str | None = removal  # as asked; the views say what was used
         self._views: dict[tuple[Any, ...], tuple[PerturbationView, dict[str, float], dict[str, np.ndarray]]] = {}
 
     def view(self, example: Example, e: Explanation) -> tuple[PerturbationView, dict[str, float], dict[str, np.ndarray]]:
@@ -164,7 +168,7 @@ class Faithfulness:
             "deletion_curve": scores.deletion.astype(np.float32),
             "insertion_curve": scores.insertion.astype(np.float32),
             **chance_curves,
-            "faithfulness_removal": view.mask,  # how features were removed, e.g. "mask" or "blur"
+            "faithfulness_removal": view.mask,  # how features were removed, as used, e.g. "mask" or "blur"
             "faithfulness_output": view.output,  # what the curves track: probability or log-probability
         }
         return checks, extras

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .. import methods as registry
+from ..adapters import removal
 from ..adapters.base import Adapter, Example
 from ..errors import MethodError
 from ..explanation import Explanation, Target
@@ -121,7 +122,16 @@ def reexplain(model: Adapter, example: Example, e: Explanation, seed: int) -> Ex
         return BASELINES[e.method](model, example, e.target, _granularity(e))
     method = registry.get(e.method)
     known = {f for f, *_ in method.describe_settings()}
-    settings = method.settings({k: v for k, v in e.settings.items() if k in known})
+    given = dict(e.settings)
+    # the removal under either of its names (`baseline`, old `mask`), whichever the method reads now
+    used = removal.used(given)
+    for key in (removal.OPTION, *removal.OLD_OPTIONS):
+        given.pop(key, None)
+    if used is not None:
+        name = removal.OPTION if removal.OPTION in known else next((k for k in removal.OLD_OPTIONS if k in known), None)
+        if name is not None:
+            given[name] = used
+    settings = method.settings({k: v for k, v in given.items() if k in known})
     torch.manual_seed(seed)  # as the engine does before each method
     return method.explain(model, example, e.target, settings, granularity=_granularity(e), seed=seed)
 
