@@ -157,7 +157,7 @@ def _import(name: str) -> Any:
     return mod
 
 
-def train_gpt(steps: int = 400, seed: int = 0) -> tuple[Any, Any, dict[str, Any]]:
+def train_gpt(steps: int = 300, seed: int = 0, batch: int = 32) -> tuple[Any, Any, dict[str, Any]]:
     """Return (trained GPT, tokenizer, model_args): the answer is scored at the position after the prompt."""
     gpt = _import("gpt")
     torch.manual_seed(seed)
@@ -169,10 +169,10 @@ def train_gpt(steps: int = 400, seed: int = 0) -> tuple[Any, Any, dict[str, Any]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     eos = tok.token_to_id("<|endoftext|>")
     for step in range(steps):
-        batch = random.Random(step).sample(rows, 64)
+        batch = random.Random(step).sample(rows, batch)
         width = max(len(full) for _, full in batch)
-        idx = torch.full((64, width), eos, dtype=torch.long)
-        tgt = torch.full((64, width), -1, dtype=torch.long)
+        idx = torch.full((batch, width), eos, dtype=torch.long)
+        tgt = torch.full((batch, width), -1, dtype=torch.long)
         for i, (p, full) in enumerate(batch):
             idx[i, : len(full)] = torch.tensor(full)
             tgt[i, len(p) - 1] = full[len(p)]  # the first answer token, predicted after the prompt
@@ -183,7 +183,7 @@ def train_gpt(steps: int = 400, seed: int = 0) -> tuple[Any, Any, dict[str, Any]
     return model.eval(), tok, args
 
 
-def save_gpt(out: Path, steps: int = 400, seed: int = 0, attention_probs: bool = True) -> Path:
+def save_gpt(out: Path, steps: int = 300, seed: int = 0, attention_probs: bool = True) -> Path:
     """Train the GPT and save it as an explain-torch folder (model.py:GPT, safetensors, tokenizer.json)."""
     model, tok, args = train_gpt(steps, seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +194,7 @@ def save_gpt(out: Path, steps: int = 400, seed: int = 0, attention_probs: bool =
     return _folder(out, "gpt.py", config, model.state_dict())
 
 
-def train_encoder(steps: int = 300, seed: int = 0) -> tuple[Any, Any]:
+def train_encoder(steps: int = 200, seed: int = 0, batch: int = 32) -> tuple[Any, Any]:
     """Return (trained EncoderClassifier, tokenizer) on the sentiment task."""
     enc = _import("encoder_classifier")
     torch.manual_seed(seed)
@@ -205,10 +205,10 @@ def train_encoder(steps: int = 300, seed: int = 0) -> tuple[Any, Any]:
     model = enc.EncoderClassifier(tok.get_vocab_size(), 3, d_model=32, nhead=2, num_layers=2, max_len=64)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for step in range(steps):
-        batch = random.Random(step).sample(rows, 64)
+        batch = random.Random(step).sample(rows, batch)
         width = max(len(ids) for ids, _ in batch)
-        idx = torch.full((64, width), pad, dtype=torch.long)
-        mask = torch.zeros((64, width), dtype=torch.long)
+        idx = torch.full((batch, width), pad, dtype=torch.long)
+        mask = torch.zeros((batch, width), dtype=torch.long)
         for i, (ids, _) in enumerate(batch):
             idx[i, : len(ids)] = torch.tensor(ids)
             mask[i, : len(ids)] = 1
@@ -219,7 +219,7 @@ def train_encoder(steps: int = 300, seed: int = 0) -> tuple[Any, Any]:
     return model.eval(), tok
 
 
-def save_encoder(out: Path, steps: int = 300, seed: int = 0) -> Path:
+def save_encoder(out: Path, steps: int = 200, seed: int = 0) -> Path:
     """Train the encoder classifier and save it as an explain-torch folder."""
     model, tok = train_encoder(steps, seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,7 +235,7 @@ def save_encoder(out: Path, steps: int = 300, seed: int = 0) -> Path:
     return _folder(out, "encoder_classifier.py", config, model.state_dict())
 
 
-def train_cnn(steps: int = 300, seed: int = 0) -> Any:
+def train_cnn(steps: int = 200, seed: int = 0, batch: int = 32) -> Any:
     """Return a trained TinyCNN on the square task (inputs normalised with mean 0.5, std 0.5)."""
     cnn = _import("cnn")
     torch.manual_seed(seed)
@@ -246,7 +246,7 @@ def train_cnn(steps: int = 300, seed: int = 0) -> Any:
     model = cnn.TinyCNN(1, 2, 8)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
     for step in range(steps):
-        pick = torch.as_tensor(random.Random(step).sample(range(len(data)), 64))
+        pick = torch.as_tensor(random.Random(step).sample(range(len(data)), batch))
         loss = F.cross_entropy(model(x[pick]), y[pick])
         opt.zero_grad()
         loss.backward()
@@ -254,7 +254,7 @@ def train_cnn(steps: int = 300, seed: int = 0) -> Any:
     return model.eval()
 
 
-def save_cnn(out: Path, steps: int = 300, seed: int = 0) -> Path:
+def save_cnn(out: Path, steps: int = 200, seed: int = 0) -> Path:
     """Train the CNN and save it as an explain-torch folder (cnn.py:TinyCNN)."""
     model = train_cnn(steps, seed)
     config = {

@@ -88,7 +88,7 @@ class AttentionCapture:
                 self.source = "mha"
                 for _, m in targets:
                     handles.append(m.register_forward_pre_hook(_ask_weights, with_kwargs=True))
-                    handles.append(m.register_forward_hook(self._mha_hook))
+                    handles.append(m.register_forward_hook(self._mha_hook, with_kwargs=True))
             else:
                 self.source = "sdpa"
                 original = F.scaled_dot_product_attention
@@ -121,14 +121,35 @@ class AttentionCapture:
             raise InputError(f"attention_probs {self.glob!r}: a module returned {shape}, not probabilities (B, heads, T, T)")
         return self._take(output)
 
-    def _mha_hook(self, module: nn.Module, args: Any, output: Any) -> Any:
+    def _mha_hook(self, module: nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> Any:
+        """Return the layer's output recomputed from the weights it returns, so they are in its graph.
+
+        nn.MultiheadAttention returns a view of its weights taken after they were used, which
+        no gradient reaches: out_proj(weights @ value projection) is the same output (up to
+        rounding) with the returned weights in its graph.
+        """
         weights = output[1]
         if weights is None:
             return None
         if self.replay is not None:
             raise InputError("attention of a last-position-only model through nn.MultiheadAttention cannot be replayed")
-        self.maps.append(weights if weights.dim() == 4 else weights.unsqueeze(1))
-        return None
+        assert isinstance(module, nn.MultiheadAttention)
+        if module.bias_v is not None or module.add_zero_attn:
+            raise InputError("attention capture supports nn.MultiheadAttention without add_bias_kv / add_zero_attn")
+        value = kwargs["value"] if "value" in kwargs else args[2]
+        if not module.batch_first:
+            value = value.transpose(0, 1)  # (B, S, E)
+        e, h = module.embed_dim, module.num_heads
+        w_v = module.in_proj_weight[2 * e :] if module.in_proj_weight is not None else module.v_proj_weight
+        b_v = module.in_proj_bias[2 * e :] if module.in_proj_bias is not None else None
+        b, s = value.shape[:2]
+        v = F.linear(value, w_v, b_v).view(b, s, h, -1).transpose(1, 2)  # (B, H, S, hd)
+        weights = weights if weights.dim() == 4 else weights.unsqueeze(1)
+        out = module.out_proj((weights @ v).transpose(1, 2).reshape(b, weights.shape[-2], -1))  # (B, T, E)
+        if not module.batch_first:
+            out = out.transpose(0, 1)
+        self.maps.append(weights)
+        return out, weights
 
     def _sdpa(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         if self.replay is None:

@@ -1,0 +1,78 @@
+"""`explain pack`: a code file, a checkpoint and a tokenizer -> an explain-torch folder (checked by one forward)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+EXAMPLES = """examples:
+  explain pack --architecture model.py:GPT --weights out/ckpt.pt --tokenizer tokenizer.json --family causal-lm --out my-gpt/
+  explain pack --architecture my_bert.py:Classifier --arch-args args.json --weights model.pt \\
+      --tokenizer tok.json --family text-classifier --labels negative,positive --out my-bert/
+  explain pack --architecture net.py:Net --weights net.pth --family image-classifier \\
+      --preprocessing '{"size": [32, 32], "channels": 3, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}' --labels cat,dog --out my-cnn/
+then: explain run my-gpt/ --prompt "..." --trust-remote-code
+"""
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `pack` sub-command to an argparse subparsers object; return its parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "pack",
+        help="make an explain-torch folder from your own model code, checkpoint and tokenizer",
+        description="Write an explain-torch checkpoint folder: the architecture's code file copied in, the weights "
+        "as safetensors, the tokenizer, config.json; then load it once and run one forward to check it.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--architecture", required=True, metavar="FILE.py:Name", help="your model class or factory: FILE.py:Name or package.module:Name")
+    p.add_argument("--weights", required=True, metavar="FILE", help="state dict: .safetensors, .pt/.pth, or a nanoGPT ckpt.pt ({'model': ..., 'model_args': ...})")
+    p.add_argument("--family", required=True, choices=("causal-lm", "text-classifier", "image-classifier"))
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write (never overwritten without --force)")
+    p.add_argument("--arch-args", metavar="JSON", help="constructor keyword arguments: a JSON file or JSON text (default: the checkpoint's model_args)")
+    p.add_argument("--tokenizer", metavar="PATH", help="text models: a tokenizers JSON file or a Hugging Face tokenizer folder")
+    p.add_argument("--labels", help="comma list of class names (classifiers)")
+    p.add_argument("--preprocessing", metavar="JSON", help='image classifiers: {"size": [H, W], "channels": C, "mean": [...], "std": [...]} (JSON file or text)')
+    p.add_argument("--embeddings", metavar="MODULE", help="the token embedding module's name (default: the nn.Embedding that fits the vocabulary)")
+    p.add_argument("--attention-probs", metavar="GLOB", help="module-name glob whose outputs are attention probabilities, e.g. 'transformer.h.*.attn.attn_dropout'")
+    p.add_argument("--force", action="store_true", help="write into an existing, non-empty --out")
+    p.add_argument("--allow-pickle", action="store_true", help="read weights that hold pickled objects besides tensors")
+    p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
+    p.add_argument("--verbose", "-v", action="store_true", help="print tracebacks with errors")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Pack the folder; print where it is and the command that explains it; return 0 (errors raise ExplainError)."""
+    from explain.errors import CheckpointError
+    from explain.packing import _arch_args, pack
+
+    prep = None
+    if args.preprocessing:
+        try:
+            prep = _arch_args(args.preprocessing)
+        except CheckpointError as e:
+            raise CheckpointError(str(e).replace("--arch-args", "--preprocessing")) from e
+    labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+    folder = pack(
+        args.architecture,
+        args.weights,
+        args.family,
+        args.out,
+        arch_args=args.arch_args,
+        tokenizer=args.tokenizer,
+        labels=labels,
+        preprocessing=prep,
+        embeddings=args.embeddings,
+        attention_probs=args.attention_probs,
+        force=args.force,
+        allow_pickle=args.allow_pickle,
+    )
+    if not args.quiet:
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        flag = "--prompt" if args.family == "causal-lm" else "--image" if args.family == "image-classifier" else "--text"
+        print(f"wrote {folder}/ ({cfg['architecture']}, {args.family}); loaded it and ran one forward", file=sys.stderr)
+        print(f"next: explain run {folder} {flag} ... --trust-remote-code", file=sys.stderr)
+    return 0
