@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     for r in results.inputs:
         if r.note and r.note != "failed":
             print(f"explain: warning: input {r.index}: {r.note}", file=sys.stderr)
+    flagged = self_check_summary(results)
+    if flagged and not args.quiet:
+        print(f"explain: warning: {flagged}", file=sys.stderr)
     if args.open and report_path:
         webbrowser.open(report_path.resolve().as_uri())
     return 1 if results.failures else 0
@@ -101,23 +104,37 @@ def _explain(
     flush: Callable[[Results], None],
     previous: Results | None,
 ) -> Results:
-    """Call explain.explain with the run's options."""
-    return explain.explain(
+    """Call the engine with the run's options, recording failures (the summary prints them)."""
+    from explain.engine import run as run_engine
+
+    return run_engine(
         model,
         inputs,
         methods=[m.name for m in methods],
         target=target,
+        top_classes=args.top_classes,
+        baseline=args.baseline,
         granularity=args.granularity,
         seed=args.seed,
         max_length=args.max_length,
         truncate=args.long_inputs == "truncate",
         max_new_tokens=args.max_new_tokens,
         continuation=args.continuation,
+        errors="record",
         progress=progress,
         on_input=flush,
         resume=previous,
+        warn=False,
         **cast(dict[str, Any], settings),  # {method: {option: value}}; typed loosely for **
     )
+
+
+def self_check_summary(results: Results) -> str | None:
+    """Return the run's failed self-checks counted in one line (failures and notes print apart)."""
+    from explain.run_warnings import summary
+
+    text = summary(Results(list(results), model=results.model, inputs=[], failures=[], run=results.run))
+    return text
 
 
 def load_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,6 +7,8 @@ import html
 from pathlib import Path
 
 import explain
+from explain import methods as registry
+from explain.engine import run
 from explain.errors import ExplainError
 from explain.results_io import save, write_atomic
 
@@ -35,11 +37,11 @@ def run_demo(args: argparse.Namespace) -> int:
         model = explain.load(models / name, device=args.device)
         path = inputs_dir / source
         inputs = expand_images([str(path)]) if path.is_dir() else read_input_file(str(path))
-        methods = explain.methods.for_family(model.family)
+        methods = registry.for_family(model.family)
         if not args.quiet:
             print(f"== {name} ({model.family}): {len(inputs)} inputs x {', '.join(methods)}")
         progress = Progress(len(inputs) * len(methods), quiet=args.quiet)
-        results = explain.explain(model, inputs, methods=methods, progress=progress, max_new_tokens=new_tokens or 8)
+        results = run(model, inputs, methods=methods, progress=progress, max_new_tokens=new_tokens or 8, errors="record", warn=False)
         progress.close()
         folder = out / name
         save(results, folder / "results.json")

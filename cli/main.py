@@ -21,10 +21,13 @@ RUN_EXAMPLES = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser with every sub-command."""
-    from explain import methods as registry
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Return the argument parser with every sub-command.
 
+    The method names in `run --help` come from the registry, which imports torch; `argv` (the
+    command line about to be parsed) lets other commands and `explain --help` skip that.
+    """
+    known = _method_names() if argv is None or _command(argv) == "run" else "see 'explain methods'"
     parser = argparse.ArgumentParser(
         prog="explain",
         description="Explain a PyTorch checkpoint (BERT, GPT or CNN): attention, IG, SHAP, LIME, Grad-CAM...",
@@ -54,9 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument(
         "--methods",
         default=None,
-        help=f"comma list, or 'all' (default: ig); known: {', '.join(registry.REGISTRY)}",
+        help=f"comma list, or 'all' (default: ig); known: {known}",
     )
-    how.add_argument("--target", action="append", default=[], help="label name or index (repeatable; default: the prediction); causal LMs: a step number, a token's text, steps, sum or all")
+    how.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        help="a label name, or '#N' for the class at index N (a bare number is a label when one is spelt so, else an index); "
+        "'all' for every class; repeatable; default: the prediction. Causal LMs: a token's text, 'step:N', steps, sum or all",
+    )
+    how.add_argument("--top-classes", type=int, metavar="K", help="explain each input's K most probable classes (classifiers)")
+    how.add_argument(
+        "--baseline",
+        metavar="NAME",
+        help="what removing a feature means for every method of the run (text: mask, pad, drop, unk; images: blur, black, "
+        "mean, noise); a method's own --set METHOD.baseline=... wins",
+    )
     how.add_argument("--granularity", choices=("word", "token"), default="word", help="attribute whole words (default) or raw tokens")
     how.add_argument("--set", action="append", default=[], metavar="METHOD.OPTION=VALUE", help="a method setting (repeatable)")
     how.add_argument("--ig-steps", type=int, help="shortcut for --set ig.n_steps=N")
@@ -148,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # checkpoints are local folders: never reach a hub
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -175,9 +192,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _version() -> str:
-    from explain import __version__
+    from explain.version import __version__
 
     return __version__
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """Return the sub-command an argument list names (its first word not starting with '-')."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _method_names() -> str:
+    from explain import methods as registry
+
+    return ", ".join(registry.REGISTRY)
 
 
 if __name__ == "__main__":

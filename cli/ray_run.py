@@ -54,6 +54,8 @@ def run_on_ray(args: argparse.Namespace) -> int:
     job = {
         "methods": [m.name for m in methods],
         "target": target,
+        "top_classes": args.top_classes,
+        "baseline": args.baseline,
         "granularity": args.granularity,
         "seed": args.seed,
         "max_length": args.max_length,

@@ -6,19 +6,50 @@
     results = explain.explain(model, ["a great film"], methods=["ig", "shap"])
     explain.save(results, "out/results.json")
     explain.report(results, "out/report.html")
+
+Names are imported on first use, so `import explain` (and `explain --help`) does not pay for
+torch and the model libraries until something needs them.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .engine import explain
-from .errors import CheckpointError, DeviceError, ExplainError, InputError, MethodError, TargetError
-from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, SelfCheck, Target
-from .loading import load
-from .results_files import open_results
-from .results_io import save
-from .wrapping import from_model
+from .errors import CheckpointError, DeviceError, ExplainError, ExplainWarning, InputError, MethodError, TargetError
+from .version import __version__
+
+if TYPE_CHECKING:
+    from .engine import explain
+    from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, SelfCheck, Target
+    from .loading import load
+    from .results_files import open_results
+    from .results_io import save
+    from .wrapping import from_model
+
+_LAZY = {
+    "explain": "engine",
+    "Explanation": "explanation",
+    "Failure": "explanation",
+    "InputRecord": "explanation",
+    "ModelInfo": "explanation",
+    "Results": "explanation",
+    "SelfCheck": "explanation",
+    "Target": "explanation",
+    "load": "loading",
+    "open_results": "results_files",
+    "save": "results_io",
+    "from_model": "wrapping",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'explain' has no attribute {name!r}")
 
 
 def report(results: Results, path: str, *, max_inputs: int | None = 100) -> str:
@@ -36,6 +67,7 @@ __all__ = [
     "CheckpointError",
     "DeviceError",
     "ExplainError",
+    "ExplainWarning",
     "Explanation",
     "Failure",
     "InputError",
@@ -46,6 +78,7 @@ __all__ = [
     "SelfCheck",
     "Target",
     "TargetError",
+    "__version__",
     "explain",
     "from_model",
     "load",

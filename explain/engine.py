@@ -1,228 +1,306 @@
-"""explain(): run methods over many inputs through one adapter, collecting Results."""
+"""The run loop: methods over many inputs through one adapter, collecting Results.
+
+`explain()` is the public entry (user arguments only); `run()` adds the plumbing the CLI and
+the Ray workers need (progress events, flushing, resuming, input numbering).
+"""
 
 from __future__ import annotations
 
-import datetime
-from dataclasses import dataclass
 import os
-import platform
 import time
-from typing import Any, Callable, Iterable, Mapping, Sequence
-
-import numpy as np
-import torch
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from . import methods as registry
+from . import run_warnings
 from .adapters.base import Adapter, Example
-from .errors import ExplainError, InputError, MethodError
-from .explanation import Explanation, Failure, InputRecord, Results
+from .methods.base import Method
+from .adapters.targets import top_indices
+from .errors import ExplainError, InputError, MethodError, TargetError
+from .explanation import Failure, InputRecord, Results
+from .images import image_inputs
+from .invalid import InvalidInput
+from .resume import resumed
+from .run_info import run_info
+from .scope import isolated, seed_all
+from .settings_check import check_baseline, check_settings
 from .wrapping import as_adapter
 
-@dataclass(frozen=True)
-class InvalidInput:
-    """A placeholder for an input that could not even be read (e.g. a malformed JSONL line)."""
-
-    error: str
-    text: str | None = None
-
+__all__ = ["InvalidInput", "Progress", "explain", "run"]
 
 Progress = Callable[[str, int, str, Any], None]  # (event, input index, method, payload)
+Errors = Literal["raise", "record"]
 
 
 def explain(
     model: Adapter | Any,
-    inputs: Sequence[Any] | str,
+    inputs: Sequence[Any] | Any,
     methods: Sequence[str] | str | None = ("ig",),
     target: Any = None,
     *,
+    top_classes: int | None = None,
+    baseline: str | None = None,
     granularity: str = "word",
     seed: int = 0,
     max_length: int | None = None,
     truncate: bool = True,
     max_new_tokens: int = 8,
     continuation: str | None = None,
-    progress: Progress | None = None,
-    on_input: Callable[[Results], None] | None = None,
-    resume: Results | None = None,
-    first_index: int = 0,
+    errors: Errors = "raise",
     **settings: Any,
 ) -> Results:
     """Return Results with one Explanation per input x method x target.
 
-    Texts longer than `max_length` (or the model's maximum) are truncated with a note in the
-    input's record, or fail alone when `truncate` is False. Causal LMs: each input is a
-    prompt; `continuation` (or greedy generation of `max_new_tokens`) gives the tokens
-    explained, one target per generated token.
+    `inputs`: texts or prompts (a string is one input); images as paths, PIL images or arrays
+    / tensors (a 2-D or 3-D array is one image, (H, W, C) or (C, H, W); a 4-D one a batch,
+    NHWC or NCHW). `target`: None (the prediction; causal LMs: every generated token and the
+    whole continuation), a label name, an index as '#N', a list, or 'all' (every class); see
+    `explain.adapters.targets` for the rule. `top_classes=K` explains the K most probable
+    classes of each input. `baseline` is the run's counterfactual ("what removing a feature
+    means": text mask | pad | drop | unk, images blur | black | mean | noise), used by every
+    method that has a `baseline` setting unless that setting is given.
 
-    `settings` maps a method name to its settings, e.g. ``ig={"n_steps": 32}``. An input that
-    cannot be explained is recorded in ``results.failures`` and the others go on.
-    `on_input` is called with the Results so far after each input (used to flush them to disk).
-    `resume` takes the Results of an interrupted run of the same job: its finished inputs are
-    kept and not explained again. `first_index` numbers the inputs from that index (a shard of
-    a bigger run keeps the whole run's input numbers).
+    `settings` maps a method name to its settings, e.g. ``ig={"n_steps": 32}``; every setting
+    is checked before the model runs. `errors="raise"` (the default) raises the first input's
+    failure as an ExplainError naming the input; `errors="record"` keeps going and lists
+    failures in ``results.failures``. Either way one ExplainWarning sums up failed inputs,
+    truncated texts and failed self-checks.
+
+    The caller's RNG states (torch, numpy, random), torch's thread count, logger levels and the
+    model's train/eval mode are as they were when this returns or raises. A model passed in
+    unwrapped (not through `explain.load` / `explain.from_model`) is wrapped for the call,
+    which moves it to the default device and eval mode while it runs; its device and mode are
+    put back afterwards.
     """
-    model = as_adapter(model)
-    if isinstance(inputs, (str, bytes)) or not hasattr(inputs, "__len__"):
-        inputs = [inputs] if isinstance(inputs, (str, bytes)) else list(inputs)  # type: ignore[arg-type]
-    if granularity not in ("word", "token") and not (granularity == "pixel" and model.family == "image-classifier"):
-        raise ExplainError(f"unknown granularity {granularity!r}: use word or token")
-    chosen = registry.resolve(methods if not isinstance(methods, str) else methods, model)
-    unknown = set(settings) - set(registry.REGISTRY)
-    if unknown:
-        raise MethodError(f"settings given for unknown method(s) {sorted(unknown)}; methods are: {', '.join(registry.REGISTRY)}")
-    parsed = {m.name: m.settings(settings.get(m.name)) for m in chosen}
-    if any(m.name == "shap" for m in chosen):
-        from .methods.shap_partition import warm_up_in_background
-
-        warm_up_in_background()
-    model.check_target(target)
-    results = Results(model=model.info, inputs=[], run=_run_info(model, chosen, parsed, seed, granularity, target))
-    done = _resumed(results, resume, inputs, first_index)
-    started = time.perf_counter()
-    options = {"max_length": max_length, "max_new_tokens": max_new_tokens, "continuation": continuation}
-    if not truncate:  # only passed when set, so adapters that never truncate need not know it
-        options["truncate"] = False
-    for i, raw in enumerate(inputs, start=first_index):
-        if i in done:
-            continue
-        example = _prepare(model, raw, i, options, results, progress)
-        if example is not None:
-            _explain_example(model, example, chosen, parsed, target, granularity, seed, results, progress)
-        if on_input:
-            on_input(results)
-    results.inputs.sort(key=lambda r: r.index)
-    results.sort(key=lambda e: e.input)  # stable: method and target order kept within an input
-    results.run["seconds"] = round(time.perf_counter() - started, 3)
-    results.run["rows"] = int(sum(e.rows for e in results))
+    results = run(
+        model,
+        inputs,
+        methods,
+        target,
+        top_classes=top_classes,
+        baseline=baseline,
+        granularity=granularity,
+        seed=seed,
+        max_length=max_length,
+        truncate=truncate,
+        max_new_tokens=max_new_tokens,
+        continuation=continuation,
+        errors=errors,
+        warn=False,
+        **settings,
+    )
+    run_warnings.warn(results, stacklevel=3)  # points at the caller's line
     return results
 
 
-def _explain_example(
-    model: Adapter,
-    example: Example,
-    chosen: Sequence[registry.Method],
-    parsed: Mapping[str, Any],
-    target: Any,
-    granularity: str,
-    seed: int,
-    results: Results,
-    progress: Progress | None,
-) -> None:
-    """Run every method on every target of one prepared input, recording failures."""
-    i = example.index
-    results.inputs.append(example.record)
-    try:
-        targets = model.targets(example, target)
-    except ExplainError as e:
-        results.failures.append(Failure(input=i, method=None, error=str(e)))
-        return
-    for m in chosen:
-        for t in targets:
-            if progress:
-                progress("start", i, m.name, t)
-            try:
-                torch.manual_seed(seed)
-                exp = m.explain(model, example, t, parsed[m.name], granularity=granularity, seed=seed)
-            except Exception as e:  # one input's failure must not end the others
-                error = str(e) if isinstance(e, ExplainError) else f"{type(e).__name__}: {e}"
-                results.failures.append(Failure(input=i, method=m.name, error=error))
-                if progress:
-                    progress("fail", i, m.name, error)
+def run(
+    model: Adapter | Any,
+    inputs: Sequence[Any] | Any,
+    methods: Sequence[str] | str | None = ("ig",),
+    target: Any = None,
+    *,
+    top_classes: int | None = None,
+    baseline: str | None = None,
+    granularity: str = "word",
+    seed: int = 0,
+    max_length: int | None = None,
+    truncate: bool = True,
+    max_new_tokens: int = 8,
+    continuation: str | None = None,
+    errors: Errors = "record",
+    progress: Progress | None = None,
+    on_input: Callable[[Results], None] | None = None,
+    resume: Results | None = None,
+    first_index: int = 0,
+    warn: bool = True,
+    **settings: Any,
+) -> Results:
+    """`explain()` with the engine's plumbing; records failures by default (the CLI, Ray workers).
+
+    `on_input` is called with the Results so far after each input (used to flush them to
+    disk). `resume` takes the Results of an interrupted run of the same job: its finished
+    inputs are kept and not explained again. `first_index` numbers the inputs from that index
+    (a shard of a bigger run keeps the whole run's input numbers). `warn=False` skips the
+    summary warning (the caller reports it its own way).
+    """
+    if errors not in ("raise", "record"):
+        raise ExplainError(f"errors={errors!r}: use 'raise' or 'record'")
+    with isolated(_torch_module(model)):
+        adapter = as_adapter(model)
+        job = _Job(adapter, methods, target, top_classes, baseline, granularity, seed, errors, progress, settings)
+        items = _as_list(adapter, inputs)
+        results = Results(model=adapter.info, inputs=[], run=job.info())
+        done = resumed(results, resume, items, first_index)
+        started = time.perf_counter()
+        options = {"max_length": max_length, "max_new_tokens": max_new_tokens, "continuation": continuation}
+        if not truncate:  # only passed when set, so adapters that never truncate need not know it
+            options["truncate"] = False
+        mine: set[int] = set()
+        for i, raw in enumerate(items, start=first_index):
+            if i in done:
                 continue
-            results.append(exp)
-            if progress:
-                progress("done", i, m.name, exp)
+            mine.add(i)
+            example = job.prepare(raw, i, options, results)
+            if example is not None:
+                job.explain_example(example, results)
+            if on_input:
+                on_input(results)
+        results.inputs.sort(key=lambda r: r.index)
+        results.sort(key=lambda e: e.input)  # stable: method and target order kept within an input
+        results.run["seconds"] = round(time.perf_counter() - started, 3)
+        results.run["rows"] = int(sum(e.rows for e in results))
+    if warn:
+        run_warnings.warn(results, mine, stacklevel=3)
+    return results
 
 
-def _resumed(results: Results, resume: Results | None, inputs: Sequence[Any], first: int = 0) -> set[int]:
-    """Copy the finished inputs of an earlier run of the same job; return their indices."""
-    if resume is None:
-        return set()
-    if resume.model.content_hash != results.model.content_hash:
-        raise ExplainError("cannot resume: the saved results were made with another checkpoint (content hash differs)")
-    for key in ("methods", "settings", "seed", "granularity", "target"):
-        if _plain(resume.run.get(key)) != _plain(results.run.get(key)):
-            raise ExplainError(f"cannot resume: the saved run used other {key} ({resume.run.get(key)!r}); rerun with --force instead")
-    failed = {f.input for f in resume.failures}
-    done: set[int] = set()
-    for record in resume.inputs:
-        i = record.index
-        if not first <= i < first + len(inputs) or i in failed:
-            continue
-        raw = inputs[i - first]
-        expected = raw.get("prompt") if isinstance(raw, dict) else raw
-        same = record.path == str(raw) if record.kind == "image" else record.text == expected
-        if not same:
-            raise ExplainError(f"cannot resume: input {i} differs from the saved run's; rerun with --force instead")
-        done.add(i)
-    results.inputs.extend(r for r in resume.inputs if r.index in done)
-    results.extend(e for e in resume if e.input in done)
-    return done
+def _torch_module(model: Any) -> Any:
+    """Return the torch module behind an adapter, a (model, tokenizer) pair or a pipeline, or None."""
+    module = model.model if isinstance(model, Adapter) else (model[0] if isinstance(model, tuple) else model)
+    if not hasattr(module, "parameters") and hasattr(module, "model"):  # a transformers pipeline
+        module = module.model
+    return module if hasattr(module, "parameters") else None
 
 
-def _plain(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value, default=str))
-
-
-def _prepare(
-    model: Adapter, raw: Any, i: int, options: dict[str, Any], results: Results, progress: Progress | None
-) -> Example | None:
-    try:
-        if isinstance(raw, InvalidInput):
-            raise InputError(raw.error)
-        return model.prepare(raw, i, **options)
-    except ExplainError as e:
-        kind = _kind(model)
-        text, path = None, None
-        if isinstance(raw, InvalidInput):
-            text = raw.text
-        elif kind == "image" and isinstance(raw, (str, os.PathLike)):
-            path = str(raw)
-        elif isinstance(raw, str):
-            text = raw
-        results.inputs.append(InputRecord(index=i, kind=kind, text=text, path=path, note="failed"))
-        results.failures.append(Failure(input=i, method=None, error=str(e)))
-        if progress:
-            progress("fail", i, "", str(e))
-        return None
+def _as_list(model: Adapter, inputs: Any) -> list[Any]:
+    """Return `inputs` as a list of single inputs (one string is one text, one image one image)."""
+    if model.family == "image-classifier":
+        return image_inputs(inputs)
+    if isinstance(inputs, (str, bytes, dict)):
+        return [inputs]
+    if not hasattr(inputs, "__iter__"):
+        raise InputError(f"inputs must be a text, a prompt or a list of them, not {type(inputs).__name__}")
+    return list(inputs)
 
 
-def _kind(model: Adapter) -> str:
-    return {"text-classifier": "text", "causal-lm": "prompt"}.get(model.family, "image")
+class _Job:
+    """One run's choices, checked before any model call, and how one input is explained."""
+
+    def __init__(
+        self,
+        model: Adapter,
+        methods: Sequence[str] | str | None,
+        target: Any,
+        top_classes: int | None,
+        baseline: str | None,
+        granularity: str,
+        seed: int,
+        errors: Errors,
+        progress: Progress | None,
+        settings: Mapping[str, Any],
+    ) -> None:
+        if granularity not in ("word", "token") and not (granularity == "pixel" and model.family == "image-classifier"):
+            raise ExplainError(f"unknown granularity {granularity!r}: use word or token")
+        self.chosen = registry.resolve(methods, model)
+        unknown = set(settings) - set(registry.REGISTRY)
+        if unknown:
+            raise MethodError(
+                f"settings given for unknown method(s) {sorted(unknown)}; methods are: {', '.join(registry.REGISTRY)}"
+            )
+        check_baseline(model, baseline)
+        self.parsed = {m.name: m.settings(_with_baseline(m, settings.get(m.name), baseline)) for m in self.chosen}
+        check_settings(model, self.parsed)
+        if top_classes is not None:
+            if model.family == "causal-lm":
+                raise TargetError("top_classes is for classifiers; for a causal LM give target='all' or 'steps'")
+            if target is not None:
+                raise TargetError("give target or top_classes, not both")
+            if isinstance(top_classes, bool) or not isinstance(top_classes, int) or not 1 <= top_classes:
+                raise TargetError(f"top_classes={top_classes!r}: give a number of classes >= 1")
+            top_classes = min(top_classes, len(model.labels))
+        model.check_target(target)
+        if any(m.name == "shap" for m in self.chosen):
+            from .methods.shap_partition import warm_up_in_background
+
+            warm_up_in_background()
+        self.model, self.target, self.top_classes, self.baseline = model, target, top_classes, baseline
+        self.granularity, self.seed, self.errors, self.progress = granularity, seed, errors, progress
+
+    def info(self) -> dict[str, Any]:
+        """Return the run record of the results file."""
+        return run_info(
+            self.model.device,
+            [m.name for m in self.chosen],
+            self.parsed,
+            self.seed,
+            self.granularity,
+            self.target,
+            top_classes=self.top_classes,
+            baseline=self.baseline,
+        )
+
+    def fail(self, results: Results, i: int, method: str | None, e: Exception) -> None:
+        """Record one failure, or raise it naming the input when errors='raise'."""
+        error = str(e) if isinstance(e, ExplainError) else f"{type(e).__name__}: {e}"
+        if self.errors == "raise":
+            where = f"input {i}" + (f", method {method}" if method else "")
+            if isinstance(e, ExplainError):
+                message = error if error.startswith(f"input {i}") else f"{where}: {error}"
+                try:
+                    raised: ExplainError = type(e)(message)
+                except TypeError:  # a subclass with another constructor
+                    raised = ExplainError(message)
+                raise raised from e
+            e.add_note(f"while explaining {where}")
+            raise e
+        results.failures.append(Failure(input=i, method=method, error=error))
+        if self.progress:
+            self.progress("fail", i, method or "", error)
+
+    def prepare(self, raw: Any, i: int, options: dict[str, Any], results: Results) -> Example | None:
+        """Return the prepared Example of one raw input, or None after recording its failure."""
+        try:
+            if isinstance(raw, InvalidInput):
+                raise InputError(raw.error)
+            return self.model.prepare(raw, i, **options)
+        except ExplainError as e:
+            kind = {"text-classifier": "text", "causal-lm": "prompt"}.get(self.model.family, "image")
+            text, path = None, None
+            if isinstance(raw, InvalidInput):
+                text = raw.text
+            elif kind == "image" and isinstance(raw, (str, os.PathLike)):
+                path = str(raw)
+            elif isinstance(raw, str):
+                text = raw
+            results.inputs.append(InputRecord(index=i, kind=kind, text=text, path=path, note="failed"))
+            self.fail(results, i, None, e)
+            return None
+
+    def targets_of(self, example: Example) -> Any:
+        """Return the target spec for one input (top_classes: its K most probable classes)."""
+        if self.top_classes is None:
+            return self.target
+        return [f"#{k}" for k in top_indices(example.probs, self.top_classes)]
+
+    def explain_example(self, example: Example, results: Results) -> None:
+        """Run every method on every target of one prepared input, recording failures."""
+        i = example.index
+        results.inputs.append(example.record)
+        try:
+            targets = self.model.targets(example, self.targets_of(example))
+        except ExplainError as e:
+            self.fail(results, i, None, e)
+            return
+        for m in self.chosen:
+            for t in targets:
+                if self.progress:
+                    self.progress("start", i, m.name, t)
+                try:
+                    # Each method starts from the run's seed, so its results do not depend on
+                    # which methods ran before it (inside `isolated`: the caller's RNG is kept).
+                    seed_all(self.seed)
+                    exp = m.explain(self.model, example, t, self.parsed[m.name], granularity=self.granularity, seed=self.seed)
+                except Exception as e:  # one input's failure must not end the others
+                    self.fail(results, i, m.name, e)
+                    continue
+                results.append(exp)
+                if self.progress:
+                    self.progress("done", i, m.name, exp)
 
 
-def _run_info(
-    model: Adapter, chosen: Iterable[registry.Method], parsed: Mapping[str, Any], seed: int, granularity: str, target: Any
-) -> dict[str, Any]:
-    import captum
-    import lime
-    import shap
-    import transformers
-
-    return {
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "methods": [m.name for m in chosen],
-        "settings": {k: vars(v) for k, v in parsed.items()},
-        "seed": seed,
-        "granularity": granularity,
-        "target": target if target is None or isinstance(target, (int, str)) else list(target),
-        "device": str(model.device),
-        "versions": {
-            "explain": _version(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "captum": captum.__version__,
-            "shap": shap.__version__,
-            "lime": getattr(lime, "__version__", "0.2.0.1"),
-            "numpy": np.__version__,
-        },
-    }
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
+def _with_baseline(method: Method, given: Mapping[str, Any] | None, baseline: str | None) -> dict[str, Any]:
+    """Return a method's settings with the run baseline filled in where it has that setting unset."""
+    out = dict(given or {})
+    names = {f.replace("-", "_") for f in out}
+    if baseline is not None and "baseline" not in names and "baseline" in getattr(method.Settings, "__dataclass_fields__", {}):
+        out["baseline"] = baseline
+    return out

@@ -25,3 +25,7 @@ class TargetError(ExplainError):
 
 class DeviceError(ExplainError):
     """The requested device does not exist on this machine."""
+
+
+class ExplainWarning(UserWarning):
+    """A run finished with something to know: failed inputs, truncated texts, failed self-checks."""

@@ -188,3 +188,90 @@ def _scale_wide(arr: np.ndarray) -> np.ndarray:
     else:
         top = 255.0 if a.max() <= 255 else (65535.0 if a.max() <= 65535 else float(a.max()))
     return np.round(np.clip(a, 0, None) / top * 255.0).clip(0, 255).astype(np.uint8)
+
+
+# ---- what `inputs` means for an image model ---------------------------------------------
+_CHANNELS = (1, 3, 4)
+ACCEPTED = (
+    "an image path, a PIL image, an array or tensor (H, W), (H, W, C) or (C, H, W) with C = 1, 3 or 4, "
+    "a batch (N, H, W, C) or (N, C, H, W), or a list of these single images"
+)
+
+
+def image_inputs(inputs: Any) -> list[Any]:
+    """Return `inputs` as a list of single images: paths, PIL images or (H, W) / (H, W, C) arrays.
+
+    A 2-D or 3-D array (or tensor) is one image, a 4-D one a batch; channels-first layouts are
+    moved last. A layout that could be either (both the first and the last axis hold 1, 3 or 4,
+    e.g. (3, 4, 3)) is an InputError naming the shape.
+    """
+    from PIL import Image
+
+    if isinstance(inputs, (str, os.PathLike, Image.Image)):
+        return [inputs]
+    if _is_array(inputs):
+        arr = _numpy(inputs)
+        if arr.ndim == 4:
+            return [_channels_last(a, f"input {i}", batch=arr.shape) for i, a in enumerate(_batch_last(arr))]
+        if arr.ndim in (2, 3):
+            return [_channels_last(arr, "input 0")]
+        raise InputError(f"an image array of shape {tuple(arr.shape)} is not understood; accepted: {ACCEPTED}")
+    items = list(inputs)
+    out: list[Any] = []
+    for i, item in enumerate(items):
+        if _is_array(item):
+            arr = _numpy(item)
+            if arr.ndim == 4 and arr.shape[0] == 1:
+                arr = arr[0]  # a batch of one, as a model's pre-processing returns it
+            if arr.ndim not in (2, 3):
+                raise InputError(
+                    f"input {i}: an image array of shape {tuple(arr.shape)} in a list is not one image; "
+                    f"pass a batch as the inputs themselves; accepted: {ACCEPTED}"
+                )
+            out.append(_channels_last(arr, f"input {i}"))
+        else:
+            out.append(item)
+    return out
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, np.ndarray) or type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+def _numpy(x: Any) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    t = x.detach().cpu()
+    if str(t.dtype) == "torch.bfloat16":
+        t = t.float()
+    return np.asarray(t.numpy())
+
+
+def _batch_last(arr: np.ndarray) -> np.ndarray:
+    """Return an (N, H, W, C) view of an NHWC or NCHW batch."""
+    last, first = arr.shape[-1] in _CHANNELS, arr.shape[1] in _CHANNELS
+    if not last and not first:
+        raise InputError(f"a batch of shape {tuple(arr.shape)} has no channel axis of 1, 3 or 4; accepted: {ACCEPTED}")
+    if last and first:
+        raise InputError(
+            f"a batch of shape {tuple(arr.shape)} is ambiguous: channels could be axis 1 ({arr.shape[1]}) or "
+            f"the last axis ({arr.shape[-1]}); transpose it to (N, H, W, C)"
+        )
+    return arr if last else arr.transpose(0, 2, 3, 1)
+
+
+def _channels_last(arr: np.ndarray, name: str, batch: tuple[int, ...] | None = None) -> np.ndarray:
+    """Return an (H, W) or (H, W, C) array from (H, W), (H, W, C) or (C, H, W)."""
+    if arr.ndim == 2 or batch is not None:
+        return arr
+    last, first = arr.shape[-1] in _CHANNELS, arr.shape[0] in _CHANNELS
+    if last and first:
+        raise InputError(
+            f"{name}: an image array of shape {tuple(arr.shape)} is ambiguous: (C, H, W) or (H, W, C)? "
+            "transpose it to (H, W, C)"
+        )
+    if last:
+        return arr
+    if first:
+        return arr.transpose(1, 2, 0)
+    raise InputError(f"{name}: an image array of shape {tuple(arr.shape)} has no channel axis of 1, 3 or 4; accepted: {ACCEPTED}")

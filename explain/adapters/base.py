@@ -25,6 +25,7 @@ import torch
 from ..errors import TargetError
 from ..explanation import InputRecord, ModelInfo, Target
 from ..runner import Runner
+from .targets import as_list, class_indices
 
 OUTPUTS = ("probability", "logit", "log-probability")
 
@@ -123,35 +124,33 @@ class Adapter(ABC):
         raise NotImplementedError(f"{self.family} models have no attention maps")
 
     def targets(self, example: Example, spec: Any = None) -> list[Target]:
-        """Return the Targets to explain: predicted class for None, else label names or indices."""
+        """Return the Targets to explain: the prediction for None, else what `spec` names.
+
+        `spec` is one spec or a list of them, read by the rule in `explain.adapters.targets`:
+        label names win, '#N' / 'index:N' is always an index, 'all' is every class.
+        """
         if spec is None:
             return [self._target(int(np.argmax(example.probs)), example)]
-        specs = spec if isinstance(spec, (list, tuple)) else [spec]
-        return [self._target(self.label_index(s), example) for s in specs]
+        return [self._target(i, example) for i in self.class_indices(spec)]
 
     def check_target(self, spec: Any) -> None:
         """Raise TargetError now if `spec` names a label the model lacks (before any input runs)."""
         if spec is not None:
-            for s in spec if isinstance(spec, (list, tuple)) else [spec]:
-                self.label_index(s)
+            self.class_indices(spec)
+
+    def class_indices(self, spec: Any) -> list[int]:
+        """Return the class indices a spec (or list of specs) names, in order, without repeats."""
+        out: list[int] = []
+        for s in as_list(spec):
+            out.extend(i for i in class_indices(s, self.labels) if i not in out)
+        return out
 
     def label_index(self, spec: int | str) -> int:
-        """Return the class index for a label name or index; raise TargetError if there is none."""
-        n = len(self.labels)
-        if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
-            if 0 <= int(spec) < n:
-                return int(spec)
-            raise TargetError(f"target index {spec} is out of range: the model has {n} classes (0..{n - 1})")
-        text = str(spec).strip()
-        if text in self.labels:
-            return self.labels.index(text)
-        lowered = [x.lower() for x in self.labels]
-        if text.lower() in lowered:
-            return lowered.index(text.lower())
-        if text.lstrip("-").isdigit():
-            return self.label_index(int(text))
-        shown = ", ".join(self.labels[:20]) + (" ..." if n > 20 else "")
-        raise TargetError(f"unknown target label {text!r}; the model's labels are: {shown}")
+        """Return the class index one label name or index names; raise TargetError if there is none."""
+        found = class_indices(spec, self.labels)
+        if len(found) != 1:
+            raise TargetError(f"target {spec!r} names {len(found)} classes, not one")
+        return found[0]
 
     def _target(self, index: int, example: Example) -> Target:
         return Target(index=index, label=self.labels[index], probability=float(example.probs[index]))

@@ -161,7 +161,7 @@ def finished_inputs(store: Store) -> set[int]:
 
 def _job_doc(checkpoint: str, job: Mapping[str, Any], total: int) -> dict[str, Any]:
     """Return what makes two runs the same job (compared on resume)."""
-    keys = ("methods", "target", "granularity", "seed", "max_length", "truncate", "max_new_tokens", "continuation", "settings")
+    keys = ("methods", "target", "top_classes", "baseline", "granularity", "seed", "max_length", "truncate", "max_new_tokens", "continuation", "settings")
     doc = {k: job.get(k) for k in keys}
     doc["checkpoint"] = os.path.abspath(checkpoint)
     doc["inputs"] = total

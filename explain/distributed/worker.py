@@ -75,7 +75,7 @@ class Worker:
         return {"summary": [json.dumps({"error": self.error})]}
 
     def _explain(self, batch: Any) -> dict[str, list[str]]:
-        from ..engine import explain
+        from ..engine import run
 
         indices = [int(i) for i in batch.column("index").to_pylist()]
         items = [decode_item(s) for s in batch.column("item").to_pylist()]
@@ -90,7 +90,7 @@ class Worker:
             else:
                 self.store.write_bytes(marker, str(deaths + 1).encode(), sync=False)
                 self._maybe_crash(first)
-            part = explain(self.model, [item], first_index=first, **self.job, **self.settings)
+            part = run(self.model, [item], first_index=first, warn=False, **self.job, **self.settings)
             self.store.delete(marker)
             if merged is None:
                 merged = part

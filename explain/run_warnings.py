@@ -1,0 +1,58 @@
+"""One summary warning per run: failed inputs, truncated inputs and failed self-checks, counted."""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+
+from .errors import ExplainWarning
+from .explanation import Results
+
+# How a failed self-check reads in the summary (method, check name); others read generically.
+_PHRASES = {
+    ("ig", "completeness"): "IG did not converge",
+    ("lime", "surrogate_fit"): "LIME fit R^2 below threshold",
+    ("lime", "stability"): "LIME unstable across seeds",
+    ("shap", "stability"): "SHAP unstable across budgets",
+}
+
+
+def _inputs(n: int) -> str:
+    return f"{n} input" if n == 1 else f"{n} inputs"
+
+
+def summary(results: Results, indices: set[int] | None = None) -> str | None:
+    """Return one line counting the run's failures, truncations and failed self-checks, or None.
+
+    `indices` limits the count to the inputs this call explained (a resumed run's earlier
+    inputs were reported by the run that made them).
+    """
+    keep = (lambda i: True) if indices is None else (lambda i: i in indices)
+    total = len({r.index for r in results.inputs if keep(r.index)}) or len(indices or ())
+    parts: list[str] = []
+    failed = {f.input for f in results.failures if keep(f.input)}
+    if failed:
+        first = min(failed)
+        why = next(f for f in results.failures if f.input == first)
+        parts.append(f"{len(failed)} of {total} inputs failed (first: input {first}: {why.error})")
+    truncated = {r.index for r in results.inputs if keep(r.index) and r.note and "truncat" in r.note}
+    if truncated:
+        parts.append(f"{_inputs(len(truncated))} truncated")
+    checks: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for e in results:
+        if keep(e.input):
+            for c in e.self_checks:
+                if not c.passed:
+                    checks[(e.method, c.name)].add(e.input)
+    for (method, name), where in checks.items():
+        phrase = _PHRASES.get((method, name), f"{method} self-check {name!r} failed")
+        parts.append(f"{phrase} on {_inputs(len(where))}")
+    return "; ".join(parts) or None
+
+
+def warn(results: Results, indices: set[int] | None = None, stacklevel: int = 3) -> str | None:
+    """Issue the run's summary as one ExplainWarning (nothing when all went well); return it."""
+    text = summary(results, indices)
+    if text:
+        warnings.warn(text, ExplainWarning, stacklevel=stacklevel)
+    return text
