@@ -2,7 +2,10 @@
 
 The gradient of the target output, averaged over a convolutional layer's feature map, weighs
 that map's channels; their weighted sum (ReLU-ed, as in the paper) is upsampled bilinearly to
-the input image's resolution. The layer defaults to the model's last nn.Conv2d.
+the input image's resolution. The layer defaults to the module returning the last spatial
+feature map before the head's pooling, found by tracing one forward
+(explain.adapters.feature_map): HF ResNet's last stage, ConvNeXt's last stage (not the
+depthwise conv registered last), VGG's `features`, the bundled SmallCNN's `features`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 import torch
 
 from ..adapters.base import Adapter, Example
+from ..adapters.feature_map import is_traced, spatial_maps
 from ..errors import MethodError
 from ..explanation import Explanation, Target
 from . import register
@@ -24,27 +28,35 @@ from .base import Cost, Method, setting
 class GradCamSettings:
     """Settings of Grad-CAM."""
 
-    layer: str | None = setting(None, "dotted module name of the convolutional layer (default: the last nn.Conv2d)")
+    layer: str | None = setting(None, "dotted module name of the layer (default: the module returning the last spatial feature map before global pooling)")
     relu: bool = setting(True, "keep only positive evidence, as the paper does (captum's own default is off)")
     output: str | None = setting(None, "what is explained: logit | probability | log-probability (default: logit, the paper's pre-softmax class score)")
 
 
-def conv_layers(model: torch.nn.Module) -> list[str]:
-    """Return the dotted names of the model's nn.Conv2d modules, in modules() order."""
-    return [name for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+def find_layer(adapter: Adapter, x: torch.Tensor, name: str | None) -> tuple[str, torch.nn.Module]:
+    """Return (name, module): the named layer, or the one returning the last spatial feature map.
 
-
-def find_layer(model: torch.nn.Module, name: str | None) -> tuple[str, torch.nn.Module]:
-    """Return (name, module): the named layer, or the last nn.Conv2d; raise MethodError if none fits."""
-    convs = conv_layers(model)
-    if name is None:
-        if not convs:
-            raise MethodError("Grad-CAM needs a convolutional layer and this model has no nn.Conv2d; use ig, shap or lime")
-        name = convs[-1]
+    Raise MethodError when the name is not a module of the model, or when no module returns a
+    (batch, channels, height, width) map and no name was given.
+    """
+    model = adapter.model
+    prep = getattr(adapter, "prep", None)
+    key = ("input", tuple(getattr(prep, "size", x.shape[-2:])), int(x.shape[1]))
+    traced = is_traced(model, key)
+    maps = spatial_maps(model, lambda: adapter.logits(x), key)  # type: ignore[attr-defined]  # image adapter only
+    if not traced:
+        adapter.runner.count(1)
     modules = dict(model.named_modules())
-    if name not in modules:
-        shown = ", ".join(convs[-5:]) if convs else ", ".join(list(modules)[-5:])
-        raise MethodError(f"the model has no layer {name!r}; its last convolutional layers are: {shown}")
+    if name is None:
+        if not maps:
+            raise MethodError(
+                "Grad-CAM needs a spatial feature map (batch, channels, height, width) and this model computes "
+                "none; use ig, shap or lime"
+            )
+        name = maps[-1].name
+    if name not in modules or not name:
+        shown = ", ".join(r.name for r in maps[-5:]) if maps else ", ".join(list(modules)[-5:])
+        raise MethodError(f"the model has no layer {name!r}; its last spatial feature maps are: {shown}")
     return name, modules[name]
 
 
@@ -66,12 +78,18 @@ class GradCamMethod(Method):
 
         s: GradCamSettings = settings
         output = s.output or "logit"
-        layer_name, layer = find_layer(adapter.model, s.layer)
         with Cost(adapter) as cost:
             x = adapter.pixels(example)  # type: ignore[attr-defined]  # image adapter only
+            layer_name, layer = find_layer(adapter, x, s.layer)
             forward = adapter.target_forward(target, output)  # type: ignore[attr-defined]
-            with adapter.runner.context(grad=True):
-                cam = LayerGradCam(forward, layer).attribute(x, relu_attributions=s.relu)
+
+            def attribute(rows: int) -> torch.Tensor:
+                # one image per call, so an out-of-memory error fails this input alone (the
+                # runner's one-line message) and the run goes on with the next
+                with adapter.runner.context(grad=True):
+                    return LayerGradCam(forward, layer).attribute(x, relu_attributions=s.relu)
+
+            cam = adapter.runner.with_backoff(attribute, 1, what="Grad-CAM")
             if isinstance(cam, tuple) or cam.dim() != 4:
                 shape = tuple(cam[0].shape if isinstance(cam, tuple) else cam.shape)
                 raise MethodError(
