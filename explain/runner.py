@@ -37,6 +37,7 @@ class Runner:
             raise ExplainError(f"unknown autocast {autocast!r}: use bf16, fp16 or leave it off")
         self.autocast = autocast
         self.rows = 0
+        self.fitted: dict[str, int] = {}  # with_backoff: the size that fitted after an OOM, per `what`
 
     @contextlib.contextmanager
     def context(self, grad: bool = False) -> Iterator[None]:
@@ -101,8 +102,9 @@ class Runner:
 
         For gradient paths whose chunking lives in the method (IG's internal batch, Grad-CAM's
         and attention's capture passes): `fn` must run its whole work in chunks of `size` rows.
+        A size that had to halve is remembered per `what`: later calls start no larger.
         """
-        size = max(1, int(size))
+        size = max(1, min(int(size), self.fitted.get(what, int(size))))
         while True:
             try:
                 return fn(size)
@@ -113,6 +115,7 @@ class Runner:
                         "--max-length, --max-memory, or a device with more memory"
                     ) from None
                 size = max(1, size // 2)
+                self.fitted[what] = size
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
 

@@ -268,9 +268,15 @@ def test_ig_halves_its_chunk_on_out_of_memory_and_gives_the_same_answer(bert, mo
         return original(*args, **kwargs)
 
     monkeypatch.setattr(bert.model, "forward", small_memory)
-    [tight] = explain.explain(bert, [TEXTS[2]], methods=["ig"], ig=settings)
-    monkeypatch.setattr(bert.model, "forward", original)
-    assert max(calls) > 7 and tight.settings["internal_batch_size"] <= 7  # it did run out, and went on smaller
+    try:
+        [tight] = explain.explain(bert, [TEXTS[2]], methods=["ig"], ig=settings)
+        assert max(calls) > 7 and tight.settings["internal_batch_size"] <= 7  # it did run out, and went on smaller
+        calls.clear()
+        [again] = explain.explain(bert, [TEXTS[3]], methods=["ig"], ig=settings)
+        assert max(calls) <= 7  # the runner remembers the size that fitted: no second out-of-memory
+    finally:
+        monkeypatch.setattr(bert.model, "forward", original)
+        bert.runner.fitted.clear()
     np.testing.assert_allclose(tight.scores, free.scores, rtol=1e-5, atol=1e-7)
     assert tight.settings["n_steps"] == free.settings["n_steps"]
     assert tight.rows == free.rows  # failed chunks are not counted, and no point is evaluated twice
