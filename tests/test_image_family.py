@@ -225,8 +225,10 @@ def test_shap_efficiency(request: pytest.FixtureRequest, images: dict[str, Path]
     full, empty = view.evaluate(np.array([[True] * len(view.features), [False] * len(view.features)]))
     assert e.checks["output"] == pytest.approx(full, abs=1e-5)
     assert e.checks["base_value"] == pytest.approx(empty, abs=1e-5)  # everything blurred
-    assert abs(values.sum() - (full - empty)) < 1e-3
-    assert e.checks["efficiency_gap"] < 1e-3
+    assert abs(values.sum() - (full - empty)) < 1e-3  # shap's accounting, as stored
+    # 300 evaluations do not expand every region: the check compared with the 150-evaluation values
+    [check] = e.self_checks
+    assert check.name == "stability" and not check.sentence.startswith("exact") and "150" in check.sentence
 
 
 def test_gradcam_equals_captum(digits: ImageClassifierAdapter) -> None:

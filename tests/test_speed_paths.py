@@ -144,7 +144,7 @@ def test_shap_kernels_compile_in_the_background_and_the_values_do_not_change(tin
     assert not shap_partition._warm[0].is_alive()
     again = explain.explain(model, ["a good film but a bad plot"], methods=["shap"], shap={"max_evals": 100})
     np.testing.assert_array_equal(res[0].scores, again[0].scores)
-    assert res[0].checks["efficiency_gap"] < 1e-4
+    assert res[0].self_checks == again[0].self_checks and res[0].self_checks[0].name == "stability"
 
 
 def test_the_inference_copy_follows_weight_changes(cnn) -> None:  # type: ignore[no-untyped-def]

@@ -117,7 +117,12 @@ def test_every_ig_baseline_runs(model: TextClassifierAdapter, baseline: str) -> 
 
 def test_shap_efficiency_and_base_value(model: TextClassifierAdapter) -> None:
     [e] = explain.explain(model, [TEXT], methods=["shap"], shap={"max_evals": 300})
-    assert e.checks["efficiency_gap"] < 1e-3
+    # efficiency holds by construction in shap's Partition explainer: the figures are checked
+    # against direct model calls instead, and the 6 words fit the budget (exact Owen values)
+    full = model.predict([list(model.tokenizer(TEXT)["input_ids"])])[0]
+    assert np.isclose(e.checks["output"], full[e.target.index], atol=1e-6)
+    [check] = e.self_checks
+    assert (check.name, check.passed, check.sentence.startswith("exact")) == ("stability", True, True)
     full_masked = model.predict([[model.tokenizer.cls_token_id] + [model.mask_id] * 8 + [model.tokenizer.sep_token_id]])[0]
     assert np.isclose(e.checks["base_value"], full_masked[e.target.index], atol=1e-6)
     assert np.isclose(e.scores.sum(), e.checks["output"] - e.checks["base_value"], atol=1e-3)
@@ -187,8 +192,7 @@ def test_attention_maps_shapes_and_rows(model: TextClassifierAdapter) -> None:
     assert np.allclose(e.extras["token_rollout"].sum(-1), 1.0, atol=1e-5)
     assert e.extras["attention"].shape == (2, 4, n, n)
     assert e.scores.shape == (n,)
-    # loading left SDPA in place; the eager switch was for that call only
-    assert model.model.config._attn_implementation != "eager" or True
+    # the eager switch for the capture was for that call only (the test below checks it directly)
 
 
 def test_attention_restores_the_attention_implementation(tiny_bert: Path) -> None:

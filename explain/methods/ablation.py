@@ -2,6 +2,10 @@
 
 Features are the adapter's removable units (words or tokens); removal follows the adapter's
 mask (text classifiers: [MASK] by default; causal LMs: dropped). Rows go through the runner.
+
+No self-check: each score is one exact difference of two model outputs, with nothing estimated
+that a second estimate could contradict. Its check is the test against captum's FeatureAblation
+on the model itself (tests/test_reference_perturbation.py).
 """
 
 from __future__ import annotations
@@ -45,9 +49,10 @@ class AblationMethod(Method):
         with Cost(adapter) as cost:
             view = adapter.perturbation_view(example, target, **view_options(s, granularity))
             d = len(view.features)
+            evaluate = cost.counted(view.evaluate)  # rows a cache answers count as cached_rows
 
             def forward(keep: torch.Tensor) -> torch.Tensor:
-                return torch.as_tensor(view.evaluate(keep.numpy() > 0.5), dtype=torch.float32)
+                return torch.as_tensor(evaluate(keep.numpy() > 0.5), dtype=torch.float32)
 
             attr = FeatureAblation(forward).attribute(
                 torch.ones(1, d), baselines=0.0, perturbations_per_eval=max(1, min(d, adapter.runner.batch_size))

@@ -6,13 +6,13 @@ import dataclasses
 import time
 import typing
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from ..adapters.base import Adapter, Example, PerturbationView
 from ..errors import MethodError
-from ..explanation import Explanation, Target
+from ..explanation import Explanation, SelfCheck, Target
 
 
 class Method(ABC):
@@ -57,6 +57,7 @@ class Method(ABC):
             target=target,
             seconds=cost.seconds,
             rows=cost.rows,
+            cached_rows=cost.cached_rows,
             **fields,
         )
 
@@ -70,6 +71,7 @@ class Method(ABC):
         scores: Any,
         settings: Mapping[str, Any],
         checks: Mapping[str, float] | None = None,
+        self_checks: Sequence[SelfCheck] = (),
     ) -> Explanation:
         """Return the Explanation of a perturbation method: the view's features (images: its
         regions, kept in extras), granularity, mask, output and extras, with float32 scores."""
@@ -84,6 +86,7 @@ class Method(ABC):
             settings={**settings, "mask": view.mask, "output": view.output},
             checks=dict(checks or {}),
             extras=view.extras,
+            self_checks=tuple(self_checks),
         )
 
     def describe_settings(self) -> list[tuple[str, str, str]]:
@@ -96,12 +99,48 @@ class Method(ABC):
 
 
 class Cost:
-    """Measures seconds and runner rows across a `with` block."""
+    """Measures seconds and runner rows across a `with` block, and the rows a cache answered.
+
+    `rows` counts the rows the runner evaluated. Rows a method asks for through
+    `counted(view.evaluate)` that never reach the model (an adapter's cache, such as the causal
+    LM's prefix cache, a repeated row evaluated once, or this Cost's own memo) are `cached_rows`:
+    asked = rows + cached_rows for a method whose every row goes through `counted`.
+    """
 
     def __init__(self, adapter: Adapter) -> None:
         self.runner = adapter.runner
         self.seconds = 0.0
         self.rows = 0
+        self.cached_rows = 0
+        self.asked_rows = 0
+
+    def counted(
+        self, evaluate: Callable[[np.ndarray], np.ndarray], *, remember: bool = False
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """Return `evaluate` (keep-masks -> outputs) counting the rows asked and those no model ran.
+
+        With `remember`, outputs are kept per distinct mask for the life of the returned function, so that a
+        second estimate over rows already scored (SHAP's half-budget check) costs no model rows.
+        """
+        memo: dict[bytes, Any] = {}
+
+        def run(keep: np.ndarray) -> np.ndarray:
+            keep = np.asarray(keep, dtype=bool)
+            keep = keep.reshape(len(keep), -1) if keep.ndim > 1 else keep.reshape(1, -1)
+            keys = [np.packbits(k).tobytes() + len(k).to_bytes(4, "little") for k in keep] if remember else []
+            todo = [i for i, key in enumerate(keys) if key not in memo] if remember else list(range(len(keep)))
+            before = self.runner.rows
+            fresh = np.asarray(evaluate(keep[todo] if remember else keep)).reshape(-1) if todo else np.zeros(0, dtype=np.float32)
+            evaluated = self.runner.rows - before
+            self.asked_rows += len(keep)
+            self.cached_rows += max(0, len(keep) - evaluated)
+            if not remember:
+                return fresh
+            for i, v in zip(todo, fresh):
+                memo[keys[i]] = v
+            return np.array([memo[key] for key in keys], dtype=fresh.dtype)
+
+        return run
 
     def __enter__(self) -> "Cost":
         self._t0 = time.perf_counter()

@@ -15,13 +15,15 @@ from typing import Any
 import numpy as np
 
 from ..adapters.base import Adapter, Example
-from ..explanation import Explanation, Target
+from ..explanation import Explanation, SelfCheck, Target
 from . import register
+from . import stability
 from .base import Cost, Method, setting, view_options
 
 # lime's defaults: text distances are cosine x 100 with width 25; images cosine with width 0.25.
 _KERNEL_WIDTH = {"lime-text": 25.0, "lime-image": 0.25}
 _DISTANCE_SCALE = {"lime-text": 100.0, "lime-image": 1.0}
+MIN_R2 = 0.5  # below it the surrogate explains less than half the (weighted) variance it was fitted to
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class LimeSettings:
     n_segments: int | None = setting(None, "images: about how many superpixels (default: chosen for the image size)")
     kernel_width: float | None = setting(None, "kernel width (default: lime's, 25 for text, 0.25 for images)")
     output: str | None = setting(None, "what is explained: probability | logit | log-probability (default: probability; causal LMs: log-probability)")
+    check: bool = setting(True, "self-checks: surrogate fit (R^2) and stability between two independent halves of the neighbours (no extra model rows)")
+    min_r2: float = setting(0.5, "surrogate_fit self-check: the least weighted R^2 that passes")
 
 
 def _kernel(d: np.ndarray, kernel_width: float) -> np.ndarray:
@@ -79,7 +83,7 @@ class LimeMethod(Method):
     def explain(
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int
     ) -> Explanation:
-        """Return the surrogate's weights, with its fit (R^2) and intercept in checks."""
+        """Return the surrogate's weights, its fit (R^2) and intercept in checks, and its surrogate_fit and stability self-checks."""
         from lime.lime_base import LimeBase
         from sklearn.metrics import pairwise_distances
         from sklearn.utils import check_random_state
@@ -94,17 +98,41 @@ class LimeMethod(Method):
             n = s.num_samples or default_samples(view.sampling, d)
             rs = check_random_state(seed)
             data = sample_neighbours(view.sampling, d, n, rs)
-            labels = view.evaluate(data.astype(bool)).reshape(-1, 1)
+            labels = np.asarray(cost.counted(view.evaluate)(data.astype(bool))).reshape(-1, 1)
             distances = pairwise_distances(data, data[:1], metric="cosine").ravel() * _DISTANCE_SCALE[view.sampling]
             width = s.kernel_width or _KERNEL_WIDTH[view.sampling]
             base = LimeBase(partial(_kernel, kernel_width=width), verbose=False, random_state=rs)
-            intercept, weights, score, local_pred = base.explain_instance_with_data(
-                data, labels, distances, 0, d, feature_selection="none"
-            )
-            values = np.zeros(d)
-            for i, w in weights:
-                values[i] = w
+            intercept, values, score, local_pred = _fit(base, data, labels, distances)
             scores = view.expand(values)
         checks = {"score": float(score), "intercept": float(intercept), "local_prediction": float(np.ravel(local_pred)[0])}
+        self_checks = []
+        if s.check:
+            fit = surrogate_fit(float(score), s.min_r2)
+            # two independent neighbourhoods of n/2 (odd and even draws, each with the input itself)
+            halves = [np.r_[0, np.arange(1 + h, n, 2)] for h in (0, 1)]
+            a, b = (_fit(base, data[i], labels[i], distances[i])[1] for i in halves)
+            # k comes from the full fit: how many features the explanation shown really has
+            stable = stability.stability(a, b, f"fits on two independent halves of the {n} neighbours", reference=values)
+            checks.update({"stability": stable.value})
+            self_checks += [fit, stable]
         settings = {**vars(s), "num_samples": n, "kernel_width": width}
-        return self.perturbation_result(adapter, example, target, cost, view, scores, settings, checks)
+        return self.perturbation_result(adapter, example, target, cost, view, scores, settings, checks, self_checks)
+
+
+def _fit(base: Any, data: np.ndarray, labels: np.ndarray, distances: np.ndarray) -> tuple[float, np.ndarray, float, Any]:
+    """Return (intercept, per-feature weights, weighted R^2, local prediction) of lime's surrogate."""
+    d = data.shape[1]
+    intercept, weights, score, local_pred = base.explain_instance_with_data(data, labels, distances, 0, d, feature_selection="none")
+    values = np.zeros(d)
+    for i, w in weights:
+        values[i] = w
+    return float(intercept), values, float(score), local_pred
+
+
+def surrogate_fit(r2: float, threshold: float = MIN_R2) -> SelfCheck:
+    """Return the 'surrogate_fit' SelfCheck: the surrogate's weighted R^2 on its neighbours."""
+    passed = bool(np.isfinite(r2) and r2 >= threshold)
+    sentence = f"the linear surrogate explains {r2:.2f} of the output's variance on its neighbours (R^2 {'at least' if passed else 'below'} {threshold:.2f})"
+    if not passed:
+        sentence += ": the model is not close to linear in these features here, so the weights are a poor summary"
+    return SelfCheck("surrogate_fit", passed, float(r2), threshold, sentence)

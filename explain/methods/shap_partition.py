@@ -4,7 +4,9 @@ shap computes Owen values over the adapter's removable features and its feature 
 (text: neighbouring words merge first, as in shap's text masker; images: neighbouring
 regions). The masker hands shap's masks straight to the adapter, which scores the perturbed
 inputs as token ids or pixel batches through the one batched runner: nothing is turned into
-strings and re-tokenised. Efficiency: scores sum to f(x) - base value.
+strings and re-tokenised. Efficiency (scores sum to f(x) - base value) holds by construction,
+so it checks nothing: `checks` keeps the base value and output as figures, and the self-check
+is *stability*: the values at half the budget must agree on the top features (see stability.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from ..adapters.base import Adapter, Example, PerturbationView
 from ..explanation import Explanation, Target
 from . import register
+from . import stability
 from .base import Cost, Method, setting, view_options
 
 
@@ -32,6 +35,7 @@ class ShapSettings:
     segmentation: str | None = setting(None, "images: how regions are made (slic | quickshift | grid; default: chosen for the image size)")
     n_segments: int | None = setting(None, "images: about how many regions (default: chosen for the image size)")
     output: str | None = setting(None, "what is explained: probability | logit | log-probability (default: probability; causal LMs: log-probability)")
+    check: bool = setting(True, "stability self-check: re-estimate at half the budget from rows already scored (no extra model rows) and compare the top features")
 
 
 def _masker(view: PerturbationView) -> Any:
@@ -90,6 +94,29 @@ def _warm_up() -> None:
         pass
 
 
+def partition(model: Any, view: PerturbationView, max_evals: int, batch_size: int, seed: int) -> tuple[np.ndarray, float, bool]:
+    """Return (Owen values, base value, exact) from shap's Partition explainer over the view's features.
+
+    shap breaks ties between equally urgent clusters with numpy's global random stream: it is
+    seeded with `seed` for the call and restored afterwards, so a run is repeatable and the
+    caller's stream is untouched. `exact` is True when the whole hierarchy was expanded within
+    the budget (then the values are the exact Owen values of this hierarchy and mask).
+    """
+    import shap
+
+    d = len(view.features)
+    explainer = shap.explainers.Partition(model, _masker(view))
+    state = np.random.get_state()
+    np.random.seed(seed % 2**32)
+    try:
+        out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
+    finally:
+        np.random.set_state(state)
+    # shap spends max_evals - 2 on the tree; a run the budget cut short ends at or past that
+    exact = int(getattr(explainer, "last_eval_count", max_evals)) < max_evals - 2
+    return np.asarray(out.values[0], dtype=np.float64), float(np.ravel(out.base_values)[0]), exact
+
+
 @register
 class ShapMethod(Method):
     """SHAP (Owen) values from shap's Partition explainer."""
@@ -103,30 +130,35 @@ class ShapMethod(Method):
     def explain(
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int
     ) -> Explanation:
-        """Return SHAP values with the base value and the efficiency gap in checks."""
-        import shap
-
+        """Return SHAP values with the base value in checks and the stability self-check."""
         s: ShapSettings = settings
         opts = view_options(s, granularity)
+        self_checks = []
         with Cost(adapter) as cost:
             view = adapter.perturbation_view(example, target, **opts)
             d = len(view.features)
             max_evals = s.max_evals or max(500, 2 * d + 1)
-
-            def model(masks: np.ndarray) -> np.ndarray:
-                return view.evaluate(np.asarray(masks, dtype=bool))
-
+            evaluate = cost.counted(view.evaluate, remember=s.check)
             if d == 1:  # shap needs two features for a hierarchy; one feature's value is exact
-                full, empty = view.evaluate(np.array([[True], [False]]))
-                values, base = np.array([full - empty]), float(empty)
+                full, empty = evaluate(np.array([[True], [False]]))
+                values, base, exact = np.array([full - empty]), float(empty), True
                 fx = float(full)
             else:
-                explainer = shap.explainers.Partition(model, _masker(view))
-                out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=s.batch_size, silent=True)
-                values = np.asarray(out.values[0], dtype=np.float64)
-                base = float(np.ravel(out.base_values)[0])
-                fx = float(view.evaluate(np.ones((1, d), dtype=bool))[0])
+                values, base, exact = partition(evaluate, view, max_evals, s.batch_size, seed)
+                fx = float(evaluate(np.ones((1, d), dtype=bool))[0])
+            checks = {"base_value": base, "output": fx, "efficiency_gap": abs(float(values.sum()) - (fx - base))}
+            if s.check:
+                if exact:
+                    check = stability.exact(f"every cluster of the {d} features was expanded within {max_evals} evaluations")
+                else:
+                    # the half-budget run asks for a prefix of the rows the full run asked for:
+                    # the memo answers them, so the check costs shap's bookkeeping, no model rows
+                    half, _, _ = partition(evaluate, view, max(4, max_evals // 2), s.batch_size, seed)
+                    check = stability.stability(
+                        values, half, f"the values at {max_evals} and at {max(4, max_evals // 2)} evaluations", first=True
+                    )
+                checks["stability"] = check.value
+                self_checks.append(check)
             scores = view.expand(values)
-        gap = abs(float(values.sum()) - (fx - base))
-        checks = {"base_value": base, "output": fx, "efficiency_gap": gap}
-        return self.perturbation_result(adapter, example, target, cost, view, scores, {**vars(s), "max_evals": max_evals}, checks)
+        settings_used = {**vars(s), "max_evals": max_evals}
+        return self.perturbation_result(adapter, example, target, cost, view, scores, settings_used, checks, self_checks)
