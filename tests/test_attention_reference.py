@@ -30,7 +30,7 @@ from conftest import MODELS
 ATOL = 1e-5
 REL = 1e-4
 WORDS = "the a movie film was is plot acting good bad great awful very not and".split()
-RECORD = {"errors": "record"} if "errors" in inspect.signature(explain.explain).parameters else {}
+RECORD: dict[str, Any] = {"errors": "record"} if "errors" in inspect.signature(explain.explain).parameters else {}
 
 
 # ---- references ----------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def decoder_classifier(kind: str) -> Any:
 
     torch.manual_seed(0)
     n = len(WORDS) + 2
-    labels = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
+    labels: dict[str, Any] = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
     if kind == "gpt2":
         cfg = transformers.GPT2Config(vocab_size=n, n_positions=32, n_embd=32, n_layer=2, n_head=4, initializer_range=0.3,
                                       pad_token_id=0, **labels)
