@@ -16,31 +16,44 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .dataset import MAX_INPUTS
-from .page import render_page
+from .index import write_index
+from .page import ASSETS, render_page
+from .plotly_bundle import write_asset
+from .show import show
 
 if TYPE_CHECKING:
     from explain.explanation import Results
 
-__all__ = ["render", "write_report"]
+__all__ = ["render", "write_report", "show", "write_index"]
 
 
-def render(results: Results, *, max_inputs: int | None = MAX_INPUTS) -> str:
+def render(results: Results, *, max_inputs: int | None = MAX_INPUTS, asset: str | None = None) -> str:
     """Return the report for `results` as one self-contained HTML document (deterministic).
 
     A run of more than `max_inputs` inputs (None: no limit) gets a full section for a
     deterministic sample of them, after an across-inputs view computed from all of them.
+    `asset`: the file name of a shared plotly.js beside the page (see write_report's assets).
     """
     if not isinstance(results, list) or not hasattr(results, "model") or not hasattr(results, "inputs"):
         raise TypeError(f"reports render the Results returned by explain.explain(), not {type(results).__name__}")
     if max_inputs is not None and (isinstance(max_inputs, bool) or not isinstance(max_inputs, int) or max_inputs < 1):
         raise ValueError(f"max_inputs must be a positive number of inputs or None (every input), got {max_inputs!r}")
-    return render_page(results, max_inputs)
+    return render_page(results, max_inputs, asset)
 
 
-def write_report(results: Results, path: str | os.PathLike[str], *, max_inputs: int | None = MAX_INPUTS) -> Path:
-    """Write the report for `results` to `path` atomically and return the path (`max_inputs`: see render)."""
+def write_report(
+    results: Results, path: str | os.PathLike[str], *, max_inputs: int | None = MAX_INPUTS, assets: str = "inline",
+) -> Path:
+    """Write the report for `results` to `path` atomically and return the path (`max_inputs`: see render).
+
+    assets="inline" (the default) makes one self-contained file; assets="shared" writes plotly.js
+    once beside the report (several reports in one folder share it) and loads it from there.
+    """
     from explain.results_io import write_atomic
 
+    if assets not in ASSETS:
+        raise ValueError(f"assets must be one of {', '.join(ASSETS)}, got {assets!r}")
     path = Path(path)
-    write_atomic(path, render(results, max_inputs=max_inputs))
+    asset = write_asset(path.parent) if assets == "shared" else None
+    write_atomic(path, render(results, max_inputs=max_inputs, asset=asset))
     return path

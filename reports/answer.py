@@ -121,7 +121,7 @@ def _thumb_html(r: InputRecord, v: np.ndarray, grey: bool) -> str:
     if not grey:
         m = block_mean(v, 160)
         rgba = np.concatenate([diverging_rgb(m), np.rint(255 * np.clip(np.abs(m), 0, 1) ** 0.8)[..., None]], axis=-1).astype(np.uint8)
-        over = f'<img class="ov" alt="" src="data:image/png;base64,{png_base64(np.ascontiguousarray(rgba))}">'
+        over = f'<img alt="" src="data:image/png;base64,{png_base64(np.ascontiguousarray(rgba))}" class="ov">'
     return f'<div class="thumb"><img alt="input {esc(r.index)}" src="data:image/png;base64,{src}">{over}</div>'
 
 

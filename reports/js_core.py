@@ -7,6 +7,7 @@ a subset of HTML in its labels). No innerHTML anywhere.
 
 CORE_JS = r"""
 (function () {
+DECODE
 "use strict";
 const X = (window.__explain = window.__explain || {});
 const META = JSON.parse(document.getElementById("explain-meta").textContent);
@@ -131,20 +132,23 @@ X.ranks = function (scores) {
 function inject() {
   return new Promise((resolve, reject) => {
     if (window.Plotly) return resolve(window.Plotly);
-    const src = document.getElementById("plotly-js").textContent;
-    const fallback = () => {  // blob: refused (e.g. a stricter host page): run it inline instead
-      const t = document.createElement("script");
-      t.text = src;
-      document.head.append(t);
-      window.Plotly ? resolve(window.Plotly) : reject(new Error("plotly.js could not be started"));
-    };
-    let url;
-    try { url = URL.createObjectURL(new Blob([src], { type: "text/javascript" })); } catch (err) { return fallback(); }
-    const s = document.createElement("script");
-    s.onload = () => { URL.revokeObjectURL(url); window.Plotly ? resolve(window.Plotly) : fallback(); };
-    s.onerror = () => { URL.revokeObjectURL(url); fallback(); };
-    s.src = url;
-    document.head.append(s);
+    const el = document.getElementById("plotly-js");
+    if (!el) return reject(new Error("plotly.js is missing: its shared file did not load"));
+    plotlySource(el).then((src) => {
+      const fallback = () => {  // blob: refused (e.g. a stricter host page): run it inline instead
+        const t = document.createElement("script");
+        t.text = src;
+        document.head.append(t);
+        window.Plotly ? resolve(window.Plotly) : reject(new Error("plotly.js could not be started"));
+      };
+      let url;
+      try { url = URL.createObjectURL(new Blob([src], { type: "text/javascript" })); } catch (err) { return fallback(); }
+      const s = document.createElement("script");
+      s.onload = () => { URL.revokeObjectURL(url); window.Plotly ? resolve(window.Plotly) : fallback(); };
+      s.onerror = () => { URL.revokeObjectURL(url); fallback(); };
+      s.src = url;
+      document.head.append(s);
+    }, reject);
   });
 }
 const loaded = document.readyState === "loading"
@@ -225,3 +229,7 @@ X.ready = function () {
 };
 })();
 """
+
+from .plotly_bundle import DECODE_JS  # noqa: E402  (the bundle's own decoder, inside the page's closure)
+
+CORE_JS = CORE_JS.replace("\nDECODE", DECODE_JS, 1)

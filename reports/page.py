@@ -13,6 +13,7 @@ from .dataset_section import dataset_doc, dataset_html, hist_section
 from .encode import esc, fmt, number, plain, script_json
 from .evidence import no_evidence
 from .js_app import APP_JS
+from .plotly_bundle import embedded_script
 from .js_core import CORE_JS
 from .js_dataset import DATASET_JS
 from .js_trust import TRUST_JS
@@ -26,26 +27,21 @@ if TYPE_CHECKING:
     from explain.explanation import Explanation, Failure, InputRecord, Results
 
 PREVIEW = 160  # characters of an input shown in the index
-# Nothing may leave the page: scripts and styles are inline, images are data: URIs.
+# Nothing may leave the page: scripts and styles are inline, images are data: URIs; a page made with
+# assets="shared" may also load its plotly.js file from its own folder ('self').
 CSP = (
-    "default-src 'none'; script-src 'unsafe-inline' blob:; style-src 'unsafe-inline'; "
+    "default-src 'none'; script-src 'unsafe-inline' blob:{shared}; style-src 'unsafe-inline'; "
     "img-src data: blob:; font-src data:; connect-src data: blob:"
 )
+ASSETS = ("inline", "shared")
 
 
-def plotly_js() -> str:
-    """Return the installed plotly package's plotly.js bundle, safe inside a <script> element."""
-    from plotly.offline import get_plotlyjs
-
-    # Neither sequence occurs in plotly.js today; inside its string literals both rewrites are no-ops.
-    return get_plotlyjs().replace("</script", "<\\/script").replace("<!--", "<\\!--")
-
-
-def render_page(results: Results, max_inputs: int | None = MAX_INPUTS) -> str:
+def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: str | None = None) -> str:
     """Return the whole report page for `results` as HTML text.
 
     Runs of more than `max_inputs` inputs (None: no limit) show a section for a deterministic
-    sample of them only, after the across-inputs view that covers every input.
+    sample of them only, after the across-inputs view that covers every input. With `asset` (a
+    file name beside the page) plotly.js is loaded from that file instead of embedded.
     """
     shown = sample(results, max_inputs)
     records = [r for r in results.inputs if shown is None or int(r.index) in shown]
@@ -71,10 +67,11 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS) -> str:
         meta["sanity"] = trust["sanity"]
     if dataset is not None:
         meta["dataset"] = dataset
+    csp = CSP.format(shared=" 'self'" if asset else "")
     title = f"explain report · {os.path.basename(str(results.model.path).rstrip('/')) or results.model.family}"
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n',
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n',
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
         f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
         _bar(trust is not None, dataset is not None),
@@ -97,7 +94,7 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS) -> str:
         f"<script>{CORE_JS}</script>\n<script>{VIEWS_JS}</script>\n<script>{TRUST_JS}</script>\n",
         f"<script>{DATASET_JS}</script>\n<script>{APP_JS}</script>\n",
         # Last, as text: the page is usable before the parser even reaches it (see js_core).
-        f'<script type="text/plain" id="plotly-js">{plotly_js()}</script>\n',
+        f'<script src="{esc(asset)}"></script>\n' if asset else embedded_script() + "\n",
         "</body>\n</html>\n",
     ]
     return "".join(parts)

@@ -103,7 +103,7 @@ def test_histograms_count_every_value() -> None:
     d = dists["deletion_auc"]
     assert [t["m"] for t in d["traces"]] == ["ig", "shap", "lime", "attention"]
     assert all(sum(t["counts"]) == t["n"] == 30 for t in d["traces"])
-    assert d["random"] == pytest.approx(np.mean([e.checks["deletion_auc_random"] for e in r]))
+    assert d["random"] == pytest.approx(np.mean([e.metrics["deletion_auc_random"] for e in r]))
     assert d["edges"][0] <= d["random"] <= d["edges"][-1]
     selfs = {d["key"]: d for d in dataset.self_distributions(r)}
     assert selfs["ig"]["log"] and selfs["ig"]["limit"] == 0.05 and not selfs["lime"]["log"]

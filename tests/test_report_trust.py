@@ -47,24 +47,25 @@ def made(with_metrics: bool = True, methods: tuple[str, ...] = ("ig", "shap", "l
         target = Target(1, "positive", 0.9)
         inputs.append(InputRecord(i, "text", text=" ".join(WORDS), prediction=target))
         for m in methods:
-            checks = dict(SELF[m])
+            checks = dict(SELF[m])  # the method's own figures; what evaluate() adds goes to metrics
+            metrics: dict = {}
             extras: dict = {}
             if with_metrics:
                 if m in FIGS:
-                    checks.update(FIGS[m][i])
-                    checks.update(RANDOM[i])
+                    metrics.update(FIGS[m][i])
+                    metrics.update(RANDOM[i])
                     x = np.linspace(0, 1, 6).astype(np.float32)
                     extras = {"curve_fractions": x, "deletion_curve": (1 - x) ** 3, "insertion_curve": 1 - (1 - x) ** 3,
                               "deletion_curve_random": 1 - x, "insertion_curve_random": x.copy(),
                               "faithfulness_removal": "mask", "faithfulness_output": "probability"}
-                checks["sanity_rank_corr"] = SANITY[m]
-                checks["sanity_flag"] = 1.0 if abs(SANITY[m]) > 0.5 else 0.0
-                checks["agreement_spearman"] = 0.4 + 0.1 * i
+                metrics["sanity_rank_corr"] = SANITY[m]
+                metrics["sanity_flag"] = 1.0 if abs(SANITY[m]) > 0.5 else 0.0
+                metrics["agreement_spearman"] = 0.4 + 0.1 * i
                 if i == 0:
-                    checks["rationale_precision"], checks["pointing_game"] = 1.0, 1.0
+                    metrics["rationale_precision"], metrics["pointing_game"] = 1.0, 1.0
             scores = rng.normal(size=len(WORDS)).astype(np.float32)
             exps.append(Explanation(method=m, family="text-classifier", input=i, target=target, features=WORDS, scores=scores,
-                                    granularity="word", seconds=0.1, rows=10, checks=checks, extras=extras))
+                                    granularity="word", seconds=0.1, rows=10, checks=checks, metrics=metrics, extras=extras))
     model = ModelInfo("text-classifier", "models/bert", "sha256:abc", 1000, ("negative", "positive"))
     run: dict = {"methods": list(methods), "seed": 0}
     if with_metrics:
@@ -128,9 +129,10 @@ def test_panel_flags_sanity_and_shows_agreement_and_rationales(page: tuple[Resul
 
 def test_metric_checks_leave_the_method_cards(page: tuple[Results, str]) -> None:
     _, html = page
-    labels = [c["label"] for e in blobs(html)["d0"]["groups"][0]["exps"] for c in e["checks"]]
-    assert "Convergence δ" in labels and "Surrogate R²" in labels
-    assert not any(k.replace("_", " ") in labels for k in metric_keys())
+    lines = [c["value"] for e in blobs(html)["d0"]["groups"][0]["exps"] for c in e["checks"]]
+    assert any(x.startswith("IG is complete: the scores add up") for x in lines)
+    assert any(x.startswith("LIME's local linear surrogate explains R² = 0.71") for x in lines)
+    assert not any(k in x or k.replace("_", " ") in x for x in lines for k in metric_keys())
 
 
 def test_summary_table_has_mean_spread_n_and_random(page: tuple[Results, str]) -> None:
@@ -162,7 +164,7 @@ def test_summary_reuses_explain_metrics_summary(page: tuple[Results, str]) -> No
 
 def test_method_without_metrics_shows_its_self_check_only() -> None:
     r = made()
-    plain = [e.replace(checks=SELF[e.method]) if e.method == "lime" else e for e in r]
+    plain = [e.replace(metrics={}) if e.method == "lime" else e for e in r]
     html = reports.render(Results(plain, model=r.model, inputs=r.inputs, run=r.run))
     lime = row(blobs(html)["d0"], "lime")
     assert lime["metrics"] is False and lime["faith"] == [] and lime["self"]["v"] == 0.71
@@ -183,7 +185,7 @@ def test_real_agreement_metric_reaches_the_page(tmp_path: Path) -> None:
     html = reports.render(scored)
     rows = blobs(html)["d0"]["groups"][0]["trust"]["rows"]
     ig = next(r for r in rows if r["m"] == "ig")
-    assert ig["agree"]["rho"] == pytest.approx(scored.for_input(0)[0].checks["agreement_spearman"])
+    assert ig["agree"]["rho"] == pytest.approx(scored.for_input(0)[0].metrics["agreement_spearman"])
     assert len(ig["agree"]["pairs"]) == 3 and ig["faith"] == [] and ig["self"] is not None
     assert 'data-metric="agreement_spearman"' in html and 'data-key="deletion_auc"' not in html
     back = explain.open_results(explain.save(scored, tmp_path / "results.json"))

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from plotly.offline import get_plotlyjs
 
 import explain
 from explain import reports
 import report_samples as samples
-from explain.reports.compare import agreement, rankdata, spearman, top_k_overlap
+from explain.metrics import agreement as metric_agreement
+from explain.reports.compare import agreement
 from explain.reports.encode import pack_exact, pack_quantized, script_json, unpack
 from explain.reports.inline import explanation_html, results_html
+from explain.reports.plotly_bundle import embedded_script
 
 HOSTILE = samples.HOSTILE
 DATA = re.compile(r'<script type="application/json" id="(d\d+|explain-meta)">(.*?)</script>', re.S)
@@ -40,13 +41,13 @@ def blobs(html: str) -> dict[str, object]:
 
 
 def without_plotly(html: str) -> str:
-    return html.replace(get_plotlyjs(), "")
+    return html.replace(embedded_script(), "")
 
 
 def test_text_report_has_header_index_and_sections(rendered: dict) -> None:
     r, html = rendered["text"]
     for needle in ("sha256:0123456789abcdef", "94,979", "BertForSequenceClassification", "2026-01-02T03:04:05+00:00",
-                   "2.13.0", "rows evaluated", "Method settings", 'id="index"', 'id="quality"'):
+                   "2.13.0", "from cache", "Run details", 'id="index"', 'id="quality"'):
         assert needle in html, needle
     for rec in r.inputs:
         assert f'id="input-{rec.index}"' in html and f'href="#input-{rec.index}"' in html
@@ -69,7 +70,9 @@ def test_quality_flags_and_figures(rendered: dict) -> None:
     ig = meta["quality"][0]
     assert ig["limit"] == 0.05 and any(ig["bad"]) and not all(ig["bad"])
     index = html[html.index('id="index"') : html.index('id="input-0"')]
-    assert "IG δ 20%" in index and "SHAP gap 0.01" in index  # input 0 was built with bad checks
+    # input 0 was built with failing self-checks: IG incomplete (20 % off), SHAP unstable
+    assert "Integrated Gradients: completeness failed" in index and "SHAP: stability failed" in index
+    assert "IG is incomplete: the scores add up to the output change within 20.0%" in json.dumps(blobs(html)["d0"], ensure_ascii=False)
     assert "How far the summed attributions miss" in html and "efficiency gap" in html.lower() and "R²" in html
 
 
@@ -108,7 +111,7 @@ def test_hostile_strings_never_appear_unescaped(rendered: dict, family: str) -> 
     r, html = rendered[family]
     assert HOSTILE not in html
     page = without_plotly(html)
-    assert "<img" not in page.lower()
+    assert not re.search(r'<img(?! alt="[^"<>]*" src="data:image/png;base64,)', page, re.I)  # only the page's own thumbnails
     assert "&lt;img src=x onerror=alert(1)&gt;" in page  # shown, as text
     for key, raw in DATA.findall(html):
         assert "<" not in raw and ">" not in raw  # neither </script> nor <!-- can occur in a data blob
@@ -130,10 +133,10 @@ def test_inline_views_escape_hostile_strings() -> None:
 @pytest.mark.parametrize("family", ["text", "lm", "image"])
 def test_plotly_embedded_once_and_nothing_remote(rendered: dict, family: str) -> None:
     r, html = rendered[family]
-    assert html.count(get_plotlyjs()) == 1
-    assert len(re.findall(r"plotly\.js v\d", html)) == 1
+    assert html.count(embedded_script()) == 1 and html.count('id="plotly-js"') == 1
     page = without_plotly(html)
-    assert not re.search(r"<(script|img|iframe|link|audio|video|source)[^>]*\s(src|href)\s*=", page, re.I)
+    # Server-drawn thumbnails are data: URIs; nothing else may name a source.
+    assert not re.search(r"<(script|img|iframe|link|audio|video|source)[^>]*\s(src|href)\s*=\s*(?!\"data:image/png;base64,)", page, re.I)
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
     assert "@import" not in page and "url(" not in page
     assert "default-src 'none'" in page  # and the page forbids requests anyway
@@ -181,17 +184,20 @@ def test_script_json_cannot_close_its_script() -> None:
     assert json.loads(text) == {"t": doc["t"], "n": None}
 
 
-def test_rank_agreement() -> None:
-    a = np.array([0.1, 0.5, -0.3, 2.0, 0.0])
-    assert spearman(a, a * 3) == pytest.approx(1.0)
-    assert spearman(a, -a) == pytest.approx(-1.0)
-    assert spearman(a, np.ones(5)) is None  # constant: undefined
-    assert rankdata(np.array([3.0, 1.0, 3.0])).tolist() == [2.5, 1.0, 2.5]
-    assert top_k_overlap(a, a, 2) == 1.0
-    assert top_k_overlap(np.array([5.0, 4, 0, 0]), np.array([0.0, 0, 5, 4]), 2) == 0.0
+def test_report_agreement_is_the_metrics_definition() -> None:
+    """The report's pairs are explain.metrics.agreement's figures (one definition), top-k over the top 20 %."""
     r = samples.text_results(2, hostile=False)
-    cmp = agreement(r.for_input(0))
-    assert cmp["rows"] == [0, 1, 2, 3] and cmp["k"] == 5 and len(cmp["pairs"]) == 6
+    exps = r.for_input(0)
+    cmp = agreement(exps)
+    assert cmp["rows"] == [0, 1, 2, 3] and len(cmp["pairs"]) == 6
+    assert cmp["k"] == 3 and "top 3 of 12" in cmp["basis"]  # ceil(20 % of 12 words)
+    for i, j, rho, top in cmp["pairs"]:
+        ref = metric_agreement.pair_agreement(exps[i], exps[j])
+        assert ref is not None and top == pytest.approx(ref["top_k"]) and rho == pytest.approx(ref["spearman"])
+    # Two methods picking disjoint top features agree 0; the same ranking agrees 1.
+    a = np.array([5.0, 4, 0, 0, 0])
+    assert metric_agreement.top_k_overlap(a, a[::-1].copy(), 2) == 0.0
+    assert metric_agreement.top_k_overlap(a, a * 2, 2) == 1.0
 
 
 def test_hundred_inputs_stay_under_ten_megabytes() -> None:
