@@ -26,11 +26,13 @@ METRIC_KEYS: Mapping[str, str | None] = {
     "pointing_game": "higher",
 }
 
-# Axioms and self-checks the methods already report, aggregated as they are.
+# Figures behind the methods' self-checks, as each Explanation's `checks` holds them (the
+# verdicts themselves are Explanation.self_checks; README's method table gives each threshold).
 SELF_CHECKS: Mapping[str, str] = {
     "delta_relative": "IG completeness: |convergence delta| / |f(x) - f(baseline)| (lower is better)",
-    "efficiency_gap": "SHAP efficiency: |sum of values - (f(x) - base value)| (lower is better)",
-    "score": "LIME surrogate fit R^2 on its neighbours (higher is better)",
+    "stability": "SHAP and LIME stability: top-k average overlap of two independent estimates (SHAP: full vs half budget, 1 when exact; LIME: two halves of the neighbours); fails below 0.75 (higher is better)",
+    "score": "LIME surrogate fit: weighted R^2 on its neighbours; fails below 0.5 (higher is better)",
+    "efficiency_gap": "SHAP accounting, not a check: |sum of values - (f(x) - base value)|, 0 by construction of shap's Partition explainer",
 }
 
 
