@@ -1,0 +1,120 @@
+"""captum / shap / lime called directly, as a careful user would, on a text classifier folder.
+
+    python benchmarks/speed_direct.py SPEC.json OUT.json
+
+SPEC: {"method": "ig"|"shap"|"lime", "folder", "texts", "work": [per-input settings], "warm",
+"record"}. Per-input work is what our side did on that input (IG: its final n_steps and rule;
+SHAP: max_evals; LIME: num_samples), so both sides do the same work. Each input explains its
+predicted class only; features are whitespace words (shap: a word-level Text masker with
+[MASK]; lime: bow=False, removed words dropped, as ours). Imports no `explain`: run as its own
+process, its wall time is what a user's short script costs. With "warm", one untimed input
+first; with "record", the exact rows are replayed as a pure forward for the time/forward ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import RowRecorder, peak_mb, replay_seconds, rss_mb  # noqa: E402
+
+
+def main(spec_path: str, out_path: str) -> None:
+    """Explain the spec's texts with the library directly; write the figures as JSON."""
+    spec = json.loads(Path(spec_path).read_text())
+    tok = AutoTokenizer.from_pretrained(spec["folder"])
+    model = AutoModelForSequenceClassification.from_pretrained(spec["folder"]).eval()
+    loaded_mb = rss_mb()
+    texts, work, method = spec["texts"], spec["work"], spec["method"]
+    explain_one = {"ig": ig_one, "shap": shap_one, "lime": lime_one}[method]
+    if spec.get("warm"):
+        explain_one(model, tok, texts[0], work[0])
+    recorder = RowRecorder(model)
+    tops, rows, n_features = [], [], []
+    t0 = time.perf_counter()
+    for text, w in zip(texts, work):
+        before = recorder.rows
+        top, d = explain_one(model, tok, text, w)
+        tops.append(top)
+        n_features.append(d)
+        rows.append(recorder.rows - before)
+    compute = time.perf_counter() - t0
+    recorder.remove()
+    out: dict[str, Any] = {"compute_s": compute, "rows": rows, "top": tops, "n_features": n_features, "load_rss_mb": loaded_mb}
+    if spec.get("record"):
+        out["fwd_s"] = replay_seconds(model, recorder.calls)
+    out["peak_mb"] = peak_mb()
+    Path(out_path).write_text(json.dumps(out))
+
+
+def _predict_fn(model: Any, tok: Any) -> Any:
+    @torch.inference_mode()
+    def predict(strings: Any) -> np.ndarray:
+        strings = [str(s) for s in strings]
+        outs = []
+        for i in range(0, len(strings), 64):
+            enc = tok(strings[i : i + 64], return_tensors="pt", padding=True, truncation=True)
+            outs.append(torch.softmax(model(**enc).logits, -1).numpy())
+        return np.concatenate(outs)
+
+    return predict
+
+
+def _target(model: Any, tok: Any, text: str) -> int:
+    with torch.inference_mode():
+        return int(model(**tok(text, return_tensors="pt")).logits.argmax())
+
+
+def ig_one(model: Any, tok: Any, text: str, w: dict[str, Any]) -> tuple[str, int]:
+    """captum LayerIntegratedGradients on the embeddings, pad baseline (specials kept), one class."""
+    from captum.attr import LayerIntegratedGradients
+
+    ids = tok(text, return_tensors="pt")["input_ids"]
+    target = _target(model, tok, text)
+    special = torch.tensor(tok.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True)).bool()
+    base = torch.where(special, ids, torch.full_like(ids, tok.pad_token_id))
+    for p in model.parameters():  # input gradients only, as a careful user (and ours) runs it
+        p.requires_grad_(False)
+    lig = LayerIntegratedGradients(lambda x: torch.softmax(model(input_ids=x).logits, -1)[:, target], model.get_input_embeddings())
+    rule = {"trapezoid": "riemann_trapezoid"}.get(w.get("method", "gausslegendre"), w.get("method", "gausslegendre"))
+    attr, _ = lig.attribute(ids, baselines=base, n_steps=int(w["n_steps"]), method=rule,
+                            internal_batch_size=int(w.get("batch", 64)), return_convergence_delta=True)
+    scores = attr.sum(-1)[0]
+    return tok.convert_ids_to_tokens(int(ids[0, int(scores.argmax())])), int(len(ids[0]) - 2)
+
+
+def shap_one(model: Any, tok: Any, text: str, w: dict[str, Any]) -> tuple[str, int]:
+    """shap's Partition explainer over whitespace words, each masked by [MASK], one class."""
+    import shap
+
+    target = _target(model, tok, text)
+    predict = _predict_fn(model, tok)
+    masker = shap.maskers.Text(tokenizer=r"\s+", mask_token="[MASK] ", collapse_mask_token=False)
+    explainer = shap.Explainer(lambda s: predict(s)[:, target], masker)
+    values = explainer([text], max_evals=int(w["max_evals"]), batch_size=64, silent=True)
+    v = values[0].values
+    return str(values[0].data[int(np.argmax(v))]).strip(), len(v)
+
+
+def lime_one(model: Any, tok: Any, text: str, w: dict[str, Any]) -> tuple[str, int]:
+    """lime's text explainer, every word occurrence a feature (bow=False), removed words dropped."""
+    from lime.lime_text import LimeTextExplainer
+
+    target = _target(model, tok, text)
+    d = len(text.split())
+    exp = LimeTextExplainer(bow=False, mask_string="", split_expression=r"\s+", random_state=0).explain_instance(
+        text, _predict_fn(model, tok), labels=(target,), num_features=d, num_samples=int(w["num_samples"])
+    )
+    return str(exp.as_list(label=target)[0][0]), d
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
