@@ -21,7 +21,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENIZER = ROOT / "examples" / "models" / "sentiment-bert"
-SHAPES: dict[str, dict[str, int]] = {
+SHAPES: dict[str, dict[str, Any]] = {
     # MiniLM-L6 sized (hidden 384, 12 heads, intermediate 1536): the headline model
     "minilm": {"num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12, "intermediate_size": 1536},
     "tiny": {"num_hidden_layers": 1, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128},
@@ -55,7 +55,8 @@ def bert_classifier(folder: Path, shape: str = "minilm", vocab_size: int = 30522
     if (folder / "config.json").exists():
         return folder
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=vocab_size, max_position_embeddings=positions, num_labels=2, **SHAPES[shape])
+    cfg = BertConfig(vocab_size=vocab_size, max_position_embeddings=positions, **SHAPES[shape])
+    cfg.num_labels = 2
     cfg.id2label, cfg.label2id = {0: "negative", 1: "positive"}, {"negative": 0, "positive": 1}
     BertForSequenceClassification(cfg).eval().save_pretrained(folder)
     AutoTokenizer.from_pretrained(TOKENIZER).save_pretrained(folder)
@@ -90,7 +91,7 @@ class RowRecorder:
         self._handle = module.register_forward_pre_hook(self._hook, with_kwargs=True)
 
     def _hook(self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        ids = kwargs.get("input_ids", args[0] if args else None)
+        ids: Any = kwargs.get("input_ids", args[0] if args else None)
         emb = kwargs.get("inputs_embeds")
         mask = kwargs.get("attention_mask")
         call: dict[str, Any] = {"grad": torch.is_grad_enabled() and not torch.is_inference_mode_enabled()}
