@@ -63,6 +63,13 @@ def report(results: Results, path: str, *, max_inputs: int | None = 100) -> str:
     return str(write_report(results, path, max_inputs=max_inputs))
 
 
+def show(obj: Results | Explanation, *, display: bool = True) -> str:
+    """Return the HTML view of Results or of one Explanation, displaying it in Jupyter (shap-style)."""
+    from explain.reports.show import show as show_html
+
+    return show_html(obj, display=display)
+
+
 __all__ = [
     "CheckpointError",
     "DeviceError",
@@ -85,4 +92,5 @@ __all__ = [
     "open_results",
     "report",
     "save",
+    "show",
 ]

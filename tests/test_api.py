@@ -57,8 +57,8 @@ def test_explain_refuses_foreign_objects() -> None:
 
 def test_inline_display_in_notebooks(tiny_bert: Path) -> None:
     res = explain.explain(explain.load(tiny_bert, device="cpu"), [TEXT], methods=["ig"])
-    assert "unwatchable" in res[0]._repr_html_()
-    assert "unwatchable" in res._repr_html_()
+    assert "unwatchable" in explain.show(res[0], display=False)
+    assert "unwatchable" in explain.show(res, display=False)
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "examples").glob("analyze_*.py")))
