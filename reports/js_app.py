@@ -5,36 +5,37 @@ APP_JS = r"""
 "use strict";
 const X = window.__explain, h = X.h, pe = X.pe, fmt = X.fmt;
 const SCALE = X.META.colorscale;
+const range = (n) => Array.from({ length: n }, (_, i) => i);
 // Over a picture, scores near 0 are transparent: the same hues, with alpha rising towards +-max.
 const OVERLAY = SCALE.map(([t, c]) => [t, "rgba(" + [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16)).join(",") + "," + Math.min(1, 2 * Math.abs(t - 0.5)).toFixed(2) + ")"]);
 
-// ---- images: the original beside the attribution over it; one opacity control per input ----
+// ---- images: the original once per input (above the cards); each card the attribution over a faded copy ----
+// Colours end at the (100 - clip)th percentile of |score| (stated under each panel); hover shows the real value.
 X.imageFigure = function (d, e, scores, card, jobs) {
   const fig = h("div", { class: "fig img-fig" });
-  card.append(fig, h("div", { class: "note", text: "max |score| = " + fmt(e.max, 4) +
+  const clipped = e.clip && e.max && e.clip < e.max;
+  card.append(fig, h("div", { class: "note", text: "colour scale \u00b1" + fmt(e.clip || e.max, 3) + " " + (e.units || "score") +
+    (clipped ? " \u00b7 the top " + X.META.clip + "% of |score| (up to " + fmt(e.max, 3) + ") clipped to the scale's end" : "") +
     (e.fac > 1 ? " \u00b7 shown as " + e.fac + "\u00d7" + e.fac + " pixel block means" : "") }));
   jobs.push(() => {
-    const [hh, ww] = scores.shape, f = e.fac || 1, m = X.maxAbs(scores) || 1;
-    const z = X.rows(scores, 0, hh, ww).map((r) => r.map((v) => v / m));
-    const heat = { type: "heatmap", z, x0: (f - 1) / 2, dx: f, y0: (f - 1) / 2, dy: f, colorscale: d.img ? OVERLAY : SCALE, zmin: -1, zmax: 1,
-      opacity: d.opacity, showscale: false, hovertemplate: "pixel (%{x}, %{y})<br>score / max|score| = %{z:.3f}<extra></extra>" };
+    const [hh, ww] = scores.shape, f = e.fac || 1, lim = e.clip || e.max || X.maxAbs(scores) || 1;
+    const z = X.rows(scores, 0, hh, ww);
+    const heat = { type: "heatmap", z, x0: (f - 1) / 2, dx: f, y0: (f - 1) / 2, dy: f, colorscale: d.img ? OVERLAY : SCALE, zmin: -lim, zmax: lim,
+      opacity: d.opacity, hovertemplate: "pixel (%{x}, %{y})<br>" + pe(e.units || "score") + " %{z:.4g}<extra></extra>",
+      colorbar: { thickness: 10, len: 0.9, outlinewidth: 0, tickformat: ".2g", x: 1.0, xpad: 4 } };
     const axis = { visible: false, constrain: "domain" };
-    let data, layout;
+    let data;
     if (d.img) {
-      const src = "data:image/png;base64," + d.img;
-      data = [{ type: "image", source: src, hoverinfo: "skip", xaxis: "x", yaxis: "y" },
-        { type: "image", source: src, hoverinfo: "skip", xaxis: "x2", yaxis: "y2" }, Object.assign(heat, { xaxis: "x2", yaxis: "y2" })];
-      layout = { xaxis: Object.assign({ domain: [0, 0.48] }, axis), yaxis: Object.assign({ scaleanchor: "x", autorange: "reversed" }, axis),
-        xaxis2: Object.assign({ domain: [0.52, 1] }, axis), yaxis2: Object.assign({ anchor: "x2", scaleanchor: "x2", autorange: "reversed" }, axis),
-        annotations: [["original", 0.24], ["attribution", 0.76]].map(([t, x]) => ({ text: t, x, y: 1.02, xref: "paper", yref: "paper", showarrow: false, yanchor: "bottom", font: { size: 11, color: "#57606a" } }))};
-      fig.dataset.heat = "2";
+      data = [{ type: "image", source: "data:image/png;base64," + d.img, hoverinfo: "skip", opacity: 0.45 }, heat];
+      fig.dataset.heat = "1";
     } else {
       data = [heat];
-      layout = { xaxis: axis, yaxis: Object.assign({ scaleanchor: "x", autorange: "reversed" }, axis) };
       fig.dataset.heat = "0";
     }
-    const height = Math.round((d.img ? 0.46 : 0.96) * (fig.clientWidth || 360) * hh / ww) + 28;
-    return X.plot(fig, data, Object.assign(layout, { height: Math.min(height, 520), margin: { l: 6, r: 6, t: 22, b: 6 } }));
+    const width = Math.max(256, fig.clientWidth || 300);
+    const height = Math.round((width - 50) * hh / ww) + 12;
+    return X.plot(fig, data, { xaxis: axis, yaxis: Object.assign({ scaleanchor: "x", autorange: "reversed" }, axis),
+      height: Math.min(height, 640), margin: { l: 4, r: 4, t: 6, b: 6 } }, { displayModeBar: false });
   });
 };
 function opacityControl(body, d) {
@@ -48,8 +49,51 @@ function opacityControl(body, d) {
   return h("div", { class: "toolbar" }, [h("label", { class: "ctl" }, [h("span", { text: "Overlay opacity" }), input, out])]);
 }
 
-// ---- causal LM: click a generated token to see its attribution over the context ----
-const shown = (t) => t.replace(/\n/g, "\u21b5").replace(/\t/g, "\u21e5");
+// ---- causal LM: a prompt words x generated tokens grid (inseq), then the per-token view ----
+const shown = (t) => X.clean(t).replace(/\n/g, "\u21b5").replace(/\t/g, "\u21e5");
+async function genGrid(d, tokens, onPick) {
+  const n = d.prompt_n || 0;
+  const methods = [];
+  for (const g of tokens) for (const e of g.exps) if (!methods.includes(e.m)) methods.push(e.m);
+  if (!n || !tokens.length || !methods.length) return null;
+  const pick = methods.find((m) => m !== "attention") || methods[0];
+  const sel = h("select", { "aria-label": "grid method" }, methods.map((m) => h("option", { value: m, text: tokens[0].exps.find((e) => e.m === m).title })));
+  sel.value = pick;
+  const fig = h("div", { class: "fig gen-grid", "data-rows": n, "data-cols": tokens.length });
+  const box = h("div", null, [h("div", { class: "controls" }, [h("span", { class: "gk", text: "Prompt words \u00d7 generated tokens" }),
+    h("label", { class: "ctl" }, [h("span", { text: "method" }), sel]),
+    h("span", { class: "muted", text: "each column: what moved that token's log-probability; under each token its probability at that step; click a column to open it" })]), fig]);
+  async function draw() {
+    const m = sel.value, cols = [];
+    for (const g of tokens) {
+      const e = g.exps.find((x) => x.m === m);
+      const s = e ? await X.unpack(e.s) : null;
+      cols.push(s ? Array.from(s.subarray(0, n)) : new Array(n).fill(null));
+    }
+    const z = range(n).map((r) => cols.map((c) => c[r]));
+    let lim = 0;
+    for (const row of z) for (const v of row) if (v !== null) lim = Math.max(lim, Math.abs(v));
+    lim = lim || 1;
+    const e0 = tokens[0].exps.find((x) => x.m === m);
+    const words = (e0 ? e0.f : []).slice(0, n);
+    const xt = tokens.map((g) => pe(shown(g.title)) + "<br><span style='font-size:10px'>p " + X.prob(g.t.p) + "</span>");
+    const units = e0 ? e0.units : "score";
+    await X.plot(fig, [{ type: "heatmap", z, x: range(tokens.length), y: range(n), colorscale: SCALE, zmin: -lim, zmax: lim,
+      texttemplate: "%{z:.2f}", textfont: { size: 11 }, xgap: 1, ygap: 1,
+      customdata: z.map((row, r) => row.map((_, c) => pe(words[r] || "") + " \u2192 " + pe(shown(tokens[c].title)))),
+      hovertemplate: "%{customdata}<br>" + pe(units) + " %{z:.4g}<extra></extra>",
+      colorbar: { thickness: 10, outlinewidth: 0, title: { text: pe(units), side: "right" } } }],
+      { height: 90 + 26 * n, margin: { l: 10, r: 10, t: 10, b: 10 },
+        xaxis: { tickmode: "array", tickvals: range(tokens.length), ticktext: xt, side: "bottom", automargin: true, showgrid: false, zeroline: false },
+        yaxis: labelAxis2(words.map((w) => shown(w)), { autorange: "reversed" }) });
+    fig.removeAllListeners && fig.removeAllListeners("plotly_click");
+    fig.on("plotly_click", (ev) => { const p = ev.points && ev.points[0]; if (p) onPick(+p.x); });
+  }
+  sel.addEventListener("change", () => X.figure(draw()));
+  return { box, draw };
+}
+const labelAxis2 = (labels, extra) => X.labelAxis(labels, extra, 24);
+
 async function buildLM(body, d) {
   const tokens = d.groups.filter((g) => !g.whole), whole = d.groups.filter((g) => g.whole);
   const strip = h("div", { class: "gen", role: "toolbar" }), panel = h("div", { class: "panel" });
@@ -61,15 +105,18 @@ async function buildLM(body, d) {
     await X.buildGroup(d, g, panel);
   }
   for (const g of tokens.concat(whole)) {
-    const chip = h("button", { type: "button", class: "chip tok" + (g.whole ? " whole" : ""), text: g.whole ? "whole continuation" : shown(g.title) });
-    if (!g.whole) X.tip(chip, () => [g.title, "p = " + fmt(g.t.p, 3), "position " + g.t.pos + " \u00b7 token id " + g.t.i]);
+    const chip = h("button", { type: "button", class: "chip tok" + (g.whole ? " whole" : ""), text: g.whole ? "whole continuation (sum of its tokens' log p)" : shown(g.title) });
+    if (!g.whole) X.tip(chip, () => [shown(g.title), "p " + X.prob(g.t.p), "position " + g.t.pos + " \u00b7 token id " + g.t.i]);
     chip.addEventListener("click", () => X.whenDone(select(g, chip)));
     chips.push(chip);
     strip.append(chip);
   }
+  const grid = await genGrid(d, tokens, (k) => X.whenDone(select(tokens[k], chips[k])));
+  if (grid) { body.append(grid.box); X.figure(grid.draw()); }
   body.append(h("div", { class: "gen-head", text: "Generated tokens \u2014 click one to see its attribution over the context" }), strip, panel);
-  const first = whole.length ? chips.length - 1 : 0;
-  await select(tokens.concat(whole)[first], chips[first]);
+  // Opens on the first generated token: one step of the model, the plainest question.
+  const first = tokens.length ? 0 : chips.length - 1;
+  if (chips.length) await select(tokens.concat(whole)[first], chips[first]);
 }
 
 X.buildInput = async function (body, d) {
@@ -77,29 +124,47 @@ X.buildInput = async function (body, d) {
   body.classList.remove("pending");
   d.opacity = 0.85;
   if (!d.groups.length) return;
-  if (d.groups.some((g) => g.exps.some((e) => e.g === "pixel"))) body.append(opacityControl(body, d));
+  const pixel = d.groups.some((g) => g.exps.some((e) => e.g === "pixel"));
+  if (d.baseline) body.append(h("p", { class: "note", text: "Removing a feature means replacing it with: " + d.baseline + ". Scores are changes of the model's output against that." }));
+  if (pixel) {
+    body.append(opacityControl(body, d));
+    if (d.img) body.append(h("div", { class: "img-orig" }, [h("img", { alt: "input " + d.i, src: "data:image/png;base64," + d.img }),
+      h("div", { class: "note", text: "The input, once. The panels below draw each method's attribution over a faded copy of it." })]));
+  }
   if (d.family === "causal-lm") return buildLM(body, d);
   for (const g of d.groups) await X.buildGroup(d, g, body);
+  const c = X.contrastBlock(d, d.groups);
+  if (c) { body.append(c.box); await c.draw(); }
 };
 
 // ---- run-level quality figures ----
+// On a log axis exact zeros have no place: they are left out and counted in a note, never drawn at an invented floor.
 function qualityFigure(div, s) {
-  const floor = s.log ? Math.max(Math.min(...s.y.filter((v) => v > 0), s.limit || 1) / 10, 1e-12) : null;
-  const y = s.log ? s.y.map((v) => Math.max(v, floor)) : s.y;
+  const keep = s.y.map((v) => !s.log || v > 0);
+  const zeros = keep.filter((k) => !k).length;
+  if (zeros) div.parentNode.append(h("p", { class: "note", text: zeros + " exact zero" + (zeros > 1 ? "s" : "") + " not drawn on the log axis" }));
+  s = Object.assign({}, s, { x: s.x.filter((_, i) => keep[i]), y: s.y.filter((_, i) => keep[i]), text: s.text.filter((_, i) => keep[i]), bad: s.bad.filter((_, i) => keep[i]) });
+  const y = s.y;
   const shapes = s.limit !== null ? [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: s.limit, y1: s.limit, line: { color: "#b2182b", dash: "dash", width: 1 } }] : [];
   return X.plot(div, [{ type: "scatter", mode: "markers", x: s.x, y, customdata: s.y, text: s.text.map(pe),
     marker: { size: 7, color: s.bad.map((b) => (b ? "#b2182b" : "#4a6fa5")), opacity: 0.8 },
     hovertemplate: "%{text}<br>%{customdata:.4g}<extra></extra>" }],
     { height: 220, shapes, margin: { l: 60, r: 10, t: 10, b: 40 },
       xaxis: { title: { text: "input" }, zeroline: false, dtick: Math.max(1, Math.ceil((Math.max(...s.x) - Math.min(...s.x)) / 10)) },
-      yaxis: s.log ? { type: "log", dtick: 1, exponentformat: "power", zeroline: false } : { zeroline: false } });
+      yaxis: s.log ? { type: "log", nticks: 4, exponentformat: "power", zeroline: false } : { zeroline: false } });
 }
 
 // ---- start-up ----
 const filter = document.getElementById("filter");
 if (filter) filter.addEventListener("input", () => {
   const q = filter.value.trim().toLowerCase();
-  for (const tr of document.querySelectorAll("#index tbody tr")) tr.hidden = !!q && !tr.textContent.toLowerCase().includes(q);
+  let n = 0, all = 0;
+  for (const tr of document.querySelectorAll("#index tbody tr")) {
+    tr.hidden = !!q && !tr.textContent.toLowerCase().includes(q);
+    all++; if (!tr.hidden) n++;
+  }
+  const count = document.querySelector("#index .count");
+  if (count) count.textContent = q ? n + " of " + all + " shown" : count.dataset.total;
 });
 for (const s of X.META.quality) {
   const div = document.getElementById("q-" + s.key);

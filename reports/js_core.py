@@ -39,6 +39,9 @@ X.fmt = function (x, d) {
   return x.toExponential(d - 1);
 };
 
+X.prob = (p) => (p >= 0.9995 ? "> 0.999" : p > 0 && p < 0.0005 ? "< 0.001" : p.toFixed(3));
+X.clean = (t) => String(t).replace(/^##/, "").replace(/^[\u0120\u2581]/, " ").replace(/\u010a/g, "\n");
+
 // ---- arrays: base64, optional deflate, float32 or 12-bit quantised ----
 function bytes(b64) {
   const s = atob(b64), u = new Uint8Array(s.length);
@@ -104,21 +107,30 @@ X.tip = function (node, lines) {
   node.addEventListener("mouseleave", () => { tip.style.display = "none"; });
 };
 
-// ---- a text heat map: words coloured by signed score / max |score| ----
+// ---- a text heat map: words coloured by signed score / scale (the card's shared max |score|) ----
 X.heatText = function (features, scores, tokens, opts) {
   opts = opts || {};
-  const m = X.maxAbs(scores) || 1;
-  const wrap = h("div", { class: "heat" + (opts.small ? " small" : "") });
+  const m = opts.max || X.maxAbs(scores) || 1, units = opts.units || "score";
+  const wrap = h("div", { class: "heat" + (opts.small ? " small" : "") + (opts.grey ? " grey" : "") });
   features.forEach((f, i) => {
     const v = scores[i] / m;
     const s = h("span", { class: "w", text: f });
-    s.style.background = X.divColor(v);
-    if (Math.abs(v) > 0.6) s.style.color = "#fff";
-    X.tip(s, () => [f, "score " + X.fmt(scores[i], 5) + "   (" + X.fmt(v * 100, 3) + "% of max |score|)",
+    if (!opts.grey) {
+      s.style.background = X.divColor(v);
+      if (Math.abs(v) > 0.6) s.style.color = "#fff";
+    }
+    X.tip(s, () => [f, units + ": " + X.fmt(scores[i], 4) + (opts.grey ? "   (no evidence: noise)" : "   (" + X.fmt(v * 100, 3) + "% of the scale)"),
       tokens && tokens[i] ? "tokens: " + tokens[i].join("  ") : "", opts.rank ? "rank " + opts.rank[i] : ""]);
     wrap.append(s, " ");
   });
   return wrap;
+};
+// The colour bar of a card, in the method's own units: -max ... 0 ... +max.
+X.scaleBar = function (max, units, note) {
+  const bar = h("span", { class: "sb" });
+  bar.style.background = "linear-gradient(to right, " + X.META.colorscale.map(([t, c]) => c + " " + (t * 100) + "%").join(", ") + ")";
+  return h("div", { class: "scale" }, [h("span", { text: "\u2212" + X.fmt(max, 3) }), bar, h("span", { text: "+" + X.fmt(max, 3) }),
+    h("span", { text: units + (note ? " \u00b7 " + note : "") })]);
 };
 X.ranks = function (scores) {
   const idx = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b), r = new Array(scores.length);

@@ -90,7 +90,8 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: st
         f'<footer>Made by explain {esc(version)} from results only (no model). One self-contained file: '
         "no request leaves this page.</footer>\n</main>\n",
         f'<script type="application/json" id="explain-meta">{script_json(meta)}</script>\n',
-        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n",
+        # The partial bundle reads Node's `global` (a build without --define:global=window): give it the window.
+        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'}; window.global = window.global || window;</script>\n",
         f"<script>{CORE_JS}</script>\n<script>{VIEWS_JS}</script>\n<script>{TRUST_JS}</script>\n",
         f"<script>{DATASET_JS}</script>\n<script>{APP_JS}</script>\n",
         # Last, as text: the page is usable before the parser even reaches it (see js_core).
