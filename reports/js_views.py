@@ -188,7 +188,7 @@ function compareBlock(g, scoresList, jobs) {
       const text = c.rows.map((i) => Array.from(scoresList[i], (v, j) => sf[j] + "<br>" + pe(g.exps[i].title) + ": " + fmt(v, 4) + " " + pe(g.exps[i].units)));
       return X.plot(fig, [{ type: "heatmap", z, text, x: range(f.length), y: range(exps.length), colorscale: SCALE, zmin: -1, zmax: 1,
         xgap: 1, ygap: 2, hovertemplate: "%{text}<extra></extra>",
-        colorbar: { thickness: 10, title: { text: "share of the row's max |score|", side: "right" }, tickvals: [-1, 0, 1], outlinewidth: 0 } }],
+        colorbar: { thickness: 10, title: { text: "\u00f7 row max", side: "top", font: { size: 11 } }, tickvals: [-1, 0, 1], outlinewidth: 0 } }],
         { height: 110 + 34 * exps.length + (f.length > 12 ? 40 : 0), margin: { l: 10, r: 10, t: 10, b: 10 },
           xaxis: labelAxis(f, { tickangle: f.length > 12 ? -45 : 0 }), yaxis: labelAxis(exps.map((x) => x.title), { autorange: "reversed" }, 24) });
     });
