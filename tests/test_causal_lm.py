@@ -11,7 +11,7 @@ import torch
 
 import explain
 from explain.adapters.causal_lm import CausalLMAdapter
-from explain.errors import InputError, TargetError
+from explain.errors import InputError, MethodError, TargetError
 
 CORPUS = [
     "the cat says meow and the dog says woof",
@@ -314,8 +314,8 @@ def test_ig_baselines(gpt2: CausalLMAdapter, baseline: str) -> None:
 
 
 def test_ig_pad_baseline_needs_a_pad_token(gpt2: CausalLMAdapter) -> None:
-    res = explain.explain(gpt2, [PROMPT], methods=["ig"], target=0, ig={"baseline": "pad"})
-    assert "no pad token" in res.failures[0].error
+    with pytest.raises(MethodError, match="no pad token"):  # refused before any model call, naming the others
+        explain.explain(gpt2, [PROMPT], methods=["ig"], target=0, ig={"baseline": "pad"})
 
 
 @pytest.mark.parametrize("mask", ["drop", "eos", "unk"])

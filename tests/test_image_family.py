@@ -143,7 +143,7 @@ def test_prediction_matches_the_training_preprocessing(digits: ImageClassifierAd
 def test_ig_equals_captum_on_an_independent_forward(resnet: ImageClassifierAdapter, images: dict[str, Path]) -> None:
     from captum.attr import IntegratedGradients
 
-    [e] = explain.explain(resnet, [str(images["rgb"])], methods=["ig"], ig={"n_steps": 32})
+    [e] = explain.explain(resnet, [str(images["rgb"])], methods=["ig"], ig={"n_steps": 32, "baseline": "black", "adaptive": False})
     x = torch.from_numpy(np.array(Image.open(images["rgb"]).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
     t = e.target.index
 

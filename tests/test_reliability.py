@@ -85,7 +85,7 @@ def test_no_hook_or_gradient_state_survives_a_failed_method(tiny_bert: Path, met
         return original(*args, **kwargs)
 
     model.model.forward = failing  # type: ignore[method-assign]
-    res = explain.explain(model, ["the movie was unwatchable and awful"], methods=[method])
+    res = explain.explain(model, ["the movie was unwatchable and awful"], methods=[method], errors="record")
     model.model.forward = original  # type: ignore[method-assign]
     assert res.failures and "simulated failure" in res.failures[0].error
     assert _hooks(model.model) == before
