@@ -138,7 +138,7 @@ class ShapMethod(Method):
             view = adapter.perturbation_view(example, target, **opts)
             d = len(view.features)
             max_evals = s.max_evals or max(500, 2 * d + 1)
-            evaluate = cost.counted(view.evaluate, remember=s.check)
+            evaluate = cost.counted(view.evaluate, remember=True)  # shap asks for f(x) twice; the check re-asks its rows
             if d == 1:  # shap needs two features for a hierarchy; one feature's value is exact
                 full, empty = evaluate(np.array([[True], [False]]))
                 values, base, exact = np.array([full - empty]), float(empty), True

@@ -1,0 +1,188 @@
+"""Self-checks that can fail: deliberately broken explanations are flagged, sound ones pass.
+
+SHAP's and LIME's `stability` compares two independent estimates of the top features; LIME's
+`surrogate_fit` is the surrogate's weighted R^2. Each check is shown to fail on an explanation
+that is wrong or unsupported (too small a budget, a model no linear surrogate fits), to pass on
+the bundled planted-truth models at their defaults, and to cost no extra model rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import torch
+
+import explain
+from explain.adapters.base import Adapter, Example, PerturbationView, contiguous_linkage
+from explain.explanation import Explanation, InputRecord, ModelInfo, SelfCheck, Target
+from explain.methods import get
+from explain.methods.stability import STABILITY_THRESHOLD, average_overlap, depths, stability
+from explain.runner import Runner
+
+from conftest import MODELS
+from planted_data import digit_images, sentiment_examples
+
+
+# ---- a model that is any function of which features are kept --------------------------------
+class FunctionAdapter(Adapter):
+    """A text-classifier adapter whose output is f(keep-mask) over d features, rows through the runner."""
+
+    family = "text-classifier"
+
+    def __init__(self, d: int, f: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        info = ModelInfo(family=self.family, path="<test>", content_hash="sha256:test", parameters=0, labels=("y",))
+        super().__init__(torch.nn.Identity(), info, Runner(torch.device("cpu"), batch_size=32))
+        self.d, self.f = d, f
+
+    def prepare(self, raw: Any, index: int, **_: Any) -> Example:
+        record = InputRecord(index=index, kind="text", text=raw, prediction=Target(0, "y", 1.0))
+        return Example(index=index, record=record, probs=np.ones(1))
+
+    def gradient_view(self, example: Example, target: Target, **options: Any) -> Any:
+        raise NotImplementedError
+
+    def perturbation_view(self, example: Example, target: Target, **options: Any) -> PerturbationView:
+        def evaluate(keep: np.ndarray) -> np.ndarray:
+            rows = list(torch.from_numpy(np.asarray(keep, dtype=np.float32).reshape(-1, self.d)))
+            return self.runner.map(rows, lambda b: self.f(torch.stack(b))).numpy()
+
+        return PerturbationView(
+            features=tuple(f"w{i}" for i in range(self.d)),
+            evaluate=evaluate,
+            clustering=contiguous_linkage(self.d),
+            expand=lambda v: np.asarray(v, dtype=np.float32),
+            granularity="word",
+            mask="zero",
+            output="logit",
+        )
+
+
+def run(adapter: Adapter, method: str, seed: int = 0, **settings: Any) -> Explanation:
+    m = get(method)
+    example = adapter.prepare("x", 0)
+    return m.explain(adapter, example, Target(0, "y", 1.0), m.settings(settings), granularity="word", seed=seed)
+
+
+def check(e: Explanation, name: str) -> SelfCheck:
+    [c] = [c for c in e.self_checks if c.name == name]
+    return c
+
+
+# ---- the measure itself -------------------------------------------------------------------------
+def test_average_overlap_fails_a_shuffled_or_reordered_top_and_passes_a_near_tie() -> None:
+    v = np.array([0.9, 0.5, 0.3, 0.05, 0.01, 0.0])
+    assert depths(v) == [1, 2, 3]
+    assert stability(v, v.copy(), "same").passed
+    assert not stability(v, np.array([0.5, 0.9, 0.3, 0.05, 0.01, 0.0]), "top two swapped").passed
+    shuffled = np.random.default_rng(0).permutation(v)
+    assert not stability(v, shuffled, "shuffled").passed
+    assert stability(v, np.array([0.9, 0.3, 0.5, 0.05, 0.01, 0.0]), "ranks 2, 3 swapped").value == pytest.approx(5 / 6)
+    # two features the estimate itself calls equal are compared as a set
+    tie = np.array([0.484, 0.481, 0.112, 0.088])
+    assert depths(tie) == [2] and stability(tie, np.array([0.47, 0.49, 0.1, 0.09]), "near tie").passed
+    # ...but SHAP's top must be resolved: an evenly split cluster is no answer
+    split = np.array([0.3, 0.3, 0.3, 0.02])
+    assert not stability(split, split.copy(), "unexpanded cluster", first=True).passed
+    assert average_overlap(split, split, [1]) == 0.0
+
+
+# ---- SHAP -------------------------------------------------------------------------------------
+def interacting(x: torch.Tensor) -> torch.Tensor:
+    """Three words matter only together, and one alone a little: an estimate needs the budget."""
+    return 3 * x[:, 2] * x[:, 3] * x[:, 4] + 0.5 * x[:, 9] + 0.05 * x.sum(1)
+
+
+def test_shap_at_too_small_a_budget_fails_stability_and_the_full_budget_is_exact() -> None:
+    adapter = FunctionAdapter(12, interacting)
+    low = run(adapter, "shap", max_evals=20)
+    assert not check(low, "stability").passed and not low.reliable
+    high = run(adapter, "shap", max_evals=2000)
+    assert check(high, "stability").passed and check(high, "stability").sentence.startswith("exact")
+    assert int(np.argmax(high.scores)) in (2, 3, 4)  # the exact answer: one of the three, 1.0 each
+    assert int(np.argmax(low.scores)) not in (2, 3, 4) or len(set(np.round(low.scores[2:5], 9))) == 1
+
+
+def test_shap_stability_costs_no_model_rows() -> None:
+    adapter = FunctionAdapter(40, interacting)
+    with_check = run(adapter, "shap", max_evals=300)
+    without = run(adapter, "shap", max_evals=300, check=False)
+    assert not check(with_check, "stability").sentence.startswith("exact")  # the half run did happen
+    assert with_check.rows == without.rows and not without.self_checks
+    assert with_check.cached_rows >= 140  # the half-budget rows, all answered by the memo
+    np.testing.assert_array_equal(with_check.scores, without.scores)
+
+
+@pytest.fixture(scope="module")
+def bert() -> Any:
+    path = MODELS / "sentiment-bert"
+    if not (path / "config.json").exists():
+        pytest.skip("bundled model examples/models/sentiment-bert is missing")
+    model = explain.load(path, device="cpu")
+    rows = [r for r in sentiment_examples(400, seed=123, split="heldout") if r[2] is not None][:12]
+    return model, [t for t, _, _ in rows], [w for _, _, w in rows]
+
+
+def top1(e: Explanation) -> str:
+    return e.features[int(np.argmax(e.scores))]
+
+
+def test_shap_on_the_planted_bert_flags_every_wrong_top_at_20_evaluations(bert: Any) -> None:
+    model, texts, planted = bert
+    default = explain.explain(model, texts, methods=["shap"])
+    assert all(e.reliable for e in default) and all(top1(e) == planted[e.input] for e in default)
+    broken = explain.explain(model, texts, methods=["shap"], shap={"max_evals": 20})
+    wrong = {e.input for e in broken if top1(e) != planted[e.input]}
+    flagged = {e.input for e in broken if not e.reliable}
+    assert wrong and wrong <= flagged  # every wrong answer is flagged (measured: 4 of 12 wrong, 12 flagged)
+
+
+def test_shap_on_the_cnn_passes_at_the_default_budget_and_fails_at_40(tmp_path: Any) -> None:
+    path = MODELS / "digits-cnn"
+    if not (path / "model.safetensors").exists():
+        pytest.skip("bundled model examples/models/digits-cnn is missing")
+    model = explain.load(path, device="cpu")
+    imgs = [img for img, _, box in digit_images(60, 11, split="heldout") if box is not None][:3]
+    default = explain.explain(model, imgs, methods=["shap"])
+    for e in default:  # ~40 regions: 500 evaluations do not expand them all, so the check compares
+        c = check(e, "stability")
+        assert c.passed and not c.sentence.startswith("exact"), c.sentence
+    broken = explain.explain(model, imgs, methods=["shap"], shap={"max_evals": 40})
+    assert not any(e.reliable for e in broken)
+
+
+# ---- LIME -------------------------------------------------------------------------------------
+def test_lime_flags_a_model_no_linear_surrogate_fits() -> None:
+    xor = FunctionAdapter(6, lambda x: (x[:, 0] + x[:, 1] == 1).float())  # one of two, not both
+    e = run(xor, "lime", num_samples=500)
+    fit = check(e, "surrogate_fit")
+    assert not fit.passed and fit.value < 0.5 and fit.value == pytest.approx(e.checks["score"])
+    linear = FunctionAdapter(6, lambda x: x @ torch.tensor([3.0, -2.0, 1.0, 0.2, 0.1, 0.0]))
+    good = run(linear, "lime", num_samples=500)
+    assert good.reliable and check(good, "surrogate_fit").value > 0.99
+    assert [c.name for c in good.self_checks] == ["surrogate_fit", "stability"]
+
+
+def test_lime_with_too_few_samples_fails_stability(bert: Any) -> None:
+    model, texts, planted = bert
+    default = explain.explain(model, texts, methods=["lime"])
+    assert all(e.reliable for e in default) and all(top1(e) == planted[e.input] for e in default)
+    broken = explain.explain(model, texts, methods=["lime"], lime={"num_samples": 12})
+    flagged = [e for e in broken if not check(e, "stability").passed]
+    assert len(flagged) >= 0.6 * len(texts)  # measured: 18 of 22 held-out sentences
+
+
+def test_lime_checks_cost_no_model_rows() -> None:
+    adapter = FunctionAdapter(12, interacting)
+    with_check = run(adapter, "lime", num_samples=400)
+    without = run(adapter, "lime", num_samples=400, check=False)
+    assert with_check.rows == without.rows and not without.self_checks
+    np.testing.assert_array_equal(with_check.scores, without.scores)
+
+
+def test_lime_min_r2_is_a_setting() -> None:
+    linear = FunctionAdapter(6, lambda x: x @ torch.tensor([3.0, -2.0, 1.0, 0.2, 0.1, 0.0]))
+    e = run(linear, "lime", num_samples=300, min_r2=1.01)
+    assert not check(e, "surrogate_fit").passed and check(e, "surrogate_fit").threshold == 1.01
+    assert STABILITY_THRESHOLD == check(e, "stability").threshold
