@@ -39,7 +39,7 @@ def shoot(pages: list[Path], out: Path, *, wait_ms: int = 60_000) -> list[Path]:
             page.goto(page_path.resolve().as_uri(), wait_until="domcontentloaded")
             page.wait_for_function("() => window.__explainReady", timeout=wait_ms)
             page.evaluate("window.__explain.settled()")
-            stem = page_path.stem if page_path.parent == pages[0].parent else f"{page_path.parent.name}-{page_path.stem}"
+            stem = page_path.stem if page_path.stem != "report" else f"{page_path.parent.name}-report"
             first, full = out / f"{stem}-first.png", out / f"{stem}-full.png"
             page.screenshot(path=str(first))
             # Draw every lazy section before the full-page shot.

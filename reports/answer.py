@@ -61,7 +61,7 @@ def prob_text(p: float) -> str:
     return f"{p:.3f}"
 
 
-def _bars(probs: Sequence[tuple[str, float]], predicted: str | None, true: str | None) -> str:
+def _bars(probs: Sequence[tuple[str, float]], predicted: str | None, true: str | None, known: int | None = None) -> str:
     shown = list(probs[:TOP_CLASSES])
     rest = sum(p for _, p in probs[TOP_CLASSES:])
     rows = []
@@ -75,6 +75,8 @@ def _bars(probs: Sequence[tuple[str, float]], predicted: str | None, true: str |
         rows.append(f'<div class="pb other"><span class="pl">{len(probs) - TOP_CLASSES} other classes</span>'
                     f'<span class="pt"><span class="pf" style="width:{max(0.5, 100 * rest):.1f}%"></span></span>'
                     f'<span class="pv">{prob_text(rest)}</span></div>')
+    if known is not None and len(probs) < known:
+        rows.append(f'<div class="pnote">the results hold {len(probs)} of {known} class probabilities</div>')
     return f'<div class="probs" role="list" aria-label="class probabilities">{"".join(rows)}</div>'
 
 
@@ -145,7 +147,7 @@ def answer_card(results: Results, r: InputRecord, exps: Sequence[Explanation]) -
     flags = [f for f in (flagged(e) for e in exps) if f]
     body = ""
     if not lm:
-        body += _bars(class_probabilities(results, r, exps), None if pred is None else str(pred.label), true)
+        body += _bars(class_probabilities(results, r, exps), None if pred is None else str(pred.label), true, len(results.model.labels))
     main = None
     if groups:
         if lm:

@@ -77,7 +77,7 @@ async function genGrid(d, tokens, onPick) {
     const e0 = tokens[0].exps.find((x) => x.m === m);
     const words = (e0 ? e0.f : []).slice(0, n);
     const xt = tokens.map((g) => pe(shown(g.title)) + "<br><span style='font-size:10px'>p " + X.prob(g.t.p) + "</span>");
-    const units = e0 ? e0.units : "score";
+    const units = e0 ? e0.units.replace(/\(.*\)$/, "(token)") : "score";
     await X.plot(fig, [{ type: "heatmap", z, x: range(tokens.length), y: range(n), colorscale: SCALE, zmin: -lim, zmax: lim,
       texttemplate: "%{z:.2f}", textfont: { size: 11 }, xgap: 1, ygap: 1,
       customdata: z.map((row, r) => row.map((_, c) => pe(words[r] || "") + " \u2192 " + pe(shown(tokens[c].title)))),
@@ -119,6 +119,36 @@ async function buildLM(body, d) {
   if (chips.length) await select(tokens.concat(whole)[first], chips[first]);
 }
 
+// Several classes of one image side by side (shap's image_plot): one method, one panel per class, one scale.
+function classGrid(d, groups) {
+  const gs = groups.filter((g) => g.exps.some((e) => e.g === "pixel"));
+  if (gs.length < 2) return null;
+  const methods = [];
+  for (const g of gs) for (const e of g.exps) if (!methods.includes(e.m)) methods.push(e.m);
+  const sel = h("select", { "aria-label": "class grid method" }, methods.map((m) => h("option", { value: m, text: gs[0].exps.find((e) => e.m === m)?.title || m })));
+  const out = h("div", { class: "cards img" });
+  const box = h("div", { class: "contrast", "data-view": "classes" }, [h("h4", { text: "Classes side by side" }),
+    h("div", { class: "controls" }, [h("label", { class: "ctl" }, [h("span", { text: "method" }), sel]),
+      h("span", { class: "muted", text: "one colour scale for every class, so their evidence can be compared" })]), out]);
+  async function draw() {
+    for (const p of out.querySelectorAll(".js-plotly-plot")) Plotly.purge(p);
+    out.textContent = "";
+    const picked = gs.map((g) => [g, g.exps.find((e) => e.m === sel.value)]).filter(([, e]) => e);
+    const lim = Math.max(...picked.map(([, e]) => e.clip || e.max || 0)) || 1;
+    const jobs = [];
+    for (const [g, e] of picked) {
+      const scores = await X.unpack(e.s);
+      const card = h("div", { class: "card method" }, [h("div", { class: "card-head" }, [h("span", { class: "mname", text: g.title }),
+        h("span", { class: "cost", text: "p " + X.prob(g.t.p) })])]);
+      X.imageFigure(d, Object.assign({}, e, { clip: lim }), scores, card, jobs);
+      out.append(card);
+    }
+    await X.figure(Promise.all(jobs.map((f) => f())));
+  }
+  sel.addEventListener("change", () => X.whenDone(draw()));
+  return { box, draw };
+}
+
 X.buildInput = async function (body, d) {
   body.textContent = "";
   body.classList.remove("pending");
@@ -133,6 +163,7 @@ X.buildInput = async function (body, d) {
   }
   if (d.family === "causal-lm") return buildLM(body, d);
   for (const g of d.groups) await X.buildGroup(d, g, body);
+  if (pixel) { const k = classGrid(d, d.groups); if (k) { body.append(k.box); await k.draw(); } }
   const c = X.contrastBlock(d, d.groups);
   if (c) { body.append(c.box); await c.draw(); }
 };
@@ -145,13 +176,22 @@ function qualityFigure(div, s) {
   if (zeros) div.parentNode.append(h("p", { class: "note", text: zeros + " exact zero" + (zeros > 1 ? "s" : "") + " not drawn on the log axis" }));
   s = Object.assign({}, s, { x: s.x.filter((_, i) => keep[i]), y: s.y.filter((_, i) => keep[i]), text: s.text.filter((_, i) => keep[i]), bad: s.bad.filter((_, i) => keep[i]) });
   const y = s.y;
+  if (!y.length) { div.parentNode.append(h("p", { class: "note", text: "Every value is exactly 0." })); div.remove(); return Promise.resolve(); }
+  // Log axis: one labelled tick per power of ten, at most five.
+  let tickvals;
+  if (s.log) {
+    const lo = Math.floor(Math.log10(Math.min(...y, s.limit || Infinity))), hi = Math.ceil(Math.log10(Math.max(...y, s.limit || 0)));
+    const step = Math.max(1, Math.ceil((hi - lo) / 4));
+    tickvals = [];
+    for (let k = lo; k <= hi; k += step) tickvals.push(Math.pow(10, k));
+  }
   const shapes = s.limit !== null ? [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: s.limit, y1: s.limit, line: { color: "#b2182b", dash: "dash", width: 1 } }] : [];
   return X.plot(div, [{ type: "scatter", mode: "markers", x: s.x, y, customdata: s.y, text: s.text.map(pe),
     marker: { size: 7, color: s.bad.map((b) => (b ? "#b2182b" : "#4a6fa5")), opacity: 0.8 },
     hovertemplate: "%{text}<br>%{customdata:.4g}<extra></extra>" }],
     { height: 220, shapes, margin: { l: 60, r: 10, t: 10, b: 40 },
       xaxis: { title: { text: "input" }, zeroline: false, dtick: Math.max(1, Math.ceil((Math.max(...s.x) - Math.min(...s.x)) / 10)) },
-      yaxis: s.log ? { type: "log", nticks: 4, exponentformat: "power", zeroline: false } : { zeroline: false } });
+      yaxis: s.log ? { type: "log", tickvals, exponentformat: "power", zeroline: false } : { zeroline: false } });
 }
 
 // ---- start-up ----

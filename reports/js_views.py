@@ -242,7 +242,8 @@ X.contrastBlock = function (d, groups) {
       for (let i = 0; i < sa.length; i++) diff[i] = sa[i] - sb[i];
       diff.shape = sa.shape;
       const m = X.maxAbs(diff) || 1;
-      const units = ea.units === ea.m ? "difference" : ea.units.replace(/\(.*\)$/, "") + "(" + A.title + ") \u2212 same for " + B.title;
+      const um = /^change in (.*)\((.*)\)$/.exec(ea.units);
+      const units = um ? "change in " + um[1] + "(" + A.title + ") \u2212 " + um[1] + "(" + B.title + ")" : ea.units + ": " + A.title + " minus " + B.title;
       const card = h("div", { class: "card method" }, [h("div", { class: "card-head" }, [h("span", { class: "mname", text: ea.title }),
         h("span", { class: "cost", text: "red: pushes towards " + A.title + ", blue: towards " + B.title })])]);
       if (ea.g === "pixel") {
