@@ -1,4 +1,4 @@
-"""Jupyter views: a compact, script-free heat strip for one Explanation; the full report for Results."""
+"""Jupyter view of one Explanation: a compact, script-free heat strip (Results: reports.show), and the PNG helpers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .quality import check_lines
 from .style import COLORSCALE
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation, Results
+    from explain.explanation import Explanation
 
 _STOPS = np.array([t for t, _ in COLORSCALE])
 _RGB = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for _, c in COLORSCALE], dtype=np.float64)
@@ -86,14 +86,4 @@ def explanation_html(e: Explanation) -> str:
     return (
         "<div style='font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;max-width:900px'>"
         f"{head}{body}{legend}{checks}</div>"
-    )
-
-
-def results_html(r: Results) -> str:
-    """Return the full report for Results inside an iframe (its own document, scripts included)."""
-    from . import render
-
-    return (
-        f"<iframe srcdoc=\"{esc(render(r))}\" sandbox=\"allow-scripts\" "
-        "style='width:100%;height:760px;border:1px solid #d1d9e0;border-radius:4px'></iframe>"
     )

@@ -15,7 +15,7 @@ def show(obj: Results | Explanation, *, display: bool = True) -> str:
     """
     from explain.explanation import Explanation
 
-    from .inline import explanation_html, results_html
+    from .inline import explanation_html
 
     if isinstance(obj, Explanation):
         html = explanation_html(obj)
@@ -37,3 +37,14 @@ def _display(html: str) -> None:
     shell: Any = get_ipython()
     if shell is not None:
         display(HTML(html))
+
+
+def results_html(r: Results) -> str:
+    """Return the full report for Results inside an iframe (its own document, scripts included)."""
+    from .encode import esc
+    from .page import render_page
+
+    return (
+        f"<iframe srcdoc=\"{esc(render_page(r))}\" sandbox=\"allow-scripts\" "
+        "style='width:100%;height:760px;border:1px solid #d1d9e0;border-radius:4px'></iframe>"
+    )

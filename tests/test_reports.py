@@ -18,7 +18,8 @@ import report_samples as samples
 from explain.metrics import agreement as metric_agreement
 from explain.reports.compare import agreement
 from explain.reports.encode import pack_exact, pack_quantized, script_json, unpack
-from explain.reports.inline import explanation_html, results_html
+from explain.reports.inline import explanation_html
+from explain.reports.show import results_html
 from explain.reports.plotly_bundle import embedded_script
 
 HOSTILE = samples.HOSTILE
@@ -205,3 +206,102 @@ def test_hundred_inputs_stay_under_ten_megabytes() -> None:
     html = reports.render(r)
     assert len(html.encode("utf-8")) < 10_000_000
     assert html.count('<section class="input"') == 100
+
+
+# ---- issue 16: honest colour, the first screen, shared assets, the index ----
+
+from explain.explanation import Explanation, SelfCheck, Target  # noqa: E402
+from explain.reports import answer, evidence  # noqa: E402
+from explain.reports.constants import NO_EVIDENCE  # noqa: E402
+
+
+def _exp(method: str, scores: list[float], checks: dict | None = None, **kw: object) -> Explanation:
+    return Explanation(method=method, family="text-classifier", input=0, target=Target(1, "positive", 0.9),
+                       features=tuple(f"w{i}" for i in range(len(scores))), scores=np.asarray(scores, dtype=np.float32),
+                       granularity="word", settings={"output": "probability", "baseline": "[PAD] tokens"}, checks=checks or {}, **kw)
+
+
+def test_no_evidence_threshold_both_ways() -> None:
+    # IG reports f(x) - f(baseline): below the threshold the card says so, above it does not.
+    quiet = _exp("ig", [1e-6, -2e-6], {"output_change": NO_EVIDENCE / 2})
+    loud = _exp("ig", [1e-6, -2e-6], {"output_change": NO_EVIDENCE * 2})
+    assert evidence.no_evidence(quiet) is not None and "[PAD] tokens" in str(evidence.no_evidence(quiet))
+    assert evidence.no_evidence(loud) is None  # the reported output change decides, not the scores' size
+    # SHAP: output - base value; a method without either: the total |attribution|.
+    assert evidence.no_evidence(_exp("shap", [0.1], {"output": 0.5, "base_value": 0.5 - NO_EVIDENCE / 3})) is not None
+    assert evidence.no_evidence(_exp("occlusion", [NO_EVIDENCE / 4, -NO_EVIDENCE / 4])) is not None
+    assert evidence.no_evidence(_exp("occlusion", [NO_EVIDENCE, 0.0])) is None
+    assert evidence.no_evidence(_exp("attention", [0.0, 0.0])) is None  # relevance has no output units
+
+
+def test_units_scale_cost_and_clean_tokens() -> None:
+    ig, shap, att = _exp("ig", [0.2, -0.1]), _exp("shap", [0.05, 0.4]), _exp("attention", [3.0, 1.0])
+    scales = evidence.scale_groups([ig, shap, att])
+    assert [s["units"] for s in scales] == ["change in p(positive)", "change in p(positive)", "relevance"]
+    assert scales[0]["max"] == scales[1]["max"] == pytest.approx(0.4) and scales[0]["shared"]  # one scale per unit
+    assert scales[2]["max"] == pytest.approx(3.0) and not scales[2]["shared"]
+    assert evidence.cost_text(_exp("lime", [0.1], seconds=0.5, rows=8, cached_rows=32)) == "0.5 s · 40 rows, 32 from cache"
+    assert evidence.cost_text(_exp("lime", [0.1], rows=1)) == "0 s · 1 row"
+    assert [evidence.clean_token(t) for t in ("Ġnight", "##ing", "▁the", "roar", "Ċ")] == [" night", "ing", " the", "roar", "\n"]
+
+
+def test_consensus_and_probabilities() -> None:
+    a, b = _exp("ig", [2.0, -1.0, 0.0]), _exp("shap", [0.5, 0.5, -0.25])
+    v, used, sentence = answer.consensus([a, b, _exp("attention", [9.0, 0.0, 0.0])])
+    assert sentence is None and [e.method for e in used] == ["ig", "shap"]  # attention has no output units
+    assert v.tolist() == pytest.approx([(1.0 + 1.0) / 2, (-0.5 + 1.0) / 2, (0.0 - 0.5) / 2])
+    v, used, sentence = answer.consensus([_exp("ig", [1e-7, 0.0], {"output_change": 1e-6})])
+    assert sentence is not None and not np.any(v)
+    assert answer.prob_text(0.99996) == "> 0.999" and answer.prob_text(0.5) == "0.500" and answer.prob_text(1e-5) == "< 0.001"
+    r = samples.text_results(4, hostile=False)
+    probs = answer.class_probabilities(r, r.inputs[0], r.for_input(0))
+    assert len(probs) == 3 and sum(p for _, p in probs) == pytest.approx(1.0) and probs[0][0] == r.inputs[0].prediction.label
+
+
+def test_first_screen_comes_before_the_run_details() -> None:
+    r = samples.text_results(5, hostile=False)
+    html = reports.render(r)
+    assert html.index('id="answers"') < html.index('id="overview"') < html.index('id="index"')
+    assert '<details id="overview"' in html  # run details fold away
+    assert "accuracy <strong>4/5</strong>" in html  # input 1's true label differs
+    cards = re.findall(r'<article class="([^"]*)" data-i="(\d)"', html)
+    assert ("answer noev", "2") in cards or ("answer noev flagged", "2") in cards  # input 2 has no evidence
+    assert "✗ wrong: true" in html and "removing a feature means: [PAD] tokens" in html
+    assert html.count('class="pb') >= 3 * 5 - 3  # every class per input
+
+
+def test_flags_come_from_failed_self_checks() -> None:
+    bad = _exp("lime", [0.3, 0.1], self_checks=(SelfCheck("surrogate_fit", False, 0.46, 0.5, "LIME's surrogate does not fit: R² = 0.46."),))
+    good = _exp("lime", [0.3, 0.1], self_checks=(SelfCheck("surrogate_fit", True, 0.9, 0.5, "fits"),), checks={"score": 0.2})
+    from explain.reports.quality import check_lines, flagged
+
+    assert flagged(bad) == "LIME: surrogate fit failed" and flagged(good) is None
+    lines = check_lines(bad)
+    assert lines[0]["bad"] and lines[0]["label"] == "failed" and "R² = 0.46" in lines[0]["value"]
+
+
+def test_shared_assets_write_plotly_once(tmp_path: Path) -> None:
+    from explain.reports.plotly_bundle import ASSET_NAME
+
+    a = reports.write_report(samples.text_results(2, hostile=False), tmp_path / "a.html", assets="shared")
+    b = reports.write_report(samples.lm_results(hostile=False), tmp_path / "b.html", assets="shared")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.html", "b.html", ASSET_NAME])
+    for page in (a, b):
+        html = page.read_text(encoding="utf-8")
+        assert f'<script src="{ASSET_NAME}"></script>' in html and 'id="plotly-js"' not in html and "'self'" in html
+        assert len(html) < 300_000
+    with pytest.raises(ValueError, match="assets must be one of"):
+        reports.write_report(samples.text_results(2), tmp_path / "c.html", assets="cdn")
+
+
+def test_index_and_show(tmp_path: Path) -> None:
+    text = samples.text_results(4, hostile=False)
+    path = reports.write_index([{"title": "sentiment", "href": "s/report.html", "results": text},
+                                reports.index.IndexEntry("no results", "x.html", note="not run")], tmp_path / "index.html")
+    html = path.read_text(encoding="utf-8")
+    assert 'href="s/report.html"' in html and "accuracy 3/4" in html and "explanations flagged unreliable" in html
+    assert "<script" not in html and "not run" in html
+    assert reports.show(text[0], display=False).startswith("<div")
+    assert "<iframe srcdoc=" in reports.show(text, display=False)
+    with pytest.raises(TypeError, match="show takes Results or an Explanation"):
+        reports.show([1, 2], display=False)  # type: ignore[arg-type]
