@@ -12,7 +12,7 @@ from explain.engine import run
 from explain.errors import ExplainError
 from explain.results_io import save, write_atomic
 
-from .commands import print_summary
+from .options import print_summary
 from .inputs import expand_images, read_input_file
 from .progress import Progress
 

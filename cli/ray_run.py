@@ -18,7 +18,7 @@ from explain.errors import ExplainError, InputError
 from explain.explanation import Results
 from explain.loading import checkpoint_family
 
-from .commands import input_groups, load_options, no_inputs_message, parse_settings, report_inputs
+from .options import input_groups, load_options, no_inputs_message, parse_settings, report_inputs
 
 
 def run_on_ray(args: argparse.Namespace) -> int:

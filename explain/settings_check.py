@@ -17,7 +17,7 @@ from .adapters.base import OUTPUTS, Adapter
 from .errors import MethodError
 
 GRADIENT_METHODS = ("ig",)  # methods whose baseline is a point on a gradient path, not a removal
-# Settings that count something: 0 is allowed only where the default is 0 (e.g. IG's nt_samples).
+# Named options: (the adapter module's constant of allowed names, the adapter attribute adding more).
 _NAMES = {"baseline": ("BASELINES", "baselines"), "mask": ("MASKS", "baselines"), "segmentation": ("SEGMENTATIONS", None)}
 
 
@@ -55,6 +55,7 @@ def check_settings(model: Adapter, parsed: Mapping[str, Any]) -> None:
             if names is not None and value not in names:
                 raise MethodError(f"{where} is not available for {model.family} models; use one of: {', '.join(names)}")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
+                # Counts must be >= 1; 0 only where the default is 0 (e.g. IG's nt_samples: off).
                 low = 0 if f.default == 0 or isinstance(value, float) else 1
                 if not math.isfinite(value) or value < low:
                     raise MethodError(f"{where} must be a number >= {low}")

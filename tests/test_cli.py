@@ -105,7 +105,7 @@ def test_metrics_on_run_and_evaluate_a_saved_run(tiny_bert: Path, tmp_path: Path
                    "--metrics", "faithfulness,agreement", "--out", str(out), "--no-report")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((out / "results.json").read_text())
-    assert all("deletion_auc" in e["checks"] and "comprehensiveness_random" in e["checks"] for e in doc["explanations"])
+    assert all("deletion_auc" in e["metrics"] and "comprehensiveness_random" in e["metrics"] for e in doc["explanations"])
     saved = (out / "results.json").read_bytes()
     ev = run_cli("evaluate", str(out / "results.json"), "--checkpoint", str(tiny_bert), "--metrics", "faithfulness")
     assert ev.returncode == 0, ev.stderr

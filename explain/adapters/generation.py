@@ -7,23 +7,21 @@ the perturbed context *followed by the rest of the continuation*: one forward gi
 log-probability of every later continuation token at once, and a prefix cache (one per input)
 hands those values to the later steps, the whole-continuation target and the other methods.
 
-This module holds the data (Generation, Context) and a target's output; the jobs around it
-live in their own modules: lm_targets (target specs), lm_words (word regrouping, a context's
-features) and lm_decoding (greedy decoding, the prefix scorer and its cache).
+This module holds a target's context and output; the jobs around it live in their own
+modules: lm_sequence (the Generation and Context data), lm_targets (target specs), lm_words
+(word regrouping, a context's features) and lm_decoding (greedy decoding, the prefix cache).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import TargetError
 from ..explanation import Target
-from .words import Tokenized
 
 # The jobs live in their own modules; their names are re-exported here for existing callers.
 from .lm_decoding import PrefixScorer, greedy
+from .lm_sequence import Context, Generation
 from .lm_targets import ALL_WORDS, STEP_WORDS, WHOLE_WORDS, check_spec, select_steps
 from .lm_words import Units, context_units, continuation_ids, decoded_labels, group_sequence, strip_trailing_special
 
@@ -32,38 +30,6 @@ __all__ = [
     "context_units", "continuation_ids", "decoded_labels", "greedy", "group_sequence", "output_values",
     "select_steps", "strip_trailing_special", "target_context",
 ]
-
-
-@dataclass
-class Generation:
-    """A prompt and its continuation as one token sequence, with word grouping and log-probs."""
-
-    tok: Tokenized  # the whole sequence (prompt + continuation); words span both
-    n_prompt: int  # prompt tokens, special ones included
-    labels: tuple[str, ...]  # each continuation token's text as decoded in place (" meow")
-    text: str  # the continuation's text
-    logprobs: np.ndarray  # (n,) log p(token_k | everything before it), from one full forward
-    cache: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict, repr=False)
-    columns: dict[int, int] = field(default_factory=dict)  # continuation vocab id -> cached column
-
-    @property
-    def ids(self) -> tuple[int, ...]:
-        """Return the token ids of the whole sequence."""
-        return self.tok.ids
-
-    @property
-    def continuation(self) -> tuple[int, ...]:
-        """Return the continuation's token ids."""
-        return self.tok.ids[self.n_prompt :]
-
-
-@dataclass(frozen=True)
-class Context:
-    """What one target is explained from: its context length, first step and steps scored."""
-
-    length: int  # tokens of context (positions 0..length-1)
-    step: int  # first continuation step scored
-    need: int  # continuation steps summed (1 for a token, all of them for the whole continuation)
 
 
 def target_context(gen: Generation, target: Target) -> Context:

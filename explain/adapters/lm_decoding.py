@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from ..runner import Runner
 
-if TYPE_CHECKING:
-    from .generation import Generation
+from .lm_sequence import Generation
 
 
 class PrefixScorer:

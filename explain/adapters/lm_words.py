@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from ..errors import InputError
 from .words import _SPACE_MARKERS, Tokenized, tokenize
 
-if TYPE_CHECKING:
-    from .generation import Generation
+from .lm_sequence import Generation
 
 
 @dataclass(frozen=True)

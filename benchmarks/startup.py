@@ -1,0 +1,104 @@
+"""Start-up cost a user feels: `explain --help`, `import explain`, and the fixed cost of `explain run`.
+
+    python benchmarks/startup.py            # median of 5 runs each
+    python benchmarks/startup.py --runs 3
+
+The fixed cost of `explain run` is the whole process's wall time minus the compute the results
+record (run["seconds"]: preparing and explaining the inputs) minus the model's load time (run
+["load_seconds"], timed by the CLI around explain.load: the transformers import, building the
+model and reading its weights). What is left is Python and torch start-up, argument parsing,
+the results file and the report. Measured on the bundled BERT with one input and IG, with and
+without the report. Writes benchmarks/results/startup.json. Targets (issue 18): --help <= 0.5 s,
+fixed cost <= 1.5 s beyond model load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BERT = ROOT / "examples" / "models" / "sentiment-bert"
+OUT = ROOT / "benchmarks" / "results" / "startup.json"
+TARGETS = {"help_s": 0.5, "fixed_cost_s": 1.5}
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def _wall(cmd: list[str]) -> float:
+    """Return the wall time of one process, failing loudly if it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return seconds
+
+
+def _run_once(report: bool) -> dict[str, float]:
+    """Return whole, compute, load and fixed seconds of one `explain run` on one input."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "explain.cli.main", "run", str(BERT), "--text", "a great film, truly",
+               "--methods", "ig", "--device", "cpu", "--quiet", "--out", tmp]
+        whole = _wall(cmd if report else [*cmd, "--no-report"])
+        run = json.loads((Path(tmp) / "results.json").read_text())["run"]
+    compute, load = float(run["seconds"]), float(run["load_seconds"])
+    return {"whole_s": whole, "compute_s": compute, "load_s": load, "fixed_s": whole - compute - load}
+
+
+def _median(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
+
+
+def main() -> None:
+    """Measure, print the table and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    py = sys.executable
+    n = args.runs
+    python_s = statistics.median(_wall([py, "-c", "pass"]) for _ in range(n))
+    help_s = statistics.median(_wall([py, "-m", "explain.cli.main", "--help"]) for _ in range(n))
+    import_s = statistics.median(_wall([py, "-c", "import explain"]) for _ in range(n))
+    engine_s = statistics.median(_wall([py, "-c", "import explain.engine"]) for _ in range(n))
+    with_report = _median([_run_once(True) for _ in range(n)])
+    no_report = _median([_run_once(False) for _ in range(n)])
+    doc = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "runs": n,
+        "python_startup_s": round(python_s, 3),
+        "help_s": round(help_s, 3),
+        "import_explain_s": round(import_s, 3),
+        "import_engine_s": round(engine_s, 3),
+        "run_with_report": with_report,
+        "run_no_report": no_report,
+        "targets": TARGETS,
+        "met": {"help": help_s <= TARGETS["help_s"], "fixed_cost": with_report["fixed_s"] <= TARGETS["fixed_cost_s"]},
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"{'what (median of ' + str(n) + ')':<44}{'seconds':>9}")
+    for label, value in (
+        ("python -c pass", python_s),
+        ("explain --help", help_s),
+        ("python -c 'import explain'", import_s),
+        ("python -c 'import explain.engine' (torch)", engine_s),
+    ):
+        print(f"{label:<44}{value:>9.3f}")
+    for name, row in (("explain run, 1 input, ig", with_report), ("  same, --no-report", no_report)):
+        print(f"{name:<44}{row['whole_s']:>9.3f}  (compute {row['compute_s']:.3f}, model load {row['load_s']:.3f}, fixed {row['fixed_s']:.3f})")
+    print(f"targets: --help <= {TARGETS['help_s']} s: {'met' if doc['met']['help'] else 'NOT met'}; "
+          f"fixed cost <= {TARGETS['fixed_cost_s']} s: {'met' if doc['met']['fixed_cost'] else 'NOT met'}")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
