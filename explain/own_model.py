@@ -53,7 +53,8 @@ def build_own_adapter(
     n_vocab = vocab_size(tok)
     emb_name = embedding_name(module, embeddings, n_vocab)
     filler = next((v for v in (getattr(tok, "unk_token_id", None), getattr(tok, "eos_token_id", None)) if v is not None), 0)
-    model = OwnTextModel(module, family, emb_name, attention_probs=attention_probs, filler_id=int(filler))
+    empty = next((v for v in (getattr(tok, f"{r}_token_id", None) for r in ("pad", "unk", "mask")) if v is not None), None)
+    model = OwnTextModel(module, family, emb_name, attention_probs=attention_probs, filler_id=int(filler), empty_id=empty)
     names = check_contract(model, family, labels, n_vocab, runner.device)
     info = ModelInfo(
         family=family,

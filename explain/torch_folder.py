@@ -225,7 +225,12 @@ def _import_file(path: Path) -> Any:
     """Import a Python file from a checkpoint folder under a name of its own (its folder on sys.path meanwhile)."""
     if not path.is_file():
         raise CheckpointError(f"architecture file not found: {path}")
-    key = f"explain_own_{abs(hash(str(path.resolve()))):x}_{path.stem}"
+    import hashlib
+
+    digest = hashlib.sha256(str(path.resolve()).encode() + path.read_bytes()).hexdigest()[:16]
+    key = f"explain_own_{digest}_{path.stem}"
+    if key in sys.modules:  # the same file, unchanged: one class object, so modules of it pickle
+        return sys.modules[key]
     spec = importlib.util.spec_from_file_location(key, path)
     if spec is None or spec.loader is None:
         raise CheckpointError(f"cannot import {path}")

@@ -50,11 +50,11 @@ def from_model(
         tokenizer = tokenizer or getattr(pipe, "tokenizer", None)
         preprocessing = preprocessing or getattr(pipe, "image_processor", None)
     runner = Runner(resolve_device(device), batch_size=batch_size, autocast=autocast, max_memory=max_memory)
-    family = family_of_class(type(model).__name__) if hasattr(model, "config") else None
-    if family is not None:
-        prep = _preprocessing(preprocessing) if family == "image-classifier" else None
+    hf_family = family_of_class(type(model).__name__) if hasattr(model, "config") else None
+    if hf_family is not None:
+        prep = _preprocessing(preprocessing) if hf_family == "image-classifier" else None
         return build_hf_adapter(
-            model, family, tokenizer=tokenizer, prep=prep, path="<in memory>", content_hash=state_hash(model), runner=runner
+            model, hf_family, tokenizer=tokenizer, prep=prep, path="<in memory>", content_hash=state_hash(model), runner=runner
         )
     if not isinstance(model, torch.nn.Module):
         raise CheckpointError(f"cannot explain a {type(model).__name__}: pass a transformers model, a pipeline or a torch.nn.Module")

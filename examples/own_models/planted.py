@@ -169,11 +169,11 @@ def train_gpt(steps: int = 300, seed: int = 0, batch: int = 32) -> tuple[Any, An
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     eos = tok.token_to_id("<|endoftext|>")
     for step in range(steps):
-        batch = random.Random(step).sample(rows, batch)
-        width = max(len(full) for _, full in batch)
+        chosen = random.Random(step).sample(rows, batch)
+        width = max(len(full) for _, full in chosen)
         idx = torch.full((batch, width), eos, dtype=torch.long)
         tgt = torch.full((batch, width), -1, dtype=torch.long)
-        for i, (p, full) in enumerate(batch):
+        for i, (p, full) in enumerate(chosen):
             idx[i, : len(full)] = torch.tensor(full)
             tgt[i, len(p) - 1] = full[len(p)]  # the first answer token, predicted after the prompt
         _, loss = model(idx, tgt)
@@ -205,14 +205,14 @@ def train_encoder(steps: int = 200, seed: int = 0, batch: int = 32) -> tuple[Any
     model = enc.EncoderClassifier(tok.get_vocab_size(), 3, d_model=32, nhead=2, num_layers=2, max_len=64)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for step in range(steps):
-        batch = random.Random(step).sample(rows, batch)
-        width = max(len(ids) for ids, _ in batch)
+        chosen = random.Random(step).sample(rows, batch)
+        width = max(len(ids) for ids, _ in chosen)
         idx = torch.full((batch, width), pad, dtype=torch.long)
         mask = torch.zeros((batch, width), dtype=torch.long)
-        for i, (ids, _) in enumerate(batch):
+        for i, (ids, _) in enumerate(chosen):
             idx[i, : len(ids)] = torch.tensor(ids)
             mask[i, : len(ids)] = 1
-        loss = F.cross_entropy(model(idx, mask), torch.tensor([y for _, y in batch]))
+        loss = F.cross_entropy(model(idx, mask), torch.tensor([y for _, y in chosen]))
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -59,7 +59,9 @@ def logits_of(raw: Any) -> torch.Tensor:
 class OwnTextModel(nn.Module):
     """Hugging Face-style keyword calls over a hand-written text classifier or causal LM."""
 
-    def __init__(self, inner: nn.Module, family: str, embedding: str, *, attention_probs: str | None = None, filler_id: int = 0) -> None:
+    def __init__(
+        self, inner: nn.Module, family: str, embedding: str, *, attention_probs: str | None = None, filler_id: int = 0, empty_id: int | None = None
+    ) -> None:
         """Wrap `inner`; `embedding` is the name of its token embedding module."""
         super().__init__()
         if family not in FAMILIES:
@@ -69,6 +71,7 @@ class OwnTextModel(nn.Module):
         self.embedding_name = embedding
         self.attention_probs = attention_probs
         self.filler_id = filler_id
+        self.empty_id = empty_id  # stands for a row with no tokens left (see _fill_empty)
         try:
             params = inspect.signature(inner.forward).parameters
         except (TypeError, ValueError):  # builtins without a signature
@@ -96,11 +99,38 @@ class OwnTextModel(nn.Module):
                 raise InputError("a forward needs input_ids or inputs_embeds")
             b, t = inputs_embeds.shape[:2]
             input_ids = torch.full((b, t), self.filler_id, dtype=torch.long, device=inputs_embeds.device)
+        if inputs_embeds is None:
+            input_ids, attention_mask = self._fill_empty(input_ids, attention_mask)
         if output_attentions:
             return self._with_attention(input_ids, inputs_embeds, attention_mask)
         if attention_mask is not None and not self.takes_mask and not bool(attention_mask.bool().all()):
             return OwnOutput(self._unpadded(input_ids, inputs_embeds, attention_mask, logits_to_keep))
         return OwnOutput(self._logits(input_ids, inputs_embeds, attention_mask, logits_to_keep))
+
+    def _fill_empty(self, ids: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Give a row with no tokens (every word dropped, no special token kept) one pad token.
+
+        Such a row is "no text"; a model without special tokens would attend over nothing
+        (NaN). The pad token stands for it, as the start-of-text token does for a causal LM.
+        """
+        b, t = ids.shape
+        empty = torch.ones(b, dtype=torch.bool, device=ids.device) if t == 0 else (
+            ~mask.bool().any(-1) if mask is not None else torch.zeros(b, dtype=torch.bool, device=ids.device)
+        )
+        if not bool(empty.any()):
+            return ids, mask
+        if self.empty_id is None:
+            raise InputError(
+                "a row with no tokens reached the model (every word removed, no special token kept) and the "
+                "tokenizer has no pad, unk or mask token to stand for it: give one in special_tokens"
+            )
+        if t == 0:
+            ids, mask = ids.new_full((b, 1), self.empty_id), ids.new_ones((b, 1))
+            return ids, mask
+        assert mask is not None
+        ids, mask = ids.clone(), mask.clone()
+        ids[empty, 0], mask[empty, 0] = self.empty_id, 1  # position 0, as an unpadded row has it
+        return ids, mask
 
     # ---- one forward, and the contract ------------------------------------------------------
     def _call(self, ids: torch.Tensor, embeds: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
