@@ -127,6 +127,35 @@ def _thumb_html(r: InputRecord, v: np.ndarray, grey: bool) -> str:
     return f'<div class="thumb"><img alt="input {esc(r.index)}" src="data:image/png;base64,{src}">{over}</div>'
 
 
+def main_group(r: InputRecord, exps: Sequence[Explanation]) -> list[Explanation]:
+    """Return the explanations of the input's answer: the predicted class, or the whole continuation for a causal LM."""
+    groups = target_groups(exps)
+    if not groups:
+        return []
+    if r.kind == "prompt":
+        return next((g for g in groups if g[0].target.position is None), groups[0])
+    pred = r.prediction
+    return next((g for g in groups if pred is not None and g[0].target.index == pred.index), groups[0])
+
+
+def why_html(r: InputRecord, exps: Sequence[Explanation], k: int = 3) -> str:
+    """Return the inputs table's 'why' cell: the k features that pushed the answer most (coloured), or a small thumbnail."""
+    g = main_group(r, exps)
+    v, used, sentence = consensus(g) if g else (None, [], None)
+    if v is None or not used:
+        return ""
+    if sentence is not None:
+        return '<span class="pill noev">no evidence</span>'
+    if used[0].granularity == "pixel":
+        return _thumb_html(r, v, False).replace('class="thumb"', 'class="thumb tiny"')
+    order = np.argsort(-v, kind="stable")[:k]
+    feats = [clean_token(f) if used[0].granularity == "token" else str(f) for f in used[0].features]
+    colours = diverging_rgb(v)
+    return " ".join(
+        f'<span class="w" style="background:rgb({",".join(str(int(c)) for c in colours[j])});{"color:#fff;" if abs(v[j]) > 0.6 else ""}">'
+        f"{esc(feats[j])}</span>" for j in order if v[j] > 0)
+
+
 def answer_card(results: Results, r: InputRecord, exps: Sequence[Explanation]) -> str:
     """Return one input's answer card: prediction, probabilities, true label, consensus explanation, flags."""
     i = int(r.index)
@@ -148,12 +177,7 @@ def answer_card(results: Results, r: InputRecord, exps: Sequence[Explanation]) -
     body = ""
     if not lm:
         body += _bars(class_probabilities(results, r, exps), None if pred is None else str(pred.label), true, len(results.model.labels))
-    main = None
-    if groups:
-        if lm:
-            main = next((g for g in groups if g[0].target.position is None), groups[0])
-        else:
-            main = next((g for g in groups if pred is not None and g[0].target.index == pred.index), groups[0])
+    main = main_group(r, exps)
     sentence = None
     if main:
         v, used, sentence = consensus(main)

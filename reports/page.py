@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .answer import answer_doc, answers_html, prob_text
+from .answer import answer_doc, answers_html, prob_text, why_html
 from .constants import ATTENTION_SCALE, AGREE_SCALE, CLIP_PERCENT, NO_EVIDENCE
 from .data import estimate_height, input_doc, settings_text
 from .dataset import AGGREGATE_MIN, MAX_INPUTS, sample, self_distributions
@@ -258,7 +258,8 @@ def _index(
         rows.append(
             f'<tr{cls}><td class="num"><a href="#input-{i}">{i}</a></td>'
             f'<td class="txt"><a href="#input-{i}">{esc(preview(r)) or "<span class=muted>(empty)</span>"}</a></td>'
-            f'<td>{label}</td><td class="num">{prob}</td><td>{truth}</td><td>{methods}</td><td>{flags}</td></tr>'
+            f'<td>{label}</td><td class="num">{prob}</td><td>{truth}</td><td class="why-cell">{why_html(r, exps)}</td>'
+            f'<td>{methods}</td><td>{flags}</td></tr>'
         )
     n_failed = sum(1 for r in results.inputs if any(f.method is None for f in fails.get(int(r.index), [])))
     count = f"{len(results.inputs):,} input{'' if len(results.inputs) == 1 else 's'}" + (f" · {n_failed} failed" if n_failed else "")
@@ -268,7 +269,7 @@ def _index(
         f'<section id="index" class="sec"><div class="sec-head"><h2>Inputs</h2><span class="count" data-total="{esc(count)}">{count}</span>'
         '<input type="search" id="filter" placeholder="Filter inputs…" aria-label="filter inputs"></div>'
         '<table class="index"><colgroup><col style="width:44px"><col><col style="width:130px"><col style="width:64px">'
-        '<col style="width:120px"><col style="width:220px"><col style="width:240px"></colgroup><thead><tr><th class="num">#</th><th>Input</th><th>Prediction</th><th class="num">p</th><th>True label</th>'
+        '<col style="width:110px"><col style="width:190px"><col style="width:190px"><col style="width:210px"></colgroup><thead><tr><th class="num">#</th><th>Input</th><th>Prediction</th><th class="num">p</th><th>True label</th><th>Why (top features)</th>'
         f'<th>Methods</th><th>Flags</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>\n'
     )
 

@@ -24,6 +24,7 @@ class Series:
     limit: float | None
     above_is_bad: bool
     log: bool
+    verdict: str = ""  # the SelfCheck name that judges this figure, when the method writes one
 
 
 SERIES = (
@@ -56,6 +57,7 @@ SERIES = (
         None,
         False,
         False,
+        "surrogate_fit",
     ),
 )
 
@@ -128,6 +130,7 @@ def run_series(results: Results) -> list[dict[str, Any]]:
     out = []
     for s in SERIES:
         xs, ys, texts, bad = [], [], [], []
+        limit = s.limit
         for e in results:
             if e.method != s.method:
                 continue
@@ -138,21 +141,26 @@ def run_series(results: Results) -> list[dict[str, Any]]:
             xs.append(e.input)
             ys.append(v)
             texts.append(f"input {e.input} · {e.target.label}")
-            bad.append(s.limit is not None and (v > s.limit if s.above_is_bad else v < s.limit))
+            # A self-check with a verdict on this figure (e.g. LIME's surrogate fit) decides, with its own threshold.
+            verdict = next((c for c in e.self_checks if c.name == s.verdict), None) if s.verdict else None
+            if verdict is not None:
+                limit = float(verdict.threshold)
+                bad.append(not verdict.passed)
+            else:
+                bad.append(limit is not None and (v > limit if s.above_is_bad else v < limit))
         if not xs:
             continue
         summary = f"{len(xs)} explanation{'s' if len(xs) != 1 else ''}"
-        if s.limit is not None:
-            summary += f", {sum(bad)} above {fmt(s.limit, 2)}"
-        else:
-            summary += f", median {fmt(sorted(ys)[len(ys) // 2], 3)}"
+        if limit is not None:
+            summary += f", {sum(bad)} {'above' if s.above_is_bad else 'below'} {fmt(limit, 2)}"
+        summary += f", median {fmt(sorted(ys)[len(ys) // 2], 3)}"
         out.append(
             {
                 "key": s.method,
                 "title": s.title,
                 "help": s.help,
                 "summary": summary,
-                "limit": s.limit,
+                "limit": limit,
                 "log": s.log,
                 "x": xs,
                 "y": ys,

@@ -166,6 +166,8 @@ article.answer.flagged { border-color: #f1b5b8; } article.answer.noev { backgrou
 .thumb { position: relative; width: 160px; height: 160px; margin: 6px 0; }
 .thumb img { position: absolute; inset: 0; width: 160px; height: 160px; image-rendering: pixelated; object-fit: contain; border: 1px solid var(--line); }
 .thumb img.ov { opacity: .8; border-color: transparent; }
+td.why-cell .w { padding: 0 4px; border-radius: 3px; font-size: 12.5px; } td.why-cell { white-space: nowrap; }
+.thumb.tiny, .thumb.tiny img { width: 40px; height: 40px; margin: 0; }
 details.more-answers { margin-top: 8px; } details.more-answers .answers { margin-top: 8px; }
 details.run-details { margin-top: 18px; border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; }
 details.run-details > summary { font-weight: 600; color: var(--fg); } details.run-details[open] > summary { margin-bottom: 10px; }
