@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from explain.explanation import Explanation, InputRecord, Results
 
 TOP_CLASSES = 5  # probability bars shown per input (the rest summed as "other classes")
+WHY_SHARE = 0.2  # the inputs table names a feature when its consensus score is at least this share of the strongest
 
 
 def true_label(results: Results, r: InputRecord) -> str | None:
@@ -153,7 +154,7 @@ def why_html(r: InputRecord, exps: Sequence[Explanation], k: int = 3) -> str:
     colours = diverging_rgb(v)
     return " ".join(
         f'<span class="w" style="background:rgb({",".join(str(int(c)) for c in colours[j])});{"color:#fff;" if abs(v[j]) > 0.6 else ""}">'
-        f"{esc(feats[j])}</span>" for j in order if v[j] > 0)
+        f"{esc(feats[j])}</span>" for j in order if v[j] >= WHY_SHARE)
 
 
 def answer_card(results: Results, r: InputRecord, exps: Sequence[Explanation]) -> str:

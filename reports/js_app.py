@@ -173,7 +173,7 @@ X.buildInput = async function (body, d) {
 function qualityFigure(div, s) {
   const keep = s.y.map((v) => !s.log || v > 0);
   const zeros = keep.filter((k) => !k).length;
-  if (zeros) div.parentNode.append(h("p", { class: "note", text: zeros + " exact zero" + (zeros > 1 ? "s" : "") + " not drawn on the log axis" }));
+  if (zeros && zeros < keep.length) div.parentNode.append(h("p", { class: "note", text: zeros + " exact zero" + (zeros > 1 ? "s" : "") + " not drawn on the log axis" }));
   s = Object.assign({}, s, { x: s.x.filter((_, i) => keep[i]), y: s.y.filter((_, i) => keep[i]), text: s.text.filter((_, i) => keep[i]), bad: s.bad.filter((_, i) => keep[i]) });
   const y = s.y;
   if (!y.length) { div.parentNode.append(h("p", { class: "note", text: "Every value is exactly 0." })); div.remove(); return Promise.resolve(); }
