@@ -22,13 +22,19 @@ from ..errors import InputError
 FILE_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
 
 
-def read_file(path: str, column: str | None = None) -> list[Any]:
-    """Return the inputs of a .txt (one per line), .jsonl, .csv or .parquet file; bad lines become InvalidInput."""
+def read_file(path: str, column: str | None = None, pair_column: str | None = None) -> list[Any]:
+    """Return the inputs of a .txt (one per line), .jsonl, .csv or .parquet file; bad lines become InvalidInput.
+
+    Sentence pairs: a .jsonl object with a "text_pair" field (or the `pair_column` field) is the
+    input {"text": ..., "text_pair": ...}; in a .csv or .parquet file `pair_column` names the
+    second text's column. A .jsonl "word" field (a word number or a list of them) is kept, as
+    {"text": ..., "word": N}, for token classifiers.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"input file not found: {path}")
     if p.suffix.lower() == ".parquet":
-        return _parquet_items(path, column or "text")
+        return _parquet_items(path, column or "text", pair_column)
     try:
         text = p.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -37,13 +43,15 @@ def read_file(path: str, column: str | None = None) -> list[Any]:
         raise InputError(f"cannot read {path}: {e.strerror}") from e
     suffix = p.suffix.lower()
     if suffix == ".jsonl":
-        return [_jsonl_item(line, n, column, path) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        return [_jsonl_item(line, n, column, path, pair_column) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if suffix == ".csv":
-        return _csv_items(text, column or "text", path)
+        return _csv_items(text, column or "text", path, pair_column)
+    if pair_column is not None:
+        raise InputError(f"{path}: --pair-column needs a .csv, .jsonl or .parquet file (a .txt line is one text)")
     return [line for line in text.splitlines() if line.strip()]
 
 
-def _jsonl_item(line: str, n: int, column: str | None, path: str) -> Any:
+def _jsonl_item(line: str, n: int, column: str | None, path: str, pair_column: str | None = None) -> Any:
     try:
         doc = json.loads(line)
     except json.JSONDecodeError as e:
@@ -60,19 +68,32 @@ def _jsonl_item(line: str, n: int, column: str | None, path: str) -> Any:
         return InvalidInput(f"{path} line {n} has no {wanted!r} field (use --column)", text=line[:200])
     if not isinstance(doc[key], str):
         return InvalidInput(f"{path} line {n}: field {key!r} is not a string", text=line[:200])
+    pair_key = pair_column or "text_pair"
+    if pair_column is not None and pair_key not in doc:
+        return InvalidInput(f"{path} line {n} has no {pair_key!r} field (the --pair-column)", text=line[:200])
+    if pair_key in doc:
+        if not isinstance(doc[pair_key], str):
+            return InvalidInput(f"{path} line {n}: field {pair_key!r} (the pair's second text) is not a string", text=line[:200])
+        return {"text": doc[key], "text_pair": doc[pair_key]}
+    if "word" in doc:  # token classifiers: the word(s) to explain
+        return {"text": doc[key], "word": doc["word"]}
     return doc[key]
 
 
-def _csv_items(text: str, column: str, path: str) -> list[Any]:
+def _csv_items(text: str, column: str, path: str, pair_column: str | None = None) -> list[Any]:
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or column not in reader.fieldnames:
-        raise InputError(f"{path} has no column {column!r} (columns: {', '.join(reader.fieldnames or [])}); use --column")
+    for name, flag in ((column, "--column"), (pair_column, "--pair-column")):
+        if name is not None and (reader.fieldnames is None or name not in reader.fieldnames):
+            raise InputError(f"{path} has no column {name!r} (columns: {', '.join(reader.fieldnames or [])}); use {flag}")
     items: list[Any] = []
     try:
         for n, row in enumerate(reader, 2):
             value = row.get(column)
-            if value is None or None in row:
+            second = row.get(pair_column) if pair_column is not None else ""
+            if value is None or second is None or None in row:
                 items.append(InvalidInput(f"{path} line {n} has {len(row) - (None in row)} fields, not the header's"))
+            elif pair_column is not None:
+                items.append({"text": value, "text_pair": second})
             else:
                 items.append(value)
     except csv.Error as e:
@@ -80,23 +101,34 @@ def _csv_items(text: str, column: str, path: str) -> list[Any]:
     return items
 
 
-def _parquet_items(path: str, column: str) -> list[Any]:
+def _parquet_items(path: str, column: str, pair_column: str | None = None) -> list[Any]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise InputError(f'reading {path} needs pyarrow: pip install "explain[distributed]"') from None
 
     try:
-        table = pq.read_table(path, columns=[column])
+        table = pq.read_table(path, columns=[column] + ([pair_column] if pair_column else []))
     except KeyError:  # pyarrow names a missing column with a KeyError
         names = pq.read_schema(path).names
-        raise InputError(f"{path} has no column {column!r} (columns: {', '.join(names)}); use --column") from None
+        missing = column if column not in names else pair_column
+        flag = "--column" if missing == column else "--pair-column"
+        raise InputError(f"{path} has no column {missing!r} (columns: {', '.join(names)}); use {flag}") from None
     except Exception as e:  # pyarrow raises ArrowInvalid and friends for files that are not Parquet
         raise InputError(f"cannot read {path} as Parquet: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-    return [
-        v if isinstance(v, str) else InvalidInput(f"{path} row {n}: column {column!r} holds {type(v).__name__}, not a string")
-        for n, v in enumerate(table.column(column).to_pylist(), 1)
-    ]
+    texts = table.column(column).to_pylist()
+    seconds = table.column(pair_column).to_pylist() if pair_column else [None] * len(texts)
+    out: list[Any] = []
+    for n, (v, w) in enumerate(zip(texts, seconds), 1):
+        if not isinstance(v, str):
+            out.append(InvalidInput(f"{path} row {n}: column {column!r} holds {type(v).__name__}, not a string"))
+        elif pair_column is None:
+            out.append(v)
+        elif not isinstance(w, str):
+            out.append(InvalidInput(f"{path} row {n}: column {pair_column!r} holds {type(w).__name__}, not a string"))
+        else:
+            out.append({"text": v, "text_pair": w})
+    return out
 
 
 @dataclass(frozen=True)
@@ -108,10 +140,11 @@ class Part:
     path: str | None = None
     column: str | None = None
     items: tuple[Any, ...] = ()
+    pair_column: str | None = None
 
     def read(self) -> list[Any]:
         """Return this part's inputs (files are read now, with the same rules as in-process)."""
-        return list(self.items) if self.path is None else read_file(self.path, self.column)
+        return list(self.items) if self.path is None else read_file(self.path, self.column, self.pair_column)
 
 
 @dataclass(frozen=True)
@@ -120,6 +153,7 @@ class FileInput:
 
     path: str
     column: str | None = None
+    pair_column: str | None = None  # the second text's column of sentence pairs
 
 
 def plan(groups: Sequence[Sequence[Any] | FileInput]) -> list[Part]:
@@ -132,7 +166,8 @@ def plan(groups: Sequence[Sequence[Any] | FileInput]) -> list[Part]:
     first = 0
     for group in groups:
         if isinstance(group, FileInput):
-            part = Part(first=first, count=_count(group.path, group.column), path=group.path, column=group.column)
+            count = _count(group.path, group.column, group.pair_column)
+            part = Part(first=first, count=count, path=group.path, column=group.column, pair_column=group.pair_column)
         else:
             part = Part(first=first, count=len(group), items=tuple(group))
         if part.count:
@@ -141,7 +176,7 @@ def plan(groups: Sequence[Sequence[Any] | FileInput]) -> list[Part]:
     return parts
 
 
-def _count(path: str, column: str | None) -> int:
+def _count(path: str, column: str | None, pair_column: str | None = None) -> int:
     if Path(path).suffix.lower() == ".parquet":  # the footer alone: names and row count
         import pyarrow.parquet as pq
 
@@ -149,11 +184,12 @@ def _count(path: str, column: str | None) -> int:
             meta = pq.ParquetFile(path)
         except Exception as e:  # ArrowInvalid for a file that is not Parquet
             raise InputError(f"cannot read {path} as Parquet: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-        if (column or "text") not in meta.schema_arrow.names:
-            names = ", ".join(meta.schema_arrow.names)
-            raise InputError(f"{path} has no column {column or 'text'!r} (columns: {names}); use --column")
+        for name, flag in ((column or "text", "--column"), (pair_column, "--pair-column")):
+            if name is not None and name not in meta.schema_arrow.names:
+                names = ", ".join(meta.schema_arrow.names)
+                raise InputError(f"{path} has no column {name!r} (columns: {names}); use {flag}")
         return int(meta.metadata.num_rows)
-    return len(read_file(path, column))
+    return len(read_file(path, column, pair_column))
 
 
 def encode_item(raw: Any) -> str:
