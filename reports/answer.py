@@ -62,14 +62,18 @@ def prob_text(p: float) -> str:
     return f"{p:.3f}"
 
 
-def _bars(probs: Sequence[tuple[str, float]], predicted: str | None, true: str | None, known: int | None = None) -> str:
+def _bars(probs: Sequence[tuple[str, float]], predicted: str | None, true: str | None, known: int | None = None,
+          explained: Sequence[str] = (), index: int = 0) -> str:
     shown = list(probs[:TOP_CLASSES])
     rest = sum(p for _, p in probs[TOP_CLASSES:])
     rows = []
     for label, p in shown:
         cls = "pb" + (" pred" if label == predicted else "") + (" true" if label == true else "")
         mark = ' <span class="tl" title="true label">true</span>' if label == true else ""
-        rows.append(f'<div class="{cls}"><span class="pl" title="{esc(label)}">{esc(label)}{mark}</span>'
+        name = esc(label)
+        if label in explained:  # the results explain this class: its scores are one click away
+            name = f'<a href="#input-{index}" title="explained below">{name}</a>'
+        rows.append(f'<div class="{cls}"><span class="pl" title="{esc(label)}">{name}{mark}</span>'
                     f'<span class="pt"><span class="pf" style="width:{max(0.5, 100 * p):.1f}%"></span></span>'
                     f'<span class="pv">{prob_text(p)}</span></div>')
     if rest > 0:
@@ -177,7 +181,9 @@ def answer_card(results: Results, r: InputRecord, exps: Sequence[Explanation]) -
     flags = [f for f in (flagged(e) for e in exps) if f]
     body = ""
     if not lm:
-        body += _bars(class_probabilities(results, r, exps), None if pred is None else str(pred.label), true, len(results.model.labels))
+        explained = [str(g[0].target.label) for g in groups]
+        body += _bars(class_probabilities(results, r, exps), None if pred is None else str(pred.label), true,
+                      len(results.model.labels), explained, i)
     main = main_group(r, exps)
     sentence = None
     if main:
