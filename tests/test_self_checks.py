@@ -86,6 +86,10 @@ def test_average_overlap_fails_a_shuffled_or_reordered_top_and_passes_a_near_tie
     split = np.array([0.3, 0.3, 0.3, 0.02])
     assert not stability(split, split.copy(), "unexpanded cluster", first=True).passed
     assert average_overlap(split, split, [1]) == 0.0
+    # nothing changes the output in either estimate: they agree; NaN never passes
+    assert stability(np.zeros(4), np.zeros(4), "zero").passed
+    assert not stability(np.zeros(4), np.array([0.0, 0.2, 0.0, 0.0]), "zero vs one").passed
+    assert not stability(np.array([np.nan, 1.0, 0.0]), np.array([np.nan, 1.0, 0.0]), "nan").passed
 
 
 # ---- SHAP -------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Neighbours are drawn exactly as lime's text and image explainers draw them (same
 stream for a seed), scored by the adapter through the one batched runner as token ids or
 pixel batches, and fitted with lime's own `LimeBase` (weighted ridge, exponential kernel on
 cosine distance). Every occurrence of a word is its own feature.
+
+Self-checks (no extra model rows): `surrogate_fit`, the surrogate's weighted R^2 on its
+neighbours (fails below `min_r2`, 0.5), and `stability`, the agreement on the top features of
+two surrogates fitted on independent halves of the neighbours (see stability.py).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from ..explanation import SelfCheck
 TOP_K = 3  # the features a reader looks at first
 SHARE = 0.25  # a feature counts among the top when |value| is at least this share of the largest
 GAP = 0.05  # ranks closer than this share of the largest |value| are compared as a set, not in order
+ZERO = 1e-12  # an estimate whose every |value| is below this says "nothing matters"
 STABILITY_THRESHOLD = 0.75  # with depths {1, 2, 3}: the top feature must agree; a swap of ranks 2 and 3 passes (0.83)
 
 
@@ -71,6 +72,8 @@ def stability(
     The depths compared come from `reference` (default `values`): the estimate shown, when
     `values` and `other` are two halves of it. See `depths`.
     """
+    if max(_largest(values), _largest(other)) <= ZERO:  # nothing changes the output: both agree on that
+        return SelfCheck("stability", True, 1.0, threshold, f"{what} agree: no feature changes the output")
     at = depths(values if reference is None else reference, first=first)
     k = max(at)
     value = average_overlap(values, other, at)
@@ -83,6 +86,11 @@ def stability(
     if not passed:
         sentence += ": the estimate has not settled; raise the budget"
     return SelfCheck("stability", passed, value, threshold, sentence)
+
+
+def _largest(values: np.ndarray) -> float:
+    a = np.abs(np.asarray(values, dtype=np.float64))
+    return float(a.max()) if a.size and np.isfinite(a).all() else float("inf")
 
 
 def exact(what: str) -> SelfCheck:
