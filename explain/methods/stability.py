@@ -29,7 +29,7 @@ STABILITY_THRESHOLD = 0.75  # with depths {1, 2, 3}: the top feature must agree;
 def top_set(values: np.ndarray, j: int) -> set[int]:
     """Return the features whose tie-inclusive rank by |value| is at most j (ties never split)."""
     a = np.abs(np.asarray(values, dtype=np.float64))
-    if not a.size:
+    if not a.size or not np.isfinite(a).all():  # a NaN or infinite value ranks nothing
         return set()
     tol = 1e-9 * float(a.max()) + 1e-15  # equal credit split through a tree differs by rounding only
     return {i for i in range(a.size) if int((a >= a[i] - tol).sum()) <= j}
