@@ -11,6 +11,7 @@ import numpy as np
 
 from .data import method_title, pixel_map
 from .encode import esc, fmt
+from .evidence import no_evidence, score_units
 from .quality import check_lines
 from .style import COLORSCALE
 
@@ -44,15 +45,18 @@ def png_base64(rgb: np.ndarray) -> str:
 
 def explanation_html(e: Explanation) -> str:
     """Return one Explanation as a small self-contained HTML block (heat strip or heat map, no script)."""
+    units = score_units(e)
     head = (
         f"<div style='font-weight:600'>{esc(method_title(e.method))} "
         f"<span style='font-weight:400;color:#59636e'>· input {esc(e.input)} · target {esc(e.target.label)} "
         f"(p = {fmt(e.target.probability, 3)}) · {esc(e.granularity)} · {fmt(round(float(e.seconds), 4), 3)} s, "
         f"{int(e.rows):,} row{'' if int(e.rows) == 1 else 's'}</span></div>"
     )
+    quiet = no_evidence(e)
     pm = pixel_map(e)
     if pm is not None:
         m = float(np.abs(pm).max()) or 1.0
+        pm = pm * 0 if quiet else pm
         body = (
             f"<img alt='attribution map' src='data:image/png;base64,{png_base64(diverging_rgb(pm / m))}' "
             "style='width:224px;image-rendering:pixelated;border:1px solid #d1d9e0'>"
@@ -61,12 +65,12 @@ def explanation_html(e: Explanation) -> str:
         scores = np.ravel(np.asarray(e.scores, dtype=np.float64))
         m = float(np.abs(scores).max()) if scores.size else 0.0
         m = m or 1.0
-        colours = diverging_rgb(scores / m)
+        colours = diverging_rgb(scores / m * (0 if quiet else 1))
         tokens = (e.extras or {}).get("feature_tokens")
         spans = []
         for k, (f, s) in enumerate(zip(e.features, scores)):
             r, g, b = (int(x) for x in colours[k])
-            tip = f"score {fmt(s, 5)}"
+            tip = f"{units}: {fmt(s, 5)}"
             if isinstance(tokens, (list, tuple)) and len(tokens) == len(e.features):
                 tip += " · tokens: " + " ".join(str(t) for t in tokens[k])
             fg = "#fff" if abs(s / m) > 0.6 else "#1f2328"
@@ -80,9 +84,11 @@ def explanation_html(e: Explanation) -> str:
         for c in check_lines(e)
     )
     legend = (
-        "<div style='display:flex;gap:6px;align-items:center;font-size:11px;color:#59636e;margin-top:4px'>−max "
-        f"<span style='display:inline-block;width:120px;height:8px;background:{_LEGEND}'></span> +max · scaled by max |score|</div>"
+        f"<div style='display:flex;gap:6px;align-items:center;font-size:11px;color:#59636e;margin-top:4px'>−{fmt(m, 3)} "
+        f"<span style='display:inline-block;width:120px;height:8px;background:{_LEGEND}'></span> +{fmt(m, 3)} {esc(units)}</div>"
     )
+    if quiet:
+        legend = f"<div style='font-size:12px;color:#6e4b00;background:#fff8e1;padding:2px 6px;margin-top:4px'>{esc(quiet)}</div>"
     return (
         "<div style='font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;max-width:900px'>"
         f"{head}{body}{legend}{checks}</div>"

@@ -50,7 +50,7 @@ X.methodCard = async function (d, e, jobs) {
   }
   if (e.att) attentionExplorer(e, scores, card, jobs);
   if (e.checks.length) card.append(checksBlock(e.checks));
-  if (e.settings) card.append(h("div", { class: "settings-line", text: e.settings }));
+  if (e.settings) card.append(h("details", { class: "settings-line" }, [h("summary", { text: "settings" }), h("div", { text: e.settings })]));
   return { card, scores };
 };
 

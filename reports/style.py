@@ -173,7 +173,7 @@ details.run-details { margin-top: 18px; border: 1px solid var(--line); border-ra
 details.run-details > summary { font-weight: 600; color: var(--fg); } details.run-details[open] > summary { margin-bottom: 10px; }
 details.run-details .muted { font-weight: 400; }
 .settings-table { margin-top: 10px; } .settings-table td { color: var(--muted); font-size: 12px; }
-.settings-line { color: var(--muted); font-size: 12px; }
+.settings-line { color: var(--muted); font-size: 12px; } details.settings-line summary { font-family: var(--font); color: var(--muted); font-size: 12px; }
 .mono.path { overflow-wrap: normal; word-break: normal; }
 .pill.noev { border-color: #f0d58c; background: #fff8e1; color: #6e4b00; }
 .note.pointer { margin: 14px 0 0; font-size: 13px; }

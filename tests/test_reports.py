@@ -227,6 +227,7 @@ def test_no_evidence_threshold_both_ways() -> None:
     loud = _exp("ig", [1e-6, -2e-6], {"output_change": NO_EVIDENCE * 2})
     assert evidence.no_evidence(quiet) is not None and "[PAD] tokens" in str(evidence.no_evidence(quiet))
     assert evidence.no_evidence(loud) is None  # the reported output change decides, not the scores' size
+    assert "No evidence" in explanation_html(quiet) and "No evidence" not in explanation_html(loud)  # Jupyter view too
     # SHAP: output - base value; a method without either: the total |attribution|.
     assert evidence.no_evidence(_exp("shap", [0.1], {"output": 0.5, "base_value": 0.5 - NO_EVIDENCE / 3})) is not None
     assert evidence.no_evidence(_exp("occlusion", [NO_EVIDENCE / 4, -NO_EVIDENCE / 4])) is not None
