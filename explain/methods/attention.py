@@ -34,7 +34,7 @@ from ..adapters.attention_impl import recording_logits
 from ..adapters.base import Adapter, AttentionView, Example
 from ..errors import MethodError
 from ..explanation import Explanation, Target
-from . import register
+from .registry import register
 from .base import Cost, Method, setting
 
 # Split outputs must add up to the adapter's output; float32 log-softmax sums agree far closer.

@@ -20,7 +20,7 @@ from ..adapters.base import Adapter, Example
 from ..adapters.feature_map import is_traced, spatial_maps
 from ..errors import MethodError
 from ..explanation import Explanation, Target
-from . import register
+from .registry import register
 from .base import Cost, Method, setting
 
 

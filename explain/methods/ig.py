@@ -31,7 +31,7 @@ from ..adapters.base import Adapter, Example
 from ..errors import MethodError
 from ..explanation import Explanation, SelfCheck, Target
 from ..gradients import PathSum, frozen_parameters, saved_bytes_per_row, trapezoid_level, trapezoid_points
-from . import register
+from .registry import register
 from .base import Cost, Method, setting, view_options
 
 CAPTUM_RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle")
