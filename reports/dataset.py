@@ -250,13 +250,16 @@ def _edges(values: Iterable[float], log: bool, span: tuple[float, float] | None 
 def _dist(key: str, title: str, help: str, per: Mapping[str, Sequence[float]], *, log: bool = False,
           span: tuple[float, float] | None = None, limit: float | None = None, random: float | None = None) -> dict[str, Any]:
     vals = [v for vs in per.values() for v in vs]
-    if log:
-        per = {m: [max(abs(v), 1e-300) for v in vs] for m, vs in per.items()}
+    zeros = 0
+    if log:  # exact zeros have no place on a log axis: counted and said, never drawn at an invented floor
+        zeros = sum(1 for v in vals if v == 0)
+        per = {m: [abs(v) for v in vs if v != 0] for m, vs in per.items()}
+        per = {m: vs for m, vs in per.items() if vs}
         vals = [v for vs in per.values() for v in vs]
     marks = [v for v in (limit, random) if v is not None and (v > 0 or not log)]
     edges = _edges(vals + marks, log, span)  # the limit and the random mean stay in view
     return {
-        "key": key, "title": title, "help": help, "log": log, "limit": limit, "random": random,
+        "key": key, "title": title, "help": help, "log": log, "limit": limit, "random": random, "zeros": zeros,
         "edges": [float(f"{x:.6g}") for x in edges],
         "traces": [{"m": m, "title": method_title(m), "n": len(vs), "counts": histogram(vs, edges),
                     "median": float(f"{float(np.median(vs)):.6g}")} for m, vs in per.items()],

@@ -79,6 +79,8 @@ function aggregateView(root, agg) {
 
 // ---- histograms: one step line per method, precomputed bins ----
 X.histFigure = function (div, s) {
+  if (s.zeros) div.parentNode.append(h("p", { class: "note", text: s.zeros + " exact zero" + (s.zeros > 1 ? "s" : "") + (s.traces.length ? " not drawn on the log axis" : ": every value is exactly 0") }));
+  if (!s.traces.length) { div.remove(); return Promise.resolve(); }
   const data = s.traces.map((t, n) => ({ type: "scatter", mode: "lines", x: s.edges, y: t.counts.concat([t.counts[t.counts.length - 1]]),
     line: { shape: "hv", color: X.LINES[n % X.LINES.length], width: 1.5 }, fill: "tozeroy", opacity: 0.5, name: pe(t.title) + " (n = " + t.n + ")",
     hovertemplate: pe(t.title) + "<br>from %{x:.3g}: %{y} explanations<extra></extra>" }));

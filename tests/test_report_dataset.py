@@ -177,3 +177,11 @@ def test_the_cli_report_command_takes_max_inputs(tmp_path: Path) -> None:
         assert ("Showing 5 of 30 inputs" in html) == (shown == 5)
     bad = run_cli("report", str(saved), "--out", str(tmp_path / "x.html"), "--max-inputs", "-1")
     assert bad.returncode == 2 and "--max-inputs" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_log_histograms_count_zeros_instead_of_drawing_them() -> None:
+    d = dataset._dist("shap", "SHAP gap", "", {"shap": [0.0, 0.0, 1e-3, 1e-5]}, log=True, limit=1e-3)
+    assert d["zeros"] == 2 and sum(d["traces"][0]["counts"]) == 2  # only the two positive values are binned
+    assert d["edges"][0] == pytest.approx(1e-5)  # the axis starts at the smallest real value, not at a floor
+    allzero = dataset._dist("shap", "SHAP gap", "", {"shap": [0.0, 0.0]}, log=True)
+    assert allzero["zeros"] == 2 and allzero["traces"] == []
