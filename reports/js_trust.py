@@ -83,8 +83,11 @@ X.trustPanel = function (g, jobs) {
     if (agree) {
       if (!r.agree) tr.append(dash());
       else {
-        const td = h("td", { class: "num", "data-metric": "agreement_spearman" }, [h("span", { class: "v", text: fmt(r.agree.rho, 3) }),
-          r.agree.top !== null ? h("div", { class: "rnd", text: "top-k overlap " + fmt(r.agree.top, 2) }) : null]);
+        // Top-k overlap first: on short texts Spearman mostly ranks near-zero words against each other.
+        const top = r.agree.top;
+        const td = h("td", { class: "num", "data-metric": "agreement_spearman" }, top !== null
+          ? [h("span", { class: "v", text: Math.round(top * 100) + "% top features shared" }), h("div", { class: "rnd", text: "\u03c1 " + fmt(r.agree.rho, 3) })]
+          : [h("span", { class: "v", text: "\u03c1 " + fmt(r.agree.rho, 3) })]);
         X.tip(td, () => ["Agreement of " + e.title].concat(r.agree.pairs.map(([o, rho, top]) => {
           const oe = g.exps.find((x) => x.m === o);
           return "vs " + (oe ? oe.title : o) + ": \u03c1 " + fmt(rho, 3) + (top !== null ? " \u00b7 top-k " + fmt(top, 2) : "");

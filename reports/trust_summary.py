@@ -183,13 +183,13 @@ def summary_html(doc: Mapping[str, Any] | None) -> str:
     pairs = ""
     if doc["pairs"]:
         trs = "".join(
-            f'<tr><td>{esc(method_title(p["a"]))}</td><td>{esc(method_title(p["b"]))}</td><td class="num">{fmt(p["rho"], 3)} '
-            f'<span class="sd">± {fmt(p["rho_std"], 2)}</span></td><td class="num">{fmt(p["top"], 3)}</td><td class="num">{p["n"]:,}</td></tr>'
+            f'<tr><td>{esc(method_title(p["a"]))}</td><td>{esc(method_title(p["b"]))}</td><td class="num"><strong>{fmt(p["top"], 3)}</strong></td>'
+            f'<td class="num">{fmt(p["rho"], 3)} <span class="sd">± {fmt(p["rho_std"], 2)}</span></td><td class="num">{p["n"]:,}</td></tr>'
             for p in doc["pairs"]
         )
         pairs = ('<div class="box"><h3>Agreement between methods</h3><table class="agree pairs"><thead><tr><th>Method</th><th>vs</th>'
-                 '<th class="num" title="Mean Spearman rank correlation over inputs (1 same order, −1 reversed)">Spearman ρ</th>'
-                 '<th class="num" title="Mean share of the top-ranked features both methods pick">Top-k overlap</th><th class="num">n</th></tr></thead>'
+                 '<th class="num" title="Mean share of the top 20 % features (by signed score) both methods pick">Top features shared</th>'
+                 '<th class="num" title="Mean Spearman rank correlation over inputs (1 same order, −1 reversed); noisy on short texts">Spearman ρ</th><th class="num">n</th></tr></thead>'
                  f"<tbody>{trs}</tbody></table></div>")
     sanity_fig = ('<div class="box"><h3>Sanity: rank correlation as the model is randomised</h3>'
                   '<p class="note">Layers re-drawn at random from the output down; a sound explanation decorrelates (ρ → 0).</p>'
