@@ -53,8 +53,8 @@ def build(model: str, size: int, device: str, autocast: str | None = None) -> tu
     import explain
 
     torch.manual_seed(0)
-    if model == "bert-base":
-        cfg = transformers.BertConfig(vocab_size=30522, max_position_embeddings=512, **SHAPES["bert-base"])
+    if model in ("bert-base", "bert-tiny"):  # bert-tiny: scripts' dry runs
+        cfg = transformers.BertConfig(vocab_size=30522, max_position_embeddings=512, **SHAPES[model.replace("bert-", "")])
         cfg.num_labels = 2
         tok = transformers.AutoTokenizer.from_pretrained(ROOT / "examples" / "models" / "sentiment-bert")
         hf = transformers.BertForSequenceClassification(cfg).eval()
@@ -85,9 +85,9 @@ def one(spec_path: str, out_path: str) -> None:
     adapter, inputs, options = build(spec["model"], spec["size"], spec.get("device", "cpu"))
     built_mb = rss_mb()
     out: dict[str, Any] = {"built_rss_mb": built_mb, "parameters": sum(p.numel() for p in adapter.model.parameters()), "methods": {}}
-    small = {"ig": {"n_steps": 4, "adaptive": False}, "shap": {"max_evals": 20}, "lime": {"num_samples": 20}}
+    small: dict[str, dict[str, Any]] = {"ig": {"n_steps": 4, "adaptive": False}, "shap": {"max_evals": 20}, "lime": {"num_samples": 20}}
     for method in spec["methods"]:
-        settings = {method: IG} if method == "ig" else {}
+        settings: dict[str, Any] = {method: IG} if method == "ig" else {}
         # warm-up, untimed: lazy imports, kernels, numba; a cheap call of the same method
         t0 = time.perf_counter()
         explain.explain(adapter, inputs, methods=[method], **options, **({method: small[method]} if method in small else {}))

@@ -19,8 +19,8 @@ held-out sentences with a planted word (so the answers can be checked: hit rate)
 Equal work: the direct side gets, per input, the work ours did (IG: its final n_steps and rule;
 SHAP: max_evals; LIME: num_samples), one target (the predicted class) on both sides, the same
 whitespace words as features (shap: a word-level Text masker with [MASK]; lime: bow=False,
-removed words dropped). The machine is shared and noisy: each figure is the median of
-`--repeats` runs.
+removed words dropped). The machine is shared and noisy: whole-process figures are the median
+of `--repeats` runs, warm figures of `--warm-repeats`.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def cli_run(folder: str, texts: list[str], method: str, tmp: Path) -> dict[str, 
             "work": [work_of(e) for e in res], "rows": [e.rows for e in res]}
 
 
-def measure(cfg: dict[str, Any], method: str, repeats: int, tmp: Path) -> dict[str, Any]:
+def measure(cfg: dict[str, Any], method: str, repeats: int, tmp: Path, warm_repeats: int = 1) -> dict[str, Any]:
     """Return one equal-work row: both sides, whole process and warm compute, medians of repeats."""
     texts, folder = cfg["texts"], cfg["folder"]
     cold_ours, cold_direct, warm_ours, warm_direct = [], [], [], []
@@ -88,6 +88,8 @@ def measure(cfg: dict[str, Any], method: str, repeats: int, tmp: Path) -> dict[s
         cold_ours.append(ours)
         spec = {"method": method, "folder": folder, "texts": texts, "work": ours["work"], "warm": False, "record": False}
         cold_direct.append(worker(HERE / "speed_direct.py", spec, tmp, f"cold-{method}-{r}"))
+        if r >= warm_repeats:
+            continue
         w_ours = worker(HERE / "speed_ours.py", {"method": method, "folder": folder, "texts": texts,
                                                  "settings": OUR_SETTINGS[method], "warm": True, "record": True}, tmp, f"ours-{method}-{r}")
         warm_ours.append(w_ours)
@@ -100,7 +102,7 @@ def measure(cfg: dict[str, Any], method: str, repeats: int, tmp: Path) -> dict[s
 
     o, d = warm_ours[-1], warm_direct[-1]
     row: dict[str, Any] = {
-        "model": cfg["name"], "method": method, "library": LIBRARY[method], "inputs": n, "repeats": repeats,
+        "model": cfg["name"], "method": method, "library": LIBRARY[method], "inputs": n, "repeats": repeats, "warm_repeats": len(warm_ours),
         "work_ours": ours["work"], "work_direct": cold_direct[-1].get("work", ours["work"]),
         "whole_s_ours": med(cold_ours, "process_s"), "whole_s_direct": med(cold_direct, "process_s"),
         "compute_s_ours": med(cold_ours, "compute_s"), "compute_s_direct": med(cold_direct, "compute_s"),
@@ -167,7 +169,9 @@ def main() -> None:
     """Run the benchmark, print the table and write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tiny model and two sentences: checks the script, not the speed")
-    parser.add_argument("--repeats", type=int, help="runs per figure, median kept (default 3; quick 1)")
+    parser.add_argument("--repeats", type=int, help="whole-process runs per side, median kept (default 3; quick 1)")
+    parser.add_argument("--warm-repeats", type=int, default=1, help="warm in-process runs per side (default 1)")
+    parser.add_argument("--configs", help="comma-separated indices of the configurations (default: all)")
     parser.add_argument("--methods", help="comma-separated (default ig,shap,lime; quick: ig,lime, as shap's numba compile costs ~10 s a process)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.json"))
     args = parser.parse_args()
@@ -175,12 +179,15 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        for cfg in configurations(args.quick, tmp):
+        chosen = configurations(args.quick, tmp)
+        if args.configs:
+            chosen = [chosen[int(i)] for i in args.configs.split(",")]
+        for cfg in chosen:
             for method in (args.methods or ("ig,lime" if args.quick else ",".join(METHODS))).split(","):
-                rows.append(measure(cfg, method, repeats, tmp))
+                rows.append(measure(cfg, method, repeats, tmp, min(args.warm_repeats, repeats)))
                 print(f"done: {cfg['name']} {method}", file=sys.stderr, flush=True)
     print_table(rows)
-    doc = {"machine": machine(), "quick": args.quick, "repeats": repeats, "targets_whole_ratio": TARGETS, "rows": rows}
+    doc = {"machine": machine(), "quick": args.quick, "repeats": repeats, "warm_repeats": min(args.warm_repeats, repeats), "targets_whole_ratio": TARGETS, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
     print(f"written: {args.out}")

@@ -61,8 +61,8 @@ def _predict_fn(model: Any, tok: Any) -> Any:
         strings = [str(s) for s in strings]
         outs = []
         for i in range(0, len(strings), 64):
-            enc = tok(strings[i : i + 64], return_tensors="pt", padding=True, truncation=True)
-            outs.append(torch.softmax(model(**enc).logits, -1).numpy())
+            enc = tok(strings[i : i + 64], return_tensors="pt", padding=True, truncation=True).to(model.device)
+            outs.append(torch.softmax(model(**enc).logits, -1).float().cpu().numpy())
         return np.concatenate(outs)
 
     return predict
@@ -70,16 +70,16 @@ def _predict_fn(model: Any, tok: Any) -> Any:
 
 def _target(model: Any, tok: Any, text: str) -> int:
     with torch.inference_mode():
-        return int(model(**tok(text, return_tensors="pt")).logits.argmax())
+        return int(model(**tok(text, return_tensors="pt").to(model.device)).logits.argmax())
 
 
 def ig_one(model: Any, tok: Any, text: str, w: dict[str, Any]) -> tuple[str, int]:
     """captum LayerIntegratedGradients on the embeddings, pad baseline (specials kept), one class."""
     from captum.attr import LayerIntegratedGradients
 
-    ids = tok(text, return_tensors="pt")["input_ids"]
+    ids = tok(text, return_tensors="pt")["input_ids"].to(model.device)
     target = _target(model, tok, text)
-    special = torch.tensor(tok.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True)).bool()
+    special = torch.tensor(tok.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True)).bool().to(ids.device)
     base = torch.where(special, ids, torch.full_like(ids, tok.pad_token_id))
     for p in model.parameters():  # input gradients only, as a careful user (and ours) runs it
         p.requires_grad_(False)

@@ -7,18 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import MODELS, ROOT
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["speed.py", "memory.py", "scaling.py"])
+@pytest.mark.parametrize("script", ["speed.py", "memory.py", "scaling.py", "realsize.py", "quality_per_row.py", "gpu_check.py"])
 def test_benchmark_quick_run(script: str, tmp_path: Path) -> None:
     if not (MODELS / "sentiment-bert").exists():
         pytest.skip("bundled models missing")
     out = tmp_path / "out.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(out)],
+    flag = "--dry-run" if script == "gpu_check.py" else "--quick"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), flag, "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
@@ -33,6 +35,25 @@ def test_benchmark_quick_run(script: str, tmp_path: Path) -> None:
         capped = [r for r in doc["rows"] if r["table"] == "memory"]
         assert len(capped) == 2 and all(r["rc"] == 0 for r in capped)
         assert "rows/token" in proc.stdout
+    elif script == "realsize.py":
+        for r in doc["rows"]:
+            assert "error" not in r, r
+            assert r["sec_per_input"] > 0 and r["peak_mb"] >= r["built_rss_mb"] > 0
+            if r["method"] == "ig":  # counted by the runner: every step plus f(input) and f(baseline)
+                assert r["rows_per_input"] >= doc["ig_settings"]["n_steps"]
+    elif script == "quality_per_row.py":
+        rows = doc["rows"]
+        assert {(r["model"], r["method"]) for r in rows} == {(m, k) for m in ("sentiment-bert", "planted-gpt2", "digits-cnn") for k in ("shap", "lime")}
+        assert all(0 <= r["hit_rate"] <= 1 and 0 <= r["seed_stability"] <= 1 for r in rows)
+        # LIME asks for exactly `budget` neighbours per input (evaluated or answered by the cache)
+        assert all(r["rows_per_input"] >= r["budget"] for r in rows if r["method"] == "lime")
+        assert len(doc["recommendations"]) == 6
+    elif script == "gpu_check.py":
+        rows = doc["rows"]
+        assert doc["dry_run"] and {r["side"] for r in rows} == {"explain", "captum", "shap", "lime"}
+        # on CPU autocast is a no-op: bf16 must agree with fp32 exactly, or the comparison is broken
+        bf16 = [r for r in rows if r["precision"] == "bf16"]
+        assert len(bf16) == 6 and all(r["topk_vs_fp32"] == 1.0 and r["cosine_vs_fp32"] == pytest.approx(1.0) for r in bf16)
     else:
         assert doc["inputs"] == 200 and len(doc["samples"]) >= 3
 
@@ -58,7 +79,7 @@ def check_speed(doc: dict) -> None:
         assert r["warm_ratio"] == pytest.approx(r["warm_s_ours"] / r["warm_s_direct"])
         assert r["t_over_fwd_direct"] == pytest.approx(r["warm_s_direct"] / r["fwd_s_direct"])
         assert r["fixed_s_ours"] == pytest.approx(r["whole_s_ours"] - r["compute_s_ours"])
-        assert len(r["runs"]["whole_s_ours"]) == doc["repeats"]
+        assert len(r["runs"]["whole_s_ours"]) == doc["repeats"] == r["repeats"]
         assert r["whole_s_ours"] == pytest.approx(sorted(r["runs"]["whole_s_ours"])[len(r["runs"]["whole_s_ours"]) // 2])
         assert 0 < r["compute_s_ours"] < r["whole_s_ours"] and 0 < r["compute_s_direct"] < r["whole_s_direct"]
         assert r["peak_mb_ours"] >= r["load_rss_mb_ours"] > 0 and r["peak_mb_direct"] >= r["load_rss_mb_direct"] > 0
@@ -79,3 +100,33 @@ def test_speed_checks_catch_unequal_work() -> None:
                 {"features_direct": [12, 20]}, {"runs": {"whole_s_ours": [8.0, 9.0]}}):
         with pytest.raises(AssertionError):
             check_speed({"rows": [{**base, **bad}], "repeats": 1})
+
+
+def test_gpu_check_agreement_flags_a_flipped_or_shuffled_explanation() -> None:
+    """bf16-vs-fp32 figures that can fail: a sign flip or a shuffle falls under the tolerance."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_check import TOL_COS, TOL_TOPK, cosine, topk_overlap
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=40)
+    assert topk_overlap(a, a + 1e-4 * rng.normal(size=40), False) == 1.0 and cosine(a, a) == pytest.approx(1.0)
+    assert cosine(a, -a) < TOL_COS and topk_overlap(a, -a, False) < TOL_TOPK
+    assert topk_overlap(a, rng.permutation(a), False) < TOL_TOPK
+    img = rng.normal(size=(32, 32))
+    assert topk_overlap(img, img.T, True) < TOL_TOPK
+
+
+def test_quality_recommendation_needs_the_library_hit_rate() -> None:
+    """The chosen budget is the smallest whose hit rate (both seeds) and stability match the library default's."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from quality_per_row import recommend
+
+    def row(budget: int, hit: float, stab: float, lib: bool = False) -> dict:
+        return {"model": "m", "method": "lime", "budget": budget, "hit_rate": hit, "hit_rate_seed1": hit,
+                "seed_stability": stab, "library_default": lib, "rows_per_input": float(budget)}
+
+    rows = [row(50, 0.7, 0.9), row(100, 0.95, 0.7), row(200, 0.95, 0.92), row(1000, 0.95, 0.95, True)]
+    [pick] = recommend(rows)
+    assert pick["smallest_sufficient_budget"] == 200 and pick["rows_ratio_library_over_pick"] == pytest.approx(5.0)
+    rows[2]["hit_rate_seed1"] = 0.9  # one seed below the library: not sufficient any more
+    assert recommend(rows)[0]["smallest_sufficient_budget"] == 1000
