@@ -206,3 +206,14 @@ def test_image_panels_are_large_with_the_original_once(browser: Any, files: dict
     assert page.locator("#input-0 [data-view=contrast]").count() == 1  # three classes: why one rather than another
     assert errors == []
     page.close()
+
+
+def test_shared_plotly_file_draws_figures(browser: Any, tmp_path: Path) -> None:
+    """assets="shared": the page loads plotly.js from the file beside it (CSP 'self') and draws."""
+    path = reports.write_report(samples.text_results(3, hostile=False), tmp_path / "a.html", assets="shared")
+    page, errors = open_page(browser, path)
+    draw(page, 0)
+    assert page.evaluate("document.querySelectorAll('#input-0 .js-plotly-plot').length") >= 2
+    assert page.evaluate("typeof window.Plotly.react") == "function"
+    assert errors == []
+    page.close()
