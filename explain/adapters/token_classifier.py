@@ -19,8 +19,12 @@ Targets (`targets(example, spec)`; the same rule from the API, the CLI and input
 
 The Target's `position` is the explained word's first token (the answering row);
 explanations also carry `extras["target_word"]` (its index among the features) and
-`extras["target_word_text"]`. Dropping words would move the answering row, so the removals
-are mask, unk and pad (no drop).
+`extras["target_word_text"]`.
+
+Removals are the text classifier's (mask, unk, pad, drop). Under drop the answering row moves
+left by the tokens dropped before it (it is followed), and the explained word itself, when
+removed, is masked instead of dropped (its label needs its row): so LIME, which drops words by
+default, still scores the word itself.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import InputError, MethodError, TargetError
+from ..errors import InputError, TargetError
 from ..explanation import InputRecord, Target
-from . import removal, textview
+from . import textview
 from .attention_impl import eager_attention
-from .base import AttentionView, Example, GradientView, PerturbationView, select_output, transform
+from .base import AttentionView, Example, GradientView, PerturbationView, contiguous_linkage, select_output, transform
 from .targets import as_list, class_indices, strip_prefix
 from .text import TextClassifierAdapter
 from .words import Tokenized, tokenize
@@ -73,24 +77,6 @@ def outside_index(labels: Sequence[str]) -> int | None:
 
 class TokenClassifierAdapter(TextClassifierAdapter):
     """A token classifier explained one word's label at a time (see the module docstring)."""
-
-    @property
-    def baselines(self) -> tuple[str, ...]:
-        """Return the removals this tokenizer allows: mask, unk, pad (no drop: the word's row must stay put)."""
-        return tuple(b for b in super().baselines if b != "drop")
-
-    def check_baseline(self, name: str, gradient: bool = False) -> str:
-        """Return `name` if words can be removed that way here; "drop" is refused with its reason."""
-        if name == "drop" and not gradient:
-            raise MethodError(_NO_DROP)
-        return super().check_baseline(name, gradient)
-
-    def resolve_baseline(self, options: dict[str, Any], gradient: bool) -> str:
-        """Return the removal the view options ask for, checked (drop refused with its reason)."""
-        name, _ = removal.requested(options)
-        if name == "drop" and not gradient:
-            raise MethodError(_NO_DROP)
-        return super().resolve_baseline(options, gradient)
 
     # ---- inputs -------------------------------------------------------------------------
     def prepare(self, raw: Any, index: int, max_length: int | None = None, truncate: bool = True, **_: Any) -> Example:
@@ -232,11 +218,17 @@ class TokenClassifierAdapter(TextClassifierAdapter):
         logits = self.runner.map(list(rows), lambda b: self.token_logits_of(b, None))
         return transform(logits, output).numpy()
 
-    def predict_at(self, rows: Sequence[Sequence[int] | np.ndarray], position: int, output: str = "probability") -> np.ndarray:
-        """Return (B, C) outputs at token `position` for token-id rows (unique rows once)."""
-        unique: dict[tuple[int, ...], int] = {}
-        keys = [unique.setdefault(tuple(int(x) for x in r), len(unique)) for r in rows]
-        logits = self.runner.map(list(unique), lambda b: self.token_logits_of(b, position), key=len)
+    def predict_at(self, rows: Sequence[tuple[Sequence[int] | np.ndarray, int]], output: str = "probability") -> np.ndarray:
+        """Return (B, C) outputs for (token ids, answering position) rows (unique rows once)."""
+        unique: dict[tuple[tuple[int, ...], int], int] = {}
+        keys = [unique.setdefault((tuple(int(x) for x in r), int(p)), len(unique)) for r, p in rows]
+
+        def run(batch: list[tuple[tuple[int, ...], int]]) -> torch.Tensor:
+            logits = self.token_logits_of([r for r, _ in batch], None)  # (B, T, C)
+            at = torch.tensor([p for _, p in batch], device=logits.device)
+            return logits[torch.arange(len(batch), device=logits.device), at]
+
+        logits = self.runner.map(list(unique), run, key=lambda k: len(k[0]))
         return transform(logits, output).numpy()[np.asarray(keys)]
 
     # ---- views --------------------------------------------------------------------------
@@ -280,12 +272,41 @@ class TokenClassifierAdapter(TextClassifierAdapter):
         name = self.resolve_baseline(options, gradient=False)
         row = tok_row(example, target)
 
-        def score(rows: list[np.ndarray]) -> np.ndarray:
-            return self.predict_at(rows, row, output)[:, target.index]
+        units_ = self.units(tok, granularity)
+        fill = self.fill_id(name)
+        ids_a = np.asarray(tok.ids)
+        owner = textview.unit_of_position(len(ids_a), units_)
+        outside = owner < 0
+        word = self.target_word(example, target)
+        own = np.isin(np.arange(len(ids_a)), tok.word_tokens[word])  # the explained word's tokens
 
-        view = textview.perturbation_view(self.units(tok, granularity), tok.ids, tok.tokens, name, self.fill_id(name), score, output)
-        view.extras.update(self._extras(example, target))
-        return view
+        def evaluate(keep: np.ndarray) -> np.ndarray:
+            keep = np.asarray(keep, dtype=bool).reshape(-1, len(units_.names))
+            kept = outside[None, :] | keep[:, np.maximum(owner, 0)]  # (B, T) is this token kept?
+            if fill is not None:
+                rows = [(np.where(k, ids_a, fill), row) for k in kept]
+            else:  # drop: the explained word is masked, not dropped; its row moves left
+                rows = []
+                for k in kept:
+                    ids = np.where(k | ~own, ids_a, self.mask_id)
+                    k = k | own
+                    rows.append((ids[k], int(k[:row].sum())))
+            return self.predict_at(rows, output)[:, target.index]
+
+        extras = {**textview.token_extras(tok.tokens, units_), **self._extras(example, target)}
+        if fill is None:
+            extras["target_word_removal"] = "mask"
+        return PerturbationView(
+            features=units_.names,
+            evaluate=evaluate,
+            clustering=contiguous_linkage(len(units_.names)),
+            expand=lambda values: np.asarray(values, dtype=np.float32),
+            granularity=units_.granularity,
+            mask=name,
+            output=output,
+            sampling="lime-text",
+            extras=extras,
+        )
 
     def attention_view(self, example: Example, target: Target, granularity: str = "word") -> AttentionView:
         """Return every layer's attention maps, in the graph of the word's target probability."""
@@ -315,5 +336,3 @@ def tok_row(example: Example, target: Target) -> int:
         raise TargetError(f"target {target.label!r} names no word of input {example.index}: give word:N")
     return int(target.position)
 
-
-_NO_DROP = "a token classifier cannot drop words (the explained word's row would move): use baseline mask, unk or pad"
