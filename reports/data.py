@@ -179,16 +179,20 @@ def prompt_features(record: InputRecord, exps: Sequence[Explanation]) -> int:
 def estimate_height(doc: dict[str, Any]) -> int:
     """Return a rough pixel height of an input's drawn section: its placeholder keeps the page still."""
     lm = doc["family"] == "causal-lm"
-    h = 70 if lm else 0
+    h = 70 + (120 + 26 * int(doc.get("prompt_n") or 0) if lm else 0)
+    if doc.get("img"):
+        h += 300  # the original, once
+    if not lm and len(doc["groups"]) > 1:
+        h += 90 + sum(100 + 30 * math.ceil(sum(len(f) + 3 for f in e["f"]) / 110) for e in doc["groups"][0]["exps"])  # contrast
     for g in doc["groups"][-1:] if lm else doc["groups"]:
         exps, cmp = g["exps"], g["cmp"]
         pixel = any(e["g"] == "pixel" for e in exps)
         h += 50
         if pixel:
-            h += 380 * math.ceil(len(exps) / 3)
+            h += 440 * math.ceil(len(exps) / 3)
         for e in [] if pixel else exps:
             chars = sum(len(f) + 3 for f in e["f"])
-            h += 100 + 30 * math.ceil(chars / 110) + 40 * len(e["checks"]) + (520 if "att" in e else 0)
+            h += 110 + 30 * math.ceil(chars / 110) + 30 * len(e["checks"]) + (560 if "att" in e else 0)
         if "trust" in g:
             rows = g["trust"]["rows"]
             h += 90 + 58 * len(rows) + (300 if any(r["curves"] for r in rows) else 0)
