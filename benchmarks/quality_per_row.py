@@ -84,8 +84,9 @@ def study(case: dict[str, Any], method: str, grid: list[int]) -> list[dict[str, 
     runs: dict[int, list[Any]] = {}
     rows = []
     for budget in sorted(grid, reverse=True):
+        settings: dict[str, Any] = {method: {KEY[method]: budget}}
         by_seed = [explain.explain(case["model"], case["inputs"], methods=[method], seed=seed, **case["options"],
-                                   **{method: {KEY[method]: budget}}) for seed in (0, 1)]
+                                   **settings) for seed in (0, 1)]
         for res in by_seed:
             if res.failures:
                 raise SystemExit(f"{case['name']} {method} {budget}: {res.failures[0]}")

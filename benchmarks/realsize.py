@@ -10,8 +10,10 @@ small (12 layers, hidden 768, vocabulary 50,257) at 32, 128 and 512 tokens, and 
 steps (a random model's path says nothing about how many a trained one needs). Each method
 gets one cheap untimed call first (imports, kernels, numba). Every
 configuration runs in its own process: its peak resident memory is that configuration's
-alone. CPU cuts (a 2-core machine): one input per configuration; at 512 tokens IG only
-(SHAP and LIME there are ~500 forwards of 512 tokens each: minutes per input).
+alone. CPU cuts (a shared 2-core machine): one input per configuration; every size gets a "forward"
+row (seconds per row of a pure batched forward of 8 rows: SHAP and LIME cost about their rows
+times this); IG, SHAP and LIME are measured at 32 tokens, IG at 128, forward only at 512, and
+ResNet-50 gets Grad-CAM and IG. `--full` measures every method at every size.
 """
 
 from __future__ import annotations
@@ -35,15 +37,18 @@ from benchlib import SHAPES, machine, peak_mb, rss_mb, sentences_of, worker  # n
 
 IG = {"n_steps": 50, "adaptive": False}
 PLAN: list[tuple[str, int, tuple[str, ...]]] = [
-    ("bert-base", 32, ("ig", "shap", "lime")),
-    ("bert-base", 128, ("ig", "shap", "lime")),
-    ("bert-base", 512, ("ig",)),
-    ("gpt2-small", 32, ("ig", "shap", "lime")),
-    ("gpt2-small", 128, ("ig", "shap", "lime")),
-    ("gpt2-small", 512, ("ig",)),
-    ("resnet-50", 224, ("ig", "gradcam", "shap", "lime")),
+    ("bert-base", 32, ("forward", "ig", "shap", "lime")),
+    ("bert-base", 128, ("forward", "ig")),
+    ("bert-base", 512, ("forward",)),
+    ("gpt2-small", 32, ("forward", "ig", "shap", "lime")),
+    ("gpt2-small", 128, ("forward", "ig")),
+    ("gpt2-small", 512, ("forward",)),
+    ("resnet-50", 224, ("forward", "gradcam", "ig")),
 ]
-QUICK: list[tuple[str, int, tuple[str, ...]]] = [("bert-base", 16, ("ig",)), ("resnet-50", 64, ("gradcam",))]
+FULL: list[tuple[str, int, tuple[str, ...]]] = [  # --full: every method at every size (a GPU, or hours of CPU)
+    (m, size, ("forward", "ig", "shap", "lime")) for m, sizes in (("bert-base", (32, 128, 512)), ("gpt2-small", (32, 128, 512))) for size in sizes
+] + [("resnet-50", 224, ("forward", "ig", "gradcam", "shap", "lime"))]
+QUICK: list[tuple[str, int, tuple[str, ...]]] = [("bert-tiny", 16, ("forward", "ig")), ("resnet-50", 64, ("gradcam",))]
 
 
 def build(model: str, size: int, device: str, autocast: str | None = None) -> tuple[Any, list[Any], dict[str, Any]]:
@@ -69,12 +74,30 @@ def build(model: str, size: int, device: str, autocast: str | None = None) -> tu
             ids += tok(" " + str(rng.choice(words)), add_special_tokens=False)["input_ids"]
         prompt = tok.decode(ids[: size - 1])
         return explain.from_model(hf, tok, device=device, autocast=autocast), [prompt], {"max_new_tokens": 1, "target": 0}
-    cfg = transformers.ResNetConfig(layer_type="bottleneck", depths=[3, 4, 6, 3], hidden_sizes=[256, 512, 1024, 2048],
-                                    embedding_size=64, num_labels=1000)
-    hf = transformers.ResNetForImageClassification(cfg).eval()
+    rcfg = transformers.ResNetConfig(layer_type="bottleneck", depths=[3, 4, 6, 3], hidden_sizes=[256, 512, 1024, 2048], embedding_size=64)
+    rcfg.num_labels = 1000
+    hf = transformers.ResNetForImageClassification(rcfg).eval()
     prep = {"size": [size, size], "channels": 3, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     image = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
     return explain.from_model(hf, preprocessing=prep, device=device, autocast=autocast), [image], {}
+
+
+def forward_cost(adapter: Any, inputs: list[Any], model: str, rows: int = 8) -> dict[str, Any]:
+    """Seconds per row of a pure batched forward of `rows` copies of the input (after a warm-up):
+    what every perturbation row costs at this size, so SHAP's and LIME's rows can be priced."""
+    hf = adapter.model
+    with torch.inference_mode():
+        if model.startswith("resnet"):
+            size = int(np.asarray(inputs[0]).shape[0])
+            batch: dict[str, Any] = {"pixel_values": torch.randn(rows, 3, size, size)}
+        else:
+            ids = torch.tensor([adapter.tokenizer(inputs[0])["input_ids"]] * rows)
+            batch = {"input_ids": ids}
+        hf(**{k: v[:1] for k, v in batch.items()})  # warm-up
+        t0 = time.perf_counter()
+        hf(**batch)
+        secs = time.perf_counter() - t0
+    return {"sec_per_input": secs / rows, "rows_per_input": 1.0, "features": 0, "sec_per_row": secs / rows, "batch": rows}
 
 
 def one(spec_path: str, out_path: str) -> None:
@@ -87,10 +110,14 @@ def one(spec_path: str, out_path: str) -> None:
     out: dict[str, Any] = {"built_rss_mb": built_mb, "parameters": sum(p.numel() for p in adapter.model.parameters()), "methods": {}}
     small: dict[str, dict[str, Any]] = {"ig": {"n_steps": 4, "adaptive": False}, "shap": {"max_evals": 20}, "lime": {"num_samples": 20}}
     for method in spec["methods"]:
+        if method == "forward":
+            out["methods"][method] = forward_cost(adapter, inputs, spec["model"])
+            continue
         settings: dict[str, Any] = {method: IG} if method == "ig" else {}
         # warm-up, untimed: lazy imports, kernels, numba; a cheap call of the same method
         t0 = time.perf_counter()
-        explain.explain(adapter, inputs, methods=[method], **options, **({method: small[method]} if method in small else {}))
+        warm: dict[str, Any] = {method: small[method]} if method in small else {}
+        explain.explain(adapter, inputs, methods=[method], **options, **warm)
         out.setdefault("warmup_s", {})[method] = time.perf_counter() - t0
         t0 = time.perf_counter()
         res = explain.explain(adapter, inputs, methods=[method], **options, **settings)
@@ -109,11 +136,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two small configurations: checks the script")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--full", action="store_true", help="every method at every size (GPU; hours on a 2-core CPU)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "realsize.json"))
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as name:
-        for model, size, methods in QUICK if args.quick else PLAN:
+        for model, size, methods in QUICK if args.quick else FULL if args.full else PLAN:
             # one process per method: the peak memory is that method's on that configuration alone
             for method in methods:
                 spec = {"model": model, "size": size, "methods": [method], "device": args.device}
