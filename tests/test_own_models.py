@@ -32,6 +32,13 @@ N = 10  # held-out inputs carrying a planted cause, explained per model
 METHODS = ("ig", "shap", "lime")
 
 
+def _label(model: object, raw: object) -> str:
+    """Return the model's predicted label for one input."""
+    pred = model.prepare(raw, 0).record.prediction  # type: ignore[attr-defined]
+    assert pred is not None
+    return str(pred.label)
+
+
 def _hits(results: explain.Results, method: str, causes: list[str]) -> float:
     exps = results.by_method(method)
     assert len(exps) >= N, f"{method}: {len(exps)} explanations, failures {results.failures}"
@@ -58,6 +65,7 @@ def test_gpt_planted_truth_holds(gpt: object) -> None:
     assert np.mean([a == planted.NULL for a in nulls]) >= 0.9, nulls
 
 
+@pytest.mark.slow
 def test_gpt_cli_planted_cause_top1(gpt_folder: Path, tmp_path: Path) -> None:
     rows = [r for r in planted.gpt_prompts(80, 777) if r[2]][:N]
     prompts = tmp_path / "prompts.txt"
@@ -176,12 +184,13 @@ def enc_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return planted.save_encoder(tmp_path_factory.mktemp("own") / "encoder")
 
 
+@pytest.mark.slow
 def test_encoder_cli_planted_word_top1(enc_folder: Path, tmp_path: Path) -> None:
     model = explain.load(enc_folder, device="cpu", trust_remote_code=True)
     rows = [r for r in planted.sentiment_texts(120, 4242) if r[2]][:N]
-    assert [model.prepare(t, 0).record.prediction.label for t, _, _ in rows] == [label for _, label, _ in rows]
+    assert [_label(model, t) for t, _, _ in rows] == [label for _, label, _ in rows]
     removed = [" ".join(w for w in t.split() if w != word) for t, _, word in rows]
-    assert np.mean([model.prepare(t, 0).record.prediction.label == "neutral" for t in removed]) >= 0.9
+    assert np.mean([_label(model, t) == "neutral" for t in removed]) >= 0.9
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(t for t, _, _ in rows) + "\n")
     out = tmp_path / "out"
@@ -220,17 +229,18 @@ def cnn_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return planted.save_cnn(tmp_path_factory.mktemp("own") / "cnn")
 
 
+@pytest.mark.slow
 def test_cnn_cli_planted_square(cnn_folder: Path, tmp_path: Path) -> None:
     from PIL import Image
 
     model = explain.load(cnn_folder, device="cpu", trust_remote_code=True)
     rows = [r for r in planted.square_images(200, 31) if r[2]][:N]
-    assert [model.prepare(img, 0).record.prediction.label for img, _, _ in rows] == ["square"] * N
+    assert [_label(model, img) for img, _, _ in rows] == ["square"] * N
     covered = []
     for img, _, (y0, x0, y1, x1) in rows:
         c = img.copy()
         c[y0:y1, x0:x1] = 128
-        covered.append(model.prepare(c, 0).record.prediction.label)
+        covered.append(_label(model, c))
     assert np.mean([c == "none" for c in covered]) >= 0.9
     folder = tmp_path / "images"
     folder.mkdir()
