@@ -46,11 +46,12 @@ class TextClassifierAdapter(Adapter):
     def default_baseline(self) -> str:
         """Return the removal every method uses when none is set: "mask" where the tokenizer has one.
 
-        A masked word is what a BERT-family encoder saw as "a word is missing here" in its
-        masked-LM pre-training, the length and positions stay (so IG can use it too), and the
-        bundled classifier, trained with [MASK], [UNK], [PAD] and dropped words as "absent", flips
-        to neutral for the most held-out sentences under it (README notes, h-cf). Tokenizers
-        without a mask token fall back on unk, then pad, then drop.
+        A masked word is what a BERT-family encoder learnt as "a word is missing here" in its
+        masked-LM pre-training, and the length and positions stay, so IG can use it too (it
+        cannot drop words). The bundled classifier, trained with [MASK], [UNK], [PAD] and
+        dropped words as "absent", reads all four as absent (removing the planted word gives
+        neutral for 200 of 200 held-out sentences under each). Tokenizers without a mask token
+        fall back on unk, then pad, then drop.
         """
         return self.baselines[0]
 
