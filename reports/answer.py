@@ -180,6 +180,12 @@ def answer_card(results: Results, r: InputRecord, exps: Sequence[Explanation]) -
         head.append(f'<span class="verdict {"right" if right else "wrong"}">{"✓ right" if right else "✗ wrong: true " + esc(true)}</span>')
     flags = [f for f in (flagged(e) for e in exps) if f]
     body = ""
+    if lm:
+        steps = [g[0].target for g in groups if g[0].target.position is not None]
+        if steps:
+            body += '<div class="steps">' + "".join(
+                f'<span class="step"><span class="tokentext">{esc(clean_token(t.label))}</span> <span class="ap">p {prob_text(float(t.probability))}</span></span>'
+                for t in steps) + "</div>"
     if not lm:
         explained = [str(g[0].target.label) for g in groups]
         body += _bars(class_probabilities(results, r, exps), None if pred is None else str(pred.label), true,

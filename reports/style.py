@@ -153,6 +153,7 @@ article.answer.flagged { border-color: #f1b5b8; } article.answer.noev { backgrou
 .cont-text { white-space: pre-wrap; background: #fff3c4; border-radius: 2px; padding: 0 3px; font-weight: 600; }
 .verdict { font-size: 12.5px; font-weight: 600; padding: 0 6px; border-radius: 9px; }
 .verdict.right { color: #1a7f37; background: #eaf6ec; } .verdict.wrong { color: var(--bad); background: #fdecec; }
+.steps { display: flex; flex-wrap: wrap; gap: 4px 10px; margin: 4px 0; font-size: 12.5px; } .step .tokentext { background: #fff3c4; border-radius: 2px; }
 .probs { margin: 6px 0; font-size: 12.5px; } .probs .pnote { color: var(--muted); font-size: 11.5px; }
 .pb { display: grid; grid-template-columns: minmax(70px, 34%) 1fr 60px; gap: 6px; align-items: center; line-height: 18px; }
 .pb .pl { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; } .pb.pred .pl { font-weight: 650; }
