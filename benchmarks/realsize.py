@@ -150,6 +150,7 @@ def main() -> None:
                 rows.append({"model": model, "size": size, "method": method, "parameters": doc["parameters"], **fig,
                              "peak_mb": doc["peak_mb"], "built_rss_mb": doc["built_rss_mb"], "process_s": doc["process_s"]})
                 print(f"done: {model} {size} {method}", file=sys.stderr, flush=True)
+                write(args, rows, partial=True)  # a long CPU run keeps what it measured so far
     print(f"{'model':<12}{'size':>6}{'method':>9}{'s/input':>9}{'rows':>7}{'peak MB':>9}{'model MB':>9}{'process s':>10}")
     for r in rows:
         if "error" in r:
@@ -159,10 +160,16 @@ def main() -> None:
               f"{r['peak_mb']:>9.0f}{r['built_rss_mb']:>9.0f}{r['process_s']:>10.1f}")
     print("size: tokens (text) or pixels a side (images); IG at 50 fixed steps, others at our defaults;"
           " peak MB: that process alone (model built + one method); model MB: resident after building the model")
-    doc = {"machine": machine(), "device": args.device, "quick": args.quick, "ig_settings": IG, "inputs_per_configuration": 1, "rows": rows}
+    write(args, rows, partial=False)
+    print(f"written: {args.out}")
+
+
+def write(args: argparse.Namespace, rows: list[dict[str, Any]], partial: bool) -> None:
+    """Write the JSON (partial: the run has not finished every configuration yet)."""
+    doc = {"machine": machine(), "device": args.device, "quick": args.quick, "partial": partial, "ig_settings": IG,
+           "inputs_per_configuration": 1, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"written: {args.out}")
 
 
 if __name__ == "__main__":
