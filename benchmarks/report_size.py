@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from explain import reports  # noqa: E402
-from explain.reports import samples  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))  # the sample Results are test data
+import report_samples as samples  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

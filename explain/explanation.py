@@ -39,6 +39,9 @@ class InputRecord:
     continuation: str | None = None  # causal LM: the explained continuation (generated or given)
     prediction: Target | None = None  # the model's top answer for this input
     note: str | None = None  # e.g. "truncated from 700 to 512 tokens"
+    label: str | None = None  # the true label, where the input gave one (a label column, an image folder)
+    # Classifiers: the model's probability of every class, in the model's label order.
+    probabilities: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,8 @@ def _input_from(d: dict[str, Any]) -> InputRecord:
     d = dict(d)
     if d.get("prediction") is not None:
         d["prediction"] = Target(**d["prediction"])
+    if d.get("probabilities") is not None:
+        d["probabilities"] = tuple(float(p) for p in d["probabilities"])
     return InputRecord(**d)
 
 

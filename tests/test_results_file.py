@@ -104,3 +104,14 @@ def test_schema_1_files_still_open(results: explain.Results) -> None:
     doc["schema"] = "explain.results/99"
     with pytest.raises(ValueError, match="not supported"):
         loads(json.dumps(doc))
+
+
+def test_true_label_and_class_probabilities_round_trip(results: explain.Results) -> None:
+    import dataclasses
+
+    first = dataclasses.replace(results.inputs[0], label="negative", probabilities=(0.7, 0.1, 0.2))
+    changed = explain.Results(list(results), model=results.model, inputs=[first, *results.inputs[1:]],
+                              failures=results.failures, run=results.run)
+    back = loads(dumps(changed))
+    assert back.inputs[0].label == "negative" and back.inputs[0].probabilities == (0.7, 0.1, 0.2)
+    assert back == changed
