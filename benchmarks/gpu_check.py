@@ -38,7 +38,7 @@ from benchlib import machine  # noqa: E402
 from realsize import IG, build  # noqa: E402
 
 CASES = (("bert-base", 128), ("gpt2-small", 128), ("resnet-50", 224))
-DRY = (("bert-tiny", 12), ("resnet-50", 32))
+DRY = (("bert-tiny", 12), ("resnet-tiny", 32))
 METHODS = ("ig", "shap", "lime")
 TOL_TOPK, TOL_COS = 0.8, 0.95
 
@@ -89,7 +89,7 @@ def ours(model: str, size: int, device: str, n: int, dry: bool = False) -> list[
             row: dict[str, Any] = {"model": model, "size": size, "side": "explain", "method": method, "precision": precision,
                                    "sec_per_input": secs / n, "rows_per_input": float(np.mean([e.rows for e in res]))}
             if precision == "bf16":
-                pixel = model == "resnet-50"
+                pixel = model.startswith("resnet")
                 pairs = list(zip(scores[("fp32", method)], scores[("bf16", method)]))
                 row["topk_vs_fp32"] = float(np.mean([topk_overlap(a, b, pixel) for a, b in pairs]))
                 row["cosine_vs_fp32"] = float(np.mean([cosine(a, b) for a, b in pairs]))

@@ -75,6 +75,8 @@ def build(model: str, size: int, device: str, autocast: str | None = None) -> tu
         prompt = tok.decode(ids[: size - 1])
         return explain.from_model(hf, tok, device=device, autocast=autocast), [prompt], {"max_new_tokens": 1, "target": 0}
     rcfg = transformers.ResNetConfig(layer_type="bottleneck", depths=[3, 4, 6, 3], hidden_sizes=[256, 512, 1024, 2048], embedding_size=64)
+    if model == "resnet-tiny":  # scripts' dry runs
+        rcfg = transformers.ResNetConfig(layer_type="basic", depths=[1, 1], hidden_sizes=[8, 16], embedding_size=8)
     rcfg.num_labels = 1000
     hf = transformers.ResNetForImageClassification(rcfg).eval()
     prep = {"size": [size, size], "channels": 3, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
