@@ -103,3 +103,43 @@ def test_cli_run_with_a_hub_id_offline(hub_cache: Path, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert miss.returncode == 2 and len(miss.stderr.strip().splitlines()) == 1
     assert "huggingface-cli download bert-base-uncased" in miss.stderr
+
+
+def _snapshot(repo: Path, commit: str) -> Path:
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    return snap
+
+
+def test_an_asked_revision_is_never_replaced_by_another(tmp_path: Path) -> None:
+    """refs/main and refs/v1.0 cached, v2.0 and commit bbbb... not: asking for those finds nothing."""
+    from explain.hub_cache import cached_snapshot
+
+    repo = tmp_path / "models--org--m"
+    (repo / "refs").mkdir(parents=True)
+    main, v1 = "a" * 40, "c" * 40
+    (repo / "refs" / "main").write_text(main)
+    (repo / "refs" / "v1.0").write_text(v1)
+    snap_main = _snapshot(repo, main)
+    snap_v1 = _snapshot(repo, v1)  # written last: the newest snapshot
+    assert cached_snapshot("org/m", "v2.0", tmp_path) is None
+    assert cached_snapshot("org/m", "b" * 40, tmp_path) is None
+    assert cached_snapshot("org/m", "v1.0", tmp_path) == snap_v1
+    assert cached_snapshot("org/m", main, tmp_path) == snap_main
+    assert cached_snapshot("org/m", None, tmp_path) == snap_main  # no revision asked: refs/main
+    (repo / "refs" / "main").unlink()
+    assert cached_snapshot("org/m", None, tmp_path) in (snap_main, snap_v1)  # no ref at all: a cached snapshot
+    assert cached_snapshot("org/m", "main", tmp_path) is None  # but an asked "main" must be that ref
+
+
+def test_uncached_revision_is_one_line_with_the_revision_to_fetch(offline: Path) -> None:
+    with pytest.raises(CheckpointError) as err:
+        explain.load("org/tiny-bert@v2.0", device="cpu")
+    msg = str(err.value)
+    assert "\n" not in msg and "not in the local Hugging Face cache" in msg
+    assert "huggingface-cli download org/tiny-bert --revision v2.0" in msg
+    with pytest.raises(CheckpointError, match="--revision " + "b" * 40):
+        explain.load("org/tiny-bert@" + "b" * 40, device="cpu")
+    model = explain.load(f"org/tiny-bert@{COMMIT}", device="cpu")  # the cached commit, asked by hash
+    assert model.info.path.endswith(f"snapshots/{COMMIT}")
