@@ -59,7 +59,7 @@ def build(model: str, size: int, device: str, autocast: str | None = None) -> tu
 
     torch.manual_seed(0)
     if model in ("bert-base", "bert-tiny"):  # bert-tiny: scripts' dry runs
-        cfg = transformers.BertConfig(vocab_size=30522, max_position_embeddings=512, **SHAPES[model.replace("bert-", "")])
+        cfg = transformers.BertConfig(vocab_size=30522, max_position_embeddings=512, **SHAPES[{"bert-base": "bert-base", "bert-tiny": "tiny"}[model]])
         cfg.num_labels = 2
         tok = transformers.AutoTokenizer.from_pretrained(ROOT / "examples" / "models" / "sentiment-bert")
         hf = transformers.BertForSequenceClassification(cfg).eval()
