@@ -136,7 +136,6 @@ def test_default_layer_is_the_map_the_head_pools(case: tuple[str, Any]) -> None:
         for h in hooks:
             h.remove()
     assert torch.equal(seen["map"], seen["pooled"])
-    assert seen["map"].shape[-1] > 1 and seen["map"].shape[-2] > 1
     # equal to captum called directly on that layer, and to Grad-CAM written from the paper
     cam = LayerGradCam(lambda p: m.logits(p), layer).attribute(x, target=e.target.index, relu_attributions=True)
     ref = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), "bilinear")[0, 0].detach().numpy()
@@ -205,3 +204,34 @@ def test_no_spatial_map_without_a_name_is_a_method_error() -> None:
     m = explain.from_model(mlp, preprocessing={**PREP, "size": 16}, labels=["a", "b", "c"], device="cpu")
     with pytest.raises(MethodError, match="needs a spatial feature map"):
         find_layer(m, torch.rand(1, 3, 16, 16), None)
+
+
+def vit(kind: str = "vit") -> Any:
+    """A tiny HF ViT (or DeiT) from a config: its only 4-D map is the patch embedding's conv; the head reads [CLS]."""
+    import transformers
+
+    torch.manual_seed(0)
+    shape = dict(image_size=32, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=2,
+                 num_attention_heads=2, intermediate_size=32, num_labels=3)
+    if kind == "deit":
+        model: Any = transformers.DeiTForImageClassification(transformers.DeiTConfig(**shape))
+    else:
+        model = transformers.ViTForImageClassification(transformers.ViTConfig(**shape))
+    return explain.from_model(model.eval(), preprocessing={**PREP, "size": 32}, device="cpu")
+
+
+@pytest.mark.parametrize("kind", ["vit", "deit"])
+def test_a_vit_has_no_pooled_map_and_says_which_methods_to_use(kind: str) -> None:
+    """The patch projection's map becomes the token sequence; Grad-CAM of it is not what the head pools."""
+    m = vit(kind)
+    res = explain.explain(m, [image(3, 32, 32)], methods=["gradcam"], **RECORD)
+    assert not list(res)
+    [failure] = res.failures
+    assert "needs a spatial feature map" in failure.error and "gradcam.layer" in failure.error and "\n" not in failure.error
+
+
+def test_a_vit_layer_named_explicitly_still_runs() -> None:
+    m = vit()
+    layer = f"{m.model.base_model_prefix}.embeddings.patch_embeddings.projection"
+    [e] = explain.explain(m, [image(3, 32, 32)], methods=["gradcam"], gradcam={"layer": layer})
+    assert e.settings["layer"] == layer and e.extras["layer_map_size"] == [4, 4] and e.scores.shape == (32, 32)

@@ -10,6 +10,11 @@ order they finished. Rules:
   at several depths, such as torchvision's shared ReLU in a block, has no single map);
 - adaptive pooling layers are the head's, not features (torchvision's VGG resizes to 7 x 7
   with AdaptiveAvgPool2d before its classifier: that map only repeats the features' pixels);
+- a map whose output later becomes a token sequence is not what the head pools: when any
+  module returns a 3-D (B, N, D) tensor after the last candidate finished, there is no pooled
+  spatial map (ViT, DeiT, BEiT: the patch embedding's conv is the only 4-D map and the head
+  reads the [CLS] token; Swin likewise). A map computed after a token stage (MobileViT folds
+  its tokens back into a map that it pools) still counts;
 - the last candidate to finish wins. A container finishes after its children, so of the
   modules that return the same map the outermost is named (torchvision ResNet's "layer4",
   HF ResNet's "resnet.encoder.stages.1", VGG's "features"); Grad-CAM of that map is the same.
@@ -73,12 +78,16 @@ def spatial_maps(model: nn.Module, run: Callable[[], Any], key: tuple[Any, ...] 
     per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
         modules = dict(model.named_modules())
-        per_model[key] = [
+        trace = trace_outputs(model, run)
+        maps = [
             r
-            for r in trace_outputs(model, run)
+            for r in trace
             if len(r.shape) == 4 and r.shape[2] > 1 and r.shape[3] > 1 and r.calls == 1
             and not isinstance(modules.get(r.name), HEAD_POOLS)
         ]
+        if maps and any(len(r.shape) == 3 and r.order > maps[-1].order for r in trace):
+            maps = []  # the maps became a token sequence: the head pools tokens, not a map
+        per_model[key] = maps
     return per_model[key]
 
 

@@ -50,8 +50,8 @@ def find_layer(adapter: Adapter, x: torch.Tensor, name: str | None) -> tuple[str
     if name is None:
         if not maps:
             raise MethodError(
-                "Grad-CAM needs a spatial feature map (batch, channels, height, width) and this model computes "
-                "none; use ig, shap or lime"
+                "Grad-CAM needs a spatial feature map (batch, channels, height, width) that the head pools and this "
+                "model computes none (a ViT-style model pools tokens); use ig, shap or lime, or name one with gradcam.layer"
             )
         name = maps[-1].name
     if name not in modules or not name:
