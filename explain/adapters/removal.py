@@ -20,15 +20,15 @@ from ..errors import MethodError
 
 TEXT_CLASSIFIER: Mapping[str, str] = {
     "mask": "each token of a removed word becomes the mask token ([MASK])",
+    "unk": "each token of a removed word becomes the unknown token ([UNK])",
     "pad": "each token of a removed word becomes the pad token ([PAD]), still attended to",
     "drop": "removed words are deleted: the text is shorter (IG cannot drop words: use mask, pad or unk)",
-    "unk": "each token of a removed word becomes the unknown token ([UNK])",
 }
 CAUSAL_LM: Mapping[str, str] = {
     "eos": "each token of a removed word becomes the end-of-text token (GPT-2's <|endoftext|>, its own 'no text')",
+    "unk": "each token of a removed word becomes the unknown token (GPT-2's is <|endoftext|> too)",
     "pad": "each token of a removed word becomes the pad token (only for tokenizers that have one)",
     "drop": "removed words are deleted: the context is shorter (IG cannot drop words: use eos, pad or unk)",
-    "unk": "each token of a removed word becomes the unknown token (GPT-2's is <|endoftext|> too)",
 }
 IMAGE: Mapping[str, str] = {
     "blur": "removed pixels come from a strongly blurred copy (sigma = 10% of the shorter side)",
@@ -42,6 +42,7 @@ GRADIENT_ONLY: Mapping[str, str] = {
     "zero": "IG only: every word's embedding vectors are zero (special tokens kept)",
 }
 
+# Each family's removals in the order a default is chosen (the first the model has); see the adapters.
 DESCRIPTIONS: Mapping[str, Mapping[str, str]] = {
     "text-classifier": TEXT_CLASSIFIER,
     "causal-lm": CAUSAL_LM,

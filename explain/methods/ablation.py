@@ -1,7 +1,8 @@
 """Feature ablation via captum's FeatureAblation: each score is f(x) - f(x without that feature).
 
-Features are the adapter's removable units (words or tokens); removal follows the adapter's
-mask (text classifiers: [MASK] by default; causal LMs: dropped). Rows go through the runner.
+Features are the adapter's removable units (words or tokens); a feature is removed the run's
+way (`baseline`; default the adapter's: text classifiers [MASK], causal LMs end-of-text). Rows go
+through the runner.
 
 No self-check: each score is one exact difference of two model outputs, with nothing estimated
 that a second estimate could contradict. Its check is the test against captum's FeatureAblation
@@ -17,15 +18,15 @@ import torch
 
 from ..adapters.base import Adapter, Example
 from ..explanation import Explanation, Target
-from . import register
-from .base import Cost, Method, setting, view_options
+from .registry import register
+from .base import BASELINE_HELP, Cost, Method, setting, view_options
 
 
 @dataclass(frozen=True)
 class AblationSettings:
     """Settings of feature ablation."""
 
-    mask: str | None = setting(None, "how a feature is removed: mask | drop | pad | unk (default: the family's)")
+    baseline: str | None = setting(None, BASELINE_HELP)
     output: str | None = setting(None, "what is explained: probability | logit | log-probability")
 
 

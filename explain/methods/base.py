@@ -11,6 +11,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from ..adapters.base import Adapter, Example, PerturbationView
+from ..adapters.removal import DESCRIPTIONS
 from ..errors import MethodError
 from ..explanation import Explanation, SelfCheck, Target
 
@@ -33,13 +34,23 @@ class Method(ABC):
         fields = {f.name: f for f in dataclasses.fields(self.Settings)}
         hints = typing.get_type_hints(self.Settings)
         values: dict[str, Any] = {}
+        given: dict[str, str] = {}  # setting -> the key the user gave it under
         for key, raw in (overrides or {}).items():
             k = key.replace("-", "_")
+            if k not in fields and ALIASES.get(k) in fields:
+                k = ALIASES[k]
             if k not in fields:
                 raise MethodError(
                     f"unknown setting {key!r} for method {self.name!r}; its settings are: {', '.join(fields)}"
                 )
-            values[k] = _coerce(self.name, k, raw, hints[k])
+            value = _coerce(self.name, k, raw, hints[k])
+            if k in values and values[k] != value:
+                raise MethodError(
+                    f"{self.name}: {given[k]}={values[k]!r} and {key}={value!r} set one setting twice: "
+                    f"{_old_name(k)!r} is the old name of {k!r}; give one"
+                )
+            if k not in values or value is not None:
+                values[k], given[k] = value, key
         return self.Settings(**values)
 
     @abstractmethod
@@ -74,7 +85,8 @@ class Method(ABC):
         self_checks: Sequence[SelfCheck] = (),
     ) -> Explanation:
         """Return the Explanation of a perturbation method: the view's features (images: its
-        regions, kept in extras), granularity, mask, output and extras, with float32 scores."""
+        regions, kept in extras), granularity, removal (`settings["baseline"]`), output and
+        extras, with float32 scores."""
         return self.result(
             adapter,
             example,
@@ -83,7 +95,7 @@ class Method(ABC):
             features=view.features if view.granularity != "pixel" else (),
             scores=np.asarray(scores, dtype=np.float32),
             granularity=view.granularity,
-            settings={**settings, "mask": view.mask, "output": view.output},
+            settings={**_without_aliases(settings), "baseline": view.mask, "output": view.output},
             checks=dict(checks or {}),
             extras=view.extras,
             self_checks=tuple(self_checks),
@@ -154,6 +166,19 @@ class Cost:
 
 _VIEW_OPTIONS = ("output", "baseline", "mask", "segmentation", "n_segments")
 
+# Old setting names still accepted in overrides (old command lines such as `--set shap.mask=drop`),
+# mapped to the setting they now name. Explanations record only the new name.
+ALIASES: Mapping[str, str] = {"mask": "baseline"}
+
+
+def _old_name(setting: str) -> str:
+    return next((old for old, new in ALIASES.items() if new == setting), setting)
+
+
+def _without_aliases(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Return settings without old names (an Explanation records the removal once, as `baseline`)."""
+    return {k: v for k, v in settings.items() if k not in ALIASES}
+
 
 def view_options(settings: Any, granularity: str) -> dict[str, Any]:
     """Return the adapter view options among `settings` that are set (None = adapter default)."""
@@ -163,6 +188,17 @@ def view_options(settings: Any, granularity: str) -> dict[str, Any]:
         if value is not None:
             opts[key] = value
     return opts
+
+
+def baseline_help(families: Sequence[str] = tuple(DESCRIPTIONS)) -> str:
+    """Return the help text of a `baseline` setting: the removals of each family, its default first."""
+    kinds = {"text-classifier": "text", "causal-lm": "causal LMs", "image-classifier": "images"}
+    listed = "; ".join(f"{kinds.get(f, f)}: {' | '.join(DESCRIPTIONS[f])} (default {next(iter(DESCRIPTIONS[f]))})" for f in families)
+    return (f"how a feature is removed (default: the run's --baseline, else the model's); {listed}. "
+            "A tokenizer without a fill token lacks that choice. Old name: mask")
+
+
+BASELINE_HELP = baseline_help()
 
 
 def setting(default: Any, help: str) -> Any:

@@ -20,9 +20,9 @@ import numpy as np
 
 from ..adapters.base import Adapter, Example
 from ..explanation import Explanation, SelfCheck, Target
-from . import register
+from .registry import register
 from . import stability
-from .base import Cost, Method, setting, view_options
+from .base import BASELINE_HELP, Cost, Method, setting, view_options
 
 # lime's defaults: text distances are cosine x 100 with width 25; images cosine with width 0.25.
 _KERNEL_WIDTH = {"lime-text": 25.0, "lime-image": 0.25}
@@ -35,7 +35,7 @@ class LimeSettings:
     """Settings of LIME."""
 
     num_samples: int | None = setting(None, "neighbours drawn (default: 40 per feature, at least 500 and at most 5000 (lime's fixed default); images 1000)")
-    mask: str | None = setting(None, "how a feature is removed; text: drop | mask | pad | unk (default drop, as lime); images: blur | black | grey")
+    baseline: str | None = setting(None, BASELINE_HELP)
     segmentation: str | None = setting(None, "images: how superpixels are made (slic | quickshift | grid; default: chosen for the image size)")
     n_segments: int | None = setting(None, "images: about how many superpixels (default: chosen for the image size)")
     kernel_width: float | None = setting(None, "kernel width (default: lime's, 25 for text, 0.25 for images)")
@@ -94,8 +94,6 @@ class LimeMethod(Method):
 
         s: LimeSettings = settings
         opts = view_options(s, granularity)
-        if adapter.family != "image-classifier" and s.mask is None:
-            opts["mask"] = "drop"  # lime's text explainer drops removed words
         with Cost(adapter) as cost:
             view = adapter.perturbation_view(example, target, **opts)
             d = len(view.features)

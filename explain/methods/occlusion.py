@@ -1,8 +1,9 @@
 """Occlusion (Zeiler & Fergus 2014, https://arxiv.org/abs/1311.2901) via captum's Occlusion.
 
 A window slides over the image; each pixel's score is the mean drop of the target output over
-the windows that cover it, when the window's pixels are replaced by a fill (default: a blurred
-copy of the image, so a removed patch looks like "nothing" rather than a black square).
+the windows that cover it, when the window's pixels are removed the run's way (`baseline`; the
+adapter's fill, by default a blurred copy of the image, so a removed patch looks like "nothing"
+rather than a black square).
 
 No self-check: every window's drop is computed exactly, nothing is sampled or truncated, so
 there is no estimate to disagree with; the test against captum's Occlusion on the model itself
@@ -19,10 +20,8 @@ import numpy as np
 from ..adapters.base import Adapter, Example
 from ..errors import MethodError
 from ..explanation import Explanation, Target
-from . import register
-from .base import Cost, Method, setting
-
-FILLS = ("blur", "black", "grey")
+from .base import Cost, Method, baseline_help, setting
+from .registry import register
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class OcclusionSettings:
 
     window: int | None = setting(None, "side of the square window in pixels (default: 1/6 of the image's shorter side, at least 3)")
     stride: int | None = setting(None, "step between windows in pixels (default: half the window)")
-    mask: str | None = setting(None, "how the window is filled: blur | black | grey (default blur)")
+    baseline: str | None = setting(None, baseline_help(("image-classifier",)).replace("how a feature is removed", "what fills the window"))
     output: str | None = setting(None, "what is explained: probability | logit | log-probability (default: probability)")
 
 
@@ -58,10 +57,9 @@ class OcclusionMethod(Method):
         from captum.attr import Occlusion
 
         s: OcclusionSettings = settings
-        mask = s.mask or "blur"
+        # the adapter is the one place a removal's name becomes pixels (checked, default filled in)
+        name = adapter.resolve_baseline({"baseline": s.baseline}, gradient=False)  # type: ignore[attr-defined]
         output = s.output or "probability"
-        if mask not in FILLS:
-            raise MethodError(f"unknown occlusion mask {mask!r}: use one of {', '.join(FILLS)}")
         x = adapter.pixels(example)  # type: ignore[attr-defined]  # image adapter only
         c, h, w = x.shape[1:]
         window = s.window or default_window(h, w)
@@ -77,7 +75,7 @@ class OcclusionMethod(Method):
                     x,
                     sliding_window_shapes=(c, window, window),
                     strides=(c, stride, stride),
-                    baselines=adapter.fill(example, mask),  # type: ignore[attr-defined]
+                    baselines=adapter.fill(example, name),  # type: ignore[attr-defined]
                     perturbations_per_eval=adapter.batch_rows(example),  # type: ignore[attr-defined]
                 )
             # every channel of a pixel gets the same value (windows span all channels)
@@ -90,7 +88,7 @@ class OcclusionMethod(Method):
             features=(),
             scores=scores,
             granularity="pixel",
-            settings={**vars(s), "window": window, "stride": stride, "mask": mask, "output": output},
+            settings={**vars(s), "window": window, "stride": stride, "baseline": name, "output": output},
             checks={},
             extras={},
         )

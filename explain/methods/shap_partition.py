@@ -20,9 +20,9 @@ import numpy as np
 
 from ..adapters.base import Adapter, Example, PerturbationView
 from ..explanation import Explanation, Target
-from . import register
+from .registry import register
 from . import stability
-from .base import Cost, Method, setting, view_options
+from .base import BASELINE_HELP, Cost, Method, setting, view_options
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ShapSettings:
 
     max_evals: int | None = setting(None, "model evaluations (default: 500, or 2*d+1 more if the input has many features)")
     batch_size: int = setting(64, "masks shap hands over per call (the runner re-batches them)")
-    mask: str | None = setting(None, "how a feature is removed; text: mask | drop | pad | unk (default mask); causal LMs: drop | pad | eos | unk (default drop); images: blur | black | grey")
+    baseline: str | None = setting(None, BASELINE_HELP)
     segmentation: str | None = setting(None, "images: how regions are made (slic | quickshift | grid; default: chosen for the image size)")
     n_segments: int | None = setting(None, "images: about how many regions (default: chosen for the image size)")
     output: str | None = setting(None, "what is explained: probability | logit | log-probability (default: probability; causal LMs: log-probability)")
