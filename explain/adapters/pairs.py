@@ -361,3 +361,21 @@ def pair_record(*, index: int, text: str, text_pair: str, prediction: Target, no
         return InputRecord(index=index, kind="text", text=text, prediction=prediction, note=note, text_pair=text_pair)  # type: ignore[call-arg]
     joined = f"text_pair: {text_pair}" + (f"; {note}" if note else "")
     return InputRecord(index=index, kind="text", text=text, prediction=prediction, note=joined)
+
+
+def pair_inputs(texts: Any, text_pair: Any) -> list[Any]:
+    """Return pair inputs from texts and their second texts (the API's `text_pair=`, the CLI's --text-pair).
+
+    One text and one second text make one pair; lists pair up in order and must be equally
+    long. `text_pair` None returns the texts as they are.
+    """
+    if text_pair is None:
+        return [texts] if isinstance(texts, str) else list(texts)
+    firsts = [texts] if isinstance(texts, str) else list(texts)
+    seconds = [text_pair] if isinstance(text_pair, str) else list(text_pair)
+    if len(firsts) != len(seconds):
+        raise InputError(f"{len(firsts)} texts but {len(seconds)} text_pair values: give one second text per text")
+    bad = [x for x in firsts + seconds if not isinstance(x, str)]
+    if bad:
+        raise InputError(f"text_pair pairs texts: got a {type(bad[0]).__name__}")
+    return [{"text": a, "text_pair": b} for a, b in zip(firsts, seconds)]

@@ -336,3 +336,22 @@ def tok_row(example: Example, target: Target) -> int:
         raise TargetError(f"target {target.label!r} names no word of input {example.index}: give word:N")
     return int(target.position)
 
+
+
+def word_targets(adapter: Any, word: Any, target: Any = None) -> Any:
+    """Return the target spec for `word=N` (API) / `--target-word N` (CLI): "word:N", or "word:N=LABEL" per target.
+
+    `word` is a word number or a list of them; `target` None keeps each word's predicted label,
+    else every label it names is explained at every word. Refused for models that are not
+    token classifiers.
+    """
+    if word is None:
+        return target
+    if not isinstance(adapter, TokenClassifierAdapter):
+        raise TargetError("word= / --target-word is for token classifiers (*ForTokenClassification); this model classifies whole texts")
+    words = list(word) if isinstance(word, (list, tuple)) else [word]
+    for w in words:
+        if isinstance(w, bool) or not isinstance(w, (int, np.integer)):
+            raise TargetError(f"word {w!r} is not a word number")
+    labels = as_list(target) if target is not None else [None]
+    return [f"word:{int(w)}" + (f"={t}" if t is not None else "") for w in words for t in labels]
