@@ -155,7 +155,7 @@ def test_every_view_outputs_the_target_logprob(lm: CausalLMAdapter) -> None:
         with torch.no_grad():
             assert np.isclose(float(g.forward(g.inputs)[0]), want, atol=1e-4)
         p = lm.perturbation_view(example, t)
-        assert p.mask == "drop" and p.output == "log-probability"
+        assert p.mask == lm.default_baseline and p.output == "log-probability"
         assert np.isclose(p.evaluate(np.ones((1, len(p.features)), bool))[0], want, atol=1e-5)
         assert np.isclose(lm.perturbation_view(example, t, output="probability").evaluate(np.ones((1, len(p.features)), bool))[0], np.exp(want), rtol=1e-4)
 
@@ -189,16 +189,16 @@ def test_shap_efficiency_and_base_value_is_the_empty_context(lm: CausalLMAdapter
 def test_batching_and_padding_do_not_change_logprobs(lm: CausalLMAdapter) -> None:
     example = lm.prepare(PROMPT, 0, max_new_tokens=2)
     target = lm.targets(example, 1)[0]  # second token: its context holds a generated word
-    d = len(lm.perturbation_view(example, target).features)
+    d = len(lm.perturbation_view(example, target, baseline="drop").features)
     masks = np.array([[(i >> j) & 1 for j in range(d)] for i in range(2**d)], dtype=bool)  # rows of every length
-    together = lm.perturbation_view(example, target).evaluate(masks)
+    together = lm.perturbation_view(example, target, baseline="drop").evaluate(masks)
     ids = list(example.state.ids[: target.position])
     groups = lm.perturbation_view(example, target).extras["feature_tokens"]
     assert len(groups) == d
     for i in np.random.default_rng(0).choice(len(masks), 8, replace=False):
         keep, value = masks[i], together[i]
         fresh = lm.prepare(PROMPT, 0, max_new_tokens=2)  # an empty cache: this row scored alone
-        alone = lm.perturbation_view(fresh, target).evaluate(keep[None])[0]
+        alone = lm.perturbation_view(fresh, target, baseline="drop").evaluate(keep[None])[0]
         assert np.isclose(value, alone, atol=2e-5)
         # and by hand: the kept words' tokens (special ones always kept), one unpadded forward
         units = lm.units(example.state, target.position, "word").tokens
@@ -228,7 +228,9 @@ def test_target_specs(lm: CausalLMAdapter) -> None:
     assert [t.label for t in every] == [t.label for t in every[:-1]] + [" says moo"]
     n = len(every) - 1
     assert lm.targets(example, 0) == [every[0]]
-    assert lm.targets(example, "1") == [every[1]]
+    assert lm.targets(example, "step:1") == [every[1]]
+    with pytest.raises(TargetError, match="step:1"):  # a digit string is token text, never a step number
+        lm.targets(example, "1")
     assert lm.targets(example, -1) == [every[n - 1]]
     assert lm.targets(example, "sum") == [every[-1]]
     assert lm.targets(example, "steps") == every[:-1]
@@ -241,7 +243,7 @@ def test_target_specs(lm: CausalLMAdapter) -> None:
         lm.targets(example, "zebra")
     with pytest.raises(TargetError):
         explain.explain(lm, [PROMPT], methods=["ig"], target=2.5)
-    res = explain.explain(lm, [PROMPT], methods=["ig"], target="zebra", max_new_tokens=2)
+    res = explain.explain(lm, [PROMPT], methods=["ig"], target="zebra", max_new_tokens=2, errors="record")
     assert len(res) == 0 and "zebra" in res.failures[0].error
 
 
@@ -288,7 +290,7 @@ def test_input_errors_are_one_line_input_errors(gpt2: CausalLMAdapter, raw: obje
 
 
 def test_a_bad_prompt_fails_alone(gpt2: CausalLMAdapter) -> None:
-    res = explain.explain(gpt2, [PROMPT, "", "a big cow says"], methods=["ig"], max_new_tokens=1)
+    res = explain.explain(gpt2, [PROMPT, "", "a big cow says"], methods=["ig"], max_new_tokens=1, errors="record")
     assert sorted({e.input for e in res}) == [0, 2]
     assert len(res.failures) == 1 and res.failures[0].input == 1
 
@@ -318,10 +320,11 @@ def test_ig_pad_baseline_needs_a_pad_token(gpt2: CausalLMAdapter) -> None:
         explain.explain(gpt2, [PROMPT], methods=["ig"], target=0, ig={"baseline": "pad"})
 
 
+@pytest.mark.parametrize("key", ["baseline", "mask"])  # `mask`: the setting's old name, still read
 @pytest.mark.parametrize("mask", ["drop", "eos", "unk"])
-def test_perturbation_masks(gpt2: CausalLMAdapter, mask: str) -> None:
-    [e] = explain.explain(gpt2, [PROMPT], methods=["shap"], target=0, shap={"mask": mask, "max_evals": 100})
-    assert e.settings["mask"] == mask
+def test_perturbation_masks(gpt2: CausalLMAdapter, mask: str, key: str) -> None:
+    [e] = explain.explain(gpt2, [PROMPT], methods=["shap"], target=0, shap={key: mask, "max_evals": 100})
+    assert e.settings["baseline"] == mask and "mask" not in e.settings
     # the base value is the output with every word removed *by that mask*
     example = gpt2.prepare(PROMPT, 0)
     view = gpt2.perturbation_view(example, e.target, mask=mask)
