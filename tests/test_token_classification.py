@@ -292,6 +292,7 @@ def test_word_targets_helper(adapter: TokenClassifierAdapter) -> None:
         word_targets(adapter, "x")
     with pytest.raises(TargetError, match="token classifiers"):
         word_targets(object(), 3)
+    assert word_targets(None, 2) == ["word:2"]  # the Ray driver: no model to check
 
 
 # ---- after wiring (notes/hooks_h-pairs.md) ---------------------------------------------------
@@ -396,3 +397,22 @@ def test_cli_target_word(saved_token_model: Path, tmp_path: Path) -> None:
     res = json.loads((tmp_path / "results.json").read_text())
     assert [e["extras"]["target_word"] for e in res["explanations"]] == [6, 6, 6]
     assert all(e["features"][int(np.argmax(e["scores"]))] == "city" for e in res["explanations"])
+
+
+def test_the_planted_check_catches_an_adapter_reading_the_wrong_row(adapter: TokenClassifierAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a broken adapter that reads every word's label at [CLS] (row 0), as a sequence classifier
+    # would: the cue-is-top-1 criterion the tests above apply must then fail
+    import explain.adapters.token_classifier as tc
+
+    monkeypatch.setattr(tc, "tok_row", lambda example, target: 0)
+    rows = _heldout(16)
+    res = explain.explain(adapter, [" ".join(w) for w, _, _ in rows], methods="ablation")
+    hits, total = 0, 0
+    for e in res:
+        words, labels, pairs = rows[e.input]
+        w = e.extras["target_word"]
+        cue = {ent: c for c, ent in pairs}.get(w)
+        if cue is not None and e.target.index == labels[w]:
+            total += 1
+            hits += int(np.argmax(e.scores)) == cue
+    assert total >= 20 and hits / total < 0.9, f"a wrong row still found the cue in {hits}/{total}"

@@ -343,11 +343,11 @@ def word_targets(adapter: Any, word: Any, target: Any = None) -> Any:
 
     `word` is a word number or a list of them; `target` None keeps each word's predicted label,
     else every label it names is explained at every word. Refused for models that are not
-    token classifiers.
+    token classifiers (`adapter` None skips that check: the Ray driver, which loads no model).
     """
     if word is None:
         return target
-    if not isinstance(adapter, TokenClassifierAdapter):
+    if adapter is not None and not isinstance(adapter, TokenClassifierAdapter):
         raise TargetError("word= / --target-word is for token classifiers (*ForTokenClassification); this model classifies whole texts")
     words = list(word) if isinstance(word, (list, tuple)) else [word]
     for w in words:
