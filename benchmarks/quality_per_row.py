@@ -35,8 +35,8 @@ from planted_data import digit_images, gpt_prompts, sentiment_examples  # noqa: 
 MODELS = ROOT / "examples" / "models"
 LIBRARY_DEFAULT = {("shap", "text"): 500, ("shap", "image"): 500, ("lime", "text"): 5000, ("lime", "image"): 1000}
 GRID = {
-    "shap": [32, 64, 100, 150, 200, 300, 500],
-    "lime": [50, 100, 150, 200, 300, 500, 1000, 5000],
+    "shap": [64, 100, 160, 250, 500],
+    "lime": [100, 200, 330, 500, 1000, 5000],
 }
 KEY = {"shap": "max_evals", "lime": "num_samples"}
 
@@ -131,11 +131,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 inputs, two budgets: checks the script")
     parser.add_argument("-n", type=int, default=20, help="held-out inputs per model (default 20)")
+    parser.add_argument("--models", help="comma-separated: sentiment-bert, planted-gpt2, digits-cnn (default all)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality_per_row.json"))
     args = parser.parse_args()
     n = 3 if args.quick else args.n
     rows: list[dict[str, Any]] = []
     for case in datasets(n):
+        if args.models and case["name"] not in args.models.split(","):
+            continue
         for method in ("shap", "lime"):
             grid = GRID[method]
             if args.quick:  # the larger of two small budgets stands in for the library default
@@ -144,6 +147,7 @@ def main() -> None:
             elif case["kind"] == "image":  # lime's image default is 1000: the 5000 point adds nothing
                 grid = [b for b in grid if b <= 1000]
             rows += study(case, method, grid)
+            write(args, n, rows, partial=True)  # a long run keeps what it measured so far
     print(f"{'model':<16}{'method':<6}{'budget':>7}{'lib':>4}{'hit':>6}{'hit s1':>7}{'stab':>6}{'agree':>6}{'rows':>7}{'s/in':>7}")
     for r in rows:
         print(f"{r['model']:<16}{r['method']:<6}{r['budget']:>7}{'*' if r['library_default'] else '':>4}{r['hit_rate']:>6.2f}"
@@ -154,11 +158,16 @@ def main() -> None:
         print(f"  {p['model']:<16}{p['method']:<6}{p['smallest_sufficient_budget']:>6} (library {p['library_default']}):"
               f" {p['rows_ratio_library_over_pick']:.1f}x fewer rows, hit {p['hit_pick']:.2f} vs {p['hit_library']:.2f},"
               f" stability {p['stability_pick']:.2f} vs {p['stability_library']:.2f}")
-    doc = {"machine": machine(), "quick": args.quick, "inputs_per_model": n, "rows": rows, "recommendations": picks,
-           "library_defaults": {f"{m}/{k}": v for (m, k), v in LIBRARY_DEFAULT.items()}}
+    write(args, n, rows, partial=False)
+    print(f"written: {args.out}")
+
+
+def write(args: argparse.Namespace, n: int, rows: list[dict[str, Any]], partial: bool) -> None:
+    """Write the rows and the recommendations as JSON (partial: not every model done yet)."""
+    doc = {"machine": machine(), "quick": args.quick, "partial": partial, "inputs_per_model": n, "rows": rows,
+           "recommendations": recommend(rows), "library_defaults": {f"{m}/{k}": v for (m, k), v in LIBRARY_DEFAULT.items()}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"written: {args.out}")
 
 
 if __name__ == "__main__":
