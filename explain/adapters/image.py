@@ -75,6 +75,7 @@ class ImageClassifierAdapter(Adapter):
             height=image.height,
             prediction=Target(index=pred, label=self.labels[pred], probability=float(probs[pred])),
             note=image.note,
+            probabilities=tuple(float(p) for p in probs),  # every class, in label order
         )
         return Example(index=index, record=record, probs=probs, state=ImageState(image, pixels))
 

@@ -88,6 +88,7 @@ class TextClassifierAdapter(Adapter):
             text=raw,
             prediction=Target(index=pred, label=self.labels[pred], probability=float(probs[pred])),
             note=note,
+            probabilities=tuple(float(p) for p in probs),  # every class, in label order
         )
         return Example(index=index, record=record, probs=probs, state=tok)
 
