@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from .adapters.answer_row import check_rule
 from .adapters.base import Adapter
 from .adapters.preprocessing import Preprocessing
 from .adapters.torch_shim import OwnTextModel
@@ -39,8 +40,13 @@ def build_own_adapter(
     path: str = "<in memory>",
     content_hash: str = "",
     architecture: str | None = None,
+    answer_row: str | None = None,
 ) -> Adapter:
-    """Return the adapter of a hand-written module of `family`, on the runner's device, in eval mode."""
+    """Return the adapter of a hand-written module of `family`, on the runner's device, in eval mode.
+
+    `answer_row` ("first" | "last" | "mean") says which token(s) a text classifier's head reads
+    (explain.adapters.answer_row); it is kept on the wrapper as `adapter.model.answer_row`.
+    """
     if family not in FAMILIES:
         raise CheckpointError(f"unknown family {family!r}: use one of {', '.join(FAMILIES)}")
     module.to(runner.device).eval()
@@ -55,6 +61,7 @@ def build_own_adapter(
     filler = next((v for v in (getattr(tok, "unk_token_id", None), getattr(tok, "eos_token_id", None)) if v is not None), 0)
     empty = next((v for v in (getattr(tok, f"{r}_token_id", None) for r in ("pad", "unk", "mask")) if v is not None), None)
     model = OwnTextModel(module, family, emb_name, attention_probs=attention_probs, filler_id=int(filler), empty_id=empty)
+    setattr(model, "answer_row", check_rule(answer_row))  # None: not stated (attention reports the rule it assumed)
     names = check_contract(model, family, labels, n_vocab, runner.device)
     info = ModelInfo(
         family=family,

@@ -4,7 +4,8 @@ config.json names the family, an `architecture` ("FILE.py:Name" inside the folde
 "package.module:Name", or a built-in name such as "SmallCNN" / "torchvision.resnet18") called
 with `arch_args`, the `weights` (safetensors; a .pt/.pth state dict read with weights_only, a
 nanoGPT checkpoint dict included; a pickled whole module only with allow_pickle), and for text
-the `tokenizer`, for images the `preprocessing`. Code from the folder runs only with
+the `tokenizer` (and for a classifier optionally `answer_row`: "first" | "last" | "mean", the
+token(s) its head reads), for images the `preprocessing`. Code from the folder runs only with
 trust_remote_code.
 """
 
@@ -64,6 +65,7 @@ def load_torch_folder(folder: Path, cfg: Mapping[str, Any], runner: Runner, *, t
         path=str(folder.resolve()),
         content_hash=content_hash(files),
         architecture=str(cfg.get("architecture")),
+        answer_row=cfg.get("answer_row"),
     )
 
 

@@ -149,8 +149,8 @@ def test_decoder_classifier_answers_from_the_last_non_pad_token(decoder: Any, te
     assert_close_rel(e.extras["token_relevance"], ref)
     n = len(e.features)
     assert_close_rel(e.scores, ref[:n])  # one token per word, no special tokens
-    assert np.count_nonzero(np.abs(e.scores[1:]) > 1e-4) >= 1  # words after the first get relevance
-    assert np.abs(ref_relevance_row(a, g, 0)[1:]).max() == 0  # what reading row 0 gives: nothing
+    assert np.count_nonzero(np.abs(e.scores[1:]) > 1e-4) >= 1  # words after the first get relevance (row 0 gave none)
+    assert e.extras["answer_rule"] == "last non-pad"
 
 
 def test_answer_row_rules() -> None:
@@ -186,7 +186,7 @@ def test_bert_rollout_and_relevance_equal_the_references(bert: Any) -> None:
     ids = list(ex.state.ids)
     out, att = direct_pass(bert.model, ids)
     a, g = numpy_maps(att, torch.softmax(out.logits[0].float(), -1)[e.target.index])
-    assert e.extras["answer_row"] == 0 and e.extras["answer_token"] == ["[CLS]"]
+    assert e.extras["answer_row"] == 0 and e.extras["answer_token"] == ["[CLS]"] and e.extras["answer_rule"] == "first"
     np.testing.assert_allclose(e.extras["token_attention"], np.stack(a), atol=ATOL)
     roll = ref_rollout(a)
     np.testing.assert_allclose(e.extras["token_rollout"], roll, atol=ATOL)
@@ -286,6 +286,7 @@ def test_out_of_memory_halves_the_gradient_chunk(gpt: Any, monkeypatch: pytest.M
     [e] = explain.explain(gpt, [raw], methods=["attention"], target="sum")
     assert seen == [n, n // 2]  # all n gradients in one backward ran out; n // 2 per backward went on
     assert_close_rel(e.scores, ok.scores)
+    assert e.rows == ok.rows  # the pass that ran out is taken back, not counted twice
 
 
 def test_out_of_memory_on_one_row_fails_that_input_alone(bert: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -305,3 +306,13 @@ def test_out_of_memory_on_one_row_fails_that_input_alone(bert: Any, monkeypatch:
     [failure] = res.failures
     assert failure.input == 0 and "out of memory in the attention capture pass" in failure.error
     assert "\n" not in failure.error.strip()
+
+
+# ---- own models: the rule they state --------------------------------------------------------------
+def test_answer_rule_values_are_checked() -> None:
+    from explain.adapters.answer_row import check_rule
+    from explain.errors import CheckpointError
+
+    assert check_rule(None) is None and check_rule("Mean") == "mean" and check_rule("last") == "last"
+    with pytest.raises(CheckpointError, match="use one of first, last, mean"):
+        check_rule("middle")

@@ -181,7 +181,56 @@ def test_pickled_module_needs_allow_pickle(gpt: object, tmp_path: Path) -> None:
 # ---- the nn.TransformerEncoder classifier --------------------------------------------------------
 @pytest.fixture(scope="module")
 def enc_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return planted.save_encoder(tmp_path_factory.mktemp("own") / "encoder")
+    """The encoder classifier's folder; its config states that the head reads the mean of every token."""
+    folder = planted.save_encoder(tmp_path_factory.mktemp("own") / "encoder")
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "answer_row": "mean"}))
+    return folder
+
+
+def _ref_relevance(att: list[torch.Tensor], grads: tuple[torch.Tensor, ...]) -> np.ndarray:
+    """Chefer, Gur & Wolf 2021 (arXiv 2103.15679) relevance minus the identity, (T, T), in float64."""
+    t = att[0].shape[-1]
+    r = np.eye(t)
+    for a, g in zip(att, grads):
+        r = r + np.maximum(g[0].double().numpy() * a[0].detach().double().numpy(), 0.0).mean(0) @ r
+    return r - np.eye(t)
+
+
+def test_encoder_mean_pooled_relevance_equals_a_direct_reference(enc_folder: Path) -> None:
+    """A head on the mean token answers from every row: relevance is the mean of all rows, not row 0 (or their sum)."""
+    model = explain.load(enc_folder, device="cpu", trust_remote_code=True)
+    text = "this film was delightful and the plot"
+    [e] = explain.explain(model, [text], methods=["attention"])
+    ex = model.prepare(text, 0)
+    ids = torch.tensor([ex.state.ids])
+    out = model.model(input_ids=ids, output_attentions=True)
+    y = torch.softmax(out.logits[0].float(), -1)[e.target.index]
+    rel = _ref_relevance(list(out.attentions), torch.autograd.grad(y, out.attentions))
+    ref = rel.mean(0)
+    scale = float(np.abs(ref).max())
+    assert scale > 0
+    assert e.extras["answer_rule"] == "mean" and e.extras["answer_rows"] == list(range(ids.shape[1]))
+    np.testing.assert_allclose(e.extras["token_relevance"], ref, atol=1e-4 * scale, rtol=0)
+    groups = [list(g) for g in ex.state.word_tokens]
+    np.testing.assert_allclose(e.scores, [ref[g].sum() for g in groups], atol=1e-4 * scale, rtol=0)
+    for wrong in (rel[0], rel.sum(0)):  # the first row alone, or the rows summed, would be caught
+        assert float(np.abs(e.extras["token_relevance"] - wrong).max()) > 0.1 * scale
+
+
+def test_own_classifier_without_a_stated_rule_says_it_assumed_one(enc_folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "enc"
+    shutil.copytree(enc_folder, folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    del cfg["answer_row"]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    [e] = explain.explain(explain.load(folder, device="cpu", trust_remote_code=True), ["a great film"], methods=["attention"])
+    assert e.extras["answer_rule"] == "first (assumed)" and e.extras["answer_rows"] == [0]
+    (folder / "config.json").write_text(json.dumps({**cfg, "answer_row": "middle"}))
+    with pytest.raises(CheckpointError, match="answer_row is 'middle': use one of first, last, mean"):
+        explain.load(folder, device="cpu", trust_remote_code=True)
 
 
 @pytest.mark.slow

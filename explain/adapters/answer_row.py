@@ -19,6 +19,15 @@ word but the first a score of 0).
   generated token's log-probability) has one row per generated token, and its relevance is the
   sum of those rows' relevances (see explain.methods.attention).
 
+- Own (hand-written, non-HF) classifiers state their rule: `"answer_row": "first" | "last" |
+  "mean"` in an explain-torch config.json (or `answer_row=` when wrapping a module). "mean" is
+  a head on the mean of every token (examples/own_models/encoder_classifier.py): every row
+  answers, and relevance is the mean of their rows, not the sum used for a continuation. With
+  no stated rule an own model is assumed to read its first token (its last under causal
+  attention), and the rule is reported as "first (assumed)" so a report can say so.
+- An adapter with its own `answer_rows(example, target)` (token classification: the explained
+  token) decides for itself.
+
 Whether a classifier is decoder-only is read from the attention the model computed, not from
 its class name: causal attention (every layer's strictly upper triangle zero) means it is.
 """
@@ -29,6 +38,10 @@ from typing import Any, Sequence
 
 import torch
 
+from ..errors import CheckpointError
+
+RULES = ("first", "last", "mean")
+ASSUMED = " (assumed)"
 # Causal masks add a large negative number before the softmax, so masked weights are 0 to the
 # last bit (exp underflows); 1e-6 leaves room for fp16/bf16 maps and nothing an encoder gives.
 CAUSAL_TOLERANCE = 1e-6
@@ -73,17 +86,68 @@ def lm_rows(length: int, need: int) -> tuple[int, ...]:
     return tuple(range(length - 1, length - 1 + need))
 
 
+def check_rule(rule: Any) -> str | None:
+    """Return a stated answer rule ("first" | "last" | "mean") or None; raise CheckpointError for anything else."""
+    if rule is None:
+        return None
+    if not isinstance(rule, str) or rule.strip().lower() not in RULES:
+        raise CheckpointError(f"answer_row is {rule!r}: use one of {', '.join(RULES)} (the token(s) the model's head reads)")
+    return rule.strip().lower()
+
+
+def _is_own(model: Any) -> bool:
+    from .torch_shim import OwnTextModel
+
+    return isinstance(model, OwnTextModel)
+
+
+def answer_rule(adapter: Any, attentions: Sequence[torch.Tensor]) -> str:
+    """Return the rule the answering rows follow, as reported in extras["answer_rule"].
+
+    "first", "last", "mean" (stated or known from the architecture), "last non-pad" (decoder-only
+    HF classifiers), "each predicted token" (causal LMs), "the adapter's" (an adapter's own
+    answer_rows), or "first (assumed)" / "last (assumed)" for an own model that stated none.
+    """
+    if callable(getattr(adapter, "answer_rows", None)):
+        return "the adapter's"
+    if adapter.family == "causal-lm":
+        return "each predicted token"
+    model = adapter.model
+    causal = is_causal(attentions)
+    if _is_own(model):
+        stated = check_rule(getattr(model, "answer_row", None))
+        return stated or ("last" if causal else "first") + ASSUMED
+    if causal:
+        return "last non-pad"
+    return "last" if getattr(getattr(model, "config", None), "summary_type", None) == "last" else "first"
+
+
+def combines_by_mean(rule: str) -> bool:
+    """Return True when the rule's rows are averaged (a mean-pooled head), False when each row is its own output."""
+    return rule.removesuffix(ASSUMED) == "mean"
+
+
 def answer_rows(adapter: Any, example: Any, target: Any, attentions: Sequence[torch.Tensor]) -> tuple[int, ...]:
     """Return the attention rows whose outputs make up the target's output, in step order.
 
     One row for a classifier or one generated token; one per generated token for a causal LM's
-    whole continuation. Uses only the adapter's public attributes: its family, its model's
-    config, the example's token ids and (causal LMs) `adapter.context(state, target)`.
+    whole continuation; every row for a mean-pooled own model. Uses only the adapter's public
+    attributes: its own `answer_rows` if it has one, its family, its model's config (or an own
+    model's stated rule), the example's token ids and (causal LMs) `adapter.context(state, target)`.
     """
+    own = getattr(adapter, "answer_rows", None)
+    if callable(own):
+        return tuple(int(q) for q in own(example, target))
     if adapter.family == "causal-lm":
         ctx = adapter.context(example.state, target)
         return lm_rows(ctx.length, ctx.need)
+    t = attentions[0].shape[-1]
     # the ids the attention pass ran on; without them, a row per token of the maps (no pad known)
-    ids = list(getattr(example.state, "ids", None) or range(-1, -1 - attentions[0].shape[-1], -1))
+    ids = list(getattr(example.state, "ids", None) or range(-1, -1 - t, -1))
     config = getattr(adapter.model, "config", None)
+    if _is_own(adapter.model):
+        rule = answer_rule(adapter, attentions).removesuffix(ASSUMED)
+        if rule == "mean":
+            return tuple(range(t))
+        return (t - 1,) if rule == "last" else (0,)
     return (classifier_row(config, ids, is_causal(attentions)),)

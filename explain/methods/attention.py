@@ -13,9 +13,12 @@
 A word's score is the relevance (identity removed: a token is no cause of itself) that the
 answering row gives the word's tokens. Which row answers is `explain.adapters.answer_row`'s
 rule: [CLS] for encoders, the last non-pad token for decoder-only classifiers, the position
-before the predicted token for causal LMs. A causal LM's whole continuation is the sum of every
-generated token's log-probability, so its relevance is the sum, over generated tokens, of each
-token's own relevance row (each from the gradient of that token's log-probability alone).
+before the predicted token for causal LMs, the rule an own model states (extras["answer_rule"]
+names it, "(assumed)" when the model stated none). A causal LM's whole continuation is the sum
+of every generated token's log-probability, so its relevance is the sum, over generated tokens,
+of each token's own relevance row (each from the gradient of that token's log-probability
+alone). A mean-pooled head has one output read from every row: its relevance is the mean of
+those rows of that output's relevance.
 
 Word-level matrices average a word's query rows and sum its key columns, so rows still sum to
 the attention the word's tokens pay to words (special tokens excluded).
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..adapters.answer_row import answer_rows
+from ..adapters.answer_row import answer_rows, answer_rule, combines_by_mean
 from ..adapters.attention_impl import recording_logits
 from ..adapters.base import Adapter, AttentionView, Example
 from ..errors import MethodError
@@ -102,8 +105,10 @@ class Capture:
     view: AttentionView
     attention: torch.Tensor  # (L, H, T, T) float32 on the CPU
     rows: tuple[int, ...]  # the answering rows, one per output summed into the target's
-    relevance_rows: torch.Tensor  # (n, T): row rows[k] of the relevance of output k, identity removed
+    relevance_rows: torch.Tensor  # (n, T): row rows[k] of the relevance of output k (or of the one output), identity removed
     split: str  # "one output", "split logits" or "step views": how per-row outputs were obtained
+    rule: str = "first"  # explain.adapters.answer_row.answer_rule
+    combine: str = "sum"  # how relevance_rows make the answer's relevance: "sum" (one output per row) or "mean" (one output read from every row)
 
 
 def n_outputs(adapter: Adapter, example: Example, target: Target) -> int:
@@ -113,8 +118,13 @@ def n_outputs(adapter: Adapter, example: Example, target: Target) -> int:
     return 1
 
 
-def _relevance_rows(att_list: list[torch.Tensor], outputs: torch.Tensor, rows: tuple[int, ...], chunk: int) -> torch.Tensor:
-    """Return (n, T): for each output k, row rows[k] of its relevance, from `chunk` gradients per backward."""
+def _relevance_rows(
+    att_list: list[torch.Tensor], outputs: torch.Tensor, rows: tuple[int, ...], chunk: int, every: tuple[int, ...] | None = None
+) -> torch.Tensor:
+    """Return (n, T): for each output k, row rows[k] of its relevance, from `chunk` gradients per backward.
+
+    With `every` (one output only): the rows `every` of that output's relevance, (len(every), T).
+    """
     att = torch.stack([a.detach()[0].float() for a in att_list])  # (L, H, T, T)
     n = outputs.shape[0]
     out: list[torch.Tensor] = []
@@ -127,23 +137,42 @@ def _relevance_rows(att_list: list[torch.Tensor], outputs: torch.Tensor, rows: t
             grads = list(torch.autograd.grad(outputs, att_list, grad_outputs=pick, retain_graph=True, is_grads_batched=True))
         g = torch.stack([x[:, 0].float() for x in grads], 1)  # (k, L, H, T, T)
         for j, k in enumerate(sel):
-            out.append(relevance_excess(att, g[j])[rows[k]].cpu())
+            excess = relevance_excess(att, g[j])
+            if every is not None:
+                return excess[list(every)].cpu()
+            out.append(excess[rows[k]].cpu())
     return torch.stack(out)
 
 
 def capture(adapter: Adapter, example: Example, target: Target, granularity: str, chunk: int) -> Capture:
-    """Run the attention pass and return its maps and per-row relevance (`chunk` gradients per backward)."""
+    """Run the attention pass and return its maps and per-row relevance (`chunk` gradients per backward).
+
+    On out-of-memory the rows it counted are taken back, so a retry at a smaller chunk is not counted twice.
+    """
+    counted = adapter.runner.rows
+    try:
+        return _capture(adapter, example, target, granularity, chunk)
+    except torch.OutOfMemoryError:
+        adapter.runner.rows = counted
+        raise
+
+
+def _capture(adapter: Adapter, example: Example, target: Target, granularity: str, chunk: int) -> Capture:
     with recording_logits(adapter.model) as logits:
         view = adapter.attention_view(example, target, granularity)
     adapter.runner.count(1)
     rows = answer_rows(adapter, example, target, view.attentions)
+    rule = answer_rule(adapter, view.attentions)
     att = torch.stack([a.detach()[0].float().cpu() for a in view.attentions])
+    if combines_by_mean(rule):  # one output, read from every row
+        rel = _relevance_rows(view.attentions, view.output.reshape(1), (0,), 1, every=rows)
+        return Capture(view, att, rows, rel, "one output", rule, "mean")
     if len(rows) == 1:
         rel = _relevance_rows(view.attentions, view.output.reshape(1), rows, 1)
-        return Capture(view, att, rows, rel, "one output")
+        return Capture(view, att, rows, rel, "one output", rule)
     outputs = _split_outputs(example, view, logits, rows)
     if outputs is not None:
-        return Capture(view, att, rows, _relevance_rows(view.attentions, outputs, rows, chunk), "split logits")
+        return Capture(view, att, rows, _relevance_rows(view.attentions, outputs, rows, chunk), "split logits", rule)
     # The pass's logits do not give every row (e.g. a model that answers its last position
     # only): one view per generated token, each its own output in its own graph.
     parts = []
@@ -151,7 +180,7 @@ def capture(adapter: Adapter, example: Example, target: Target, granularity: str
         v = adapter.attention_view(example, step, granularity)
         adapter.runner.count(1)
         parts.append(_relevance_rows(v.attentions, v.output.reshape(1), (q,), 1))
-    return Capture(view, att, rows, torch.cat(parts), "step views")
+    return Capture(view, att, rows, torch.cat(parts), "step views", rule)
 
 
 def _split_outputs(example: Example, view: AttentionView, logits: list[torch.Tensor], rows: tuple[int, ...]) -> torch.Tensor | None:
@@ -202,12 +231,14 @@ class AttentionMethod(Method):
             )
             view, att, rows = cap.view, cap.attention, cap.rows
             groups = view.feature_tokens
-            token_relevance = cap.relevance_rows.sum(0)  # (T,) summed over the outputs summed
+            # (T,): summed over the outputs a continuation sums; a mean-pooled head's rows averaged
+            token_relevance = cap.relevance_rows.mean(0) if cap.combine == "mean" else cap.relevance_rows.sum(0)
             scores = sum_columns(token_relevance, groups).numpy().astype(np.float32)
             roll = rollout(att)
             extras = self._extras(s, view, att, roll, rows, groups)
             extras["token_relevance"] = token_relevance.numpy().astype(np.float32)
             extras["relevance_split"] = cap.split
+            extras["answer_rule"] = cap.rule
         return self.result(
             adapter,
             example,
