@@ -15,6 +15,7 @@ from .encode import block_mean, esc, fmt, is_base64, number
 from .evidence import clean_token, no_evidence
 from .inline import diverging_rgb, png_base64
 from .quality import flagged
+from .removal_text import run_sentence
 
 if TYPE_CHECKING:
     from explain.explanation import Explanation, InputRecord, Results
@@ -243,9 +244,9 @@ def run_line(results: Results) -> str:
     failed = {int(f.input) for f in results.failures if f.method is None}
     if failed:
         parts.append(f'<span class="bad">{len(failed)} input{"s" if len(failed) != 1 else ""} failed</span>')
-    baseline = run.get("baseline") or next((e.settings.get("baseline") for e in results if (e.settings or {}).get("baseline")), None)
-    if baseline:
-        parts.append(f"removing a feature means: {esc(baseline)}")
+    removed = run_sentence(results)
+    if removed:
+        parts.append(f'<span class="removal">{esc(removed)}</span>')
     return f'<p class="runline">{" · ".join(parts)}</p>'
 
 

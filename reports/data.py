@@ -12,6 +12,7 @@ from .constants import CLIP_PERCENT, METHOD_TITLES
 from .encode import block_mean, fmt, is_base64, number, pack_exact, pack_quantized, plain
 from .evidence import clean_token, cost_text, no_evidence, scale_groups
 from .quality import check_lines, flagged
+from .removal_text import input_sentence
 from .trust import TrustContext, trust_doc
 
 if TYPE_CHECKING:
@@ -128,8 +129,12 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def input_doc(record: InputRecord, exps: Sequence[Explanation], trust: TrustContext | None = None) -> dict[str, Any]:
-    """Return everything the page needs to render one input's section (with trust panels when `trust` is enabled)."""
+def input_doc(record: InputRecord, exps: Sequence[Explanation], trust: TrustContext | None = None,
+              removal: str | None = None) -> dict[str, Any]:
+    """Return everything the page needs to render one input's section (with trust panels when `trust` is enabled).
+
+    `removal` is the run's removal: the section names it, and each method that used another.
+    """
     family = exps[0].family if exps else ""
     groups = []
     for g in target_groups(exps):
@@ -157,9 +162,9 @@ def input_doc(record: InputRecord, exps: Sequence[Explanation], trust: TrustCont
         doc["img"] = "".join(str(record.image_png).split())
     if family == "causal-lm":
         doc["prompt_n"] = prompt_features(record, exps)
-    baseline = next((str(e.settings.get("baseline")) for e in exps if isinstance((e.settings or {}).get("baseline"), str)), None)
-    if baseline:
-        doc["baseline"] = baseline
+    removed = input_sentence(exps, family, removal)
+    if removed:
+        doc["baseline"] = removed
     return doc
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .data import method_title
 from .encode import block_mean, number, pack_quantized
-from .quality import SERIES, flagged
+from .quality import SERIES, check_value, flagged, series_limit
 from .trust import AGREEMENT, FAITHFULNESS, SANITY, per_method_values
 
 if TYPE_CHECKING:
@@ -267,12 +267,13 @@ def _dist(key: str, title: str, help: str, per: Mapping[str, Sequence[float]], *
 
 
 def self_distributions(results: Results) -> list[dict[str, Any]]:
-    """Return histograms of the methods' self-checks (IG δ, SHAP gap, LIME R²) present in `results`."""
+    """Return histograms of the methods' self-check figures (IG δ, SHAP and LIME stability, LIME R²) in `results`."""
     out = []
     for s in SERIES:
-        vals = per_method_values((e for e in results if e.method == s.method), s.check)
-        if vals:
-            out.append(_dist(s.method, s.title, s.help, vals, log=s.log, limit=s.limit))
+        exps = [e for e in results if e.method == s.method]
+        vals = {s.method: [v for v in (check_value(e, s.check) for e in exps) if v is not None]}
+        if vals[s.method]:
+            out.append(_dist(s.key, s.title, s.help, vals, log=s.log, limit=series_limit(exps, s)))
     return out
 
 

@@ -155,7 +155,7 @@ X.buildInput = async function (body, d) {
   d.opacity = 0.85;
   if (!d.groups.length) return;
   const pixel = d.groups.some((g) => g.exps.some((e) => e.g === "pixel"));
-  if (d.baseline) body.append(h("p", { class: "note", text: "Removing a feature means replacing it with: " + d.baseline + ". Scores are changes of the model's output against that." }));
+  if (d.baseline) body.append(h("p", { class: "note removal", text: d.baseline }));
   if (pixel) {
     body.append(opacityControl(body, d));
     if (d.img) body.append(h("div", { class: "img-orig" }, [h("img", { alt: "input " + d.i, src: "data:image/png;base64," + d.img }),

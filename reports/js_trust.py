@@ -43,8 +43,8 @@ X.trustPanel = function (g, jobs) {
   const head = h("tr", null, [h("th", { text: "Method" })]);
   for (const k of faith) head.append(headCell(k));
   if (self) {
-    const th = h("th", { class: "num", "data-key": "self" }, [h("span", { text: "Self-check" }), h("div", { class: "dir", text: "the method's own axiom" })]);
-    X.tip(th, () => ["Self-check", "IG: completeness, |\u03b4| / |f(x) \u2212 f(baseline)| (lower is better). SHAP: efficiency gap (lower is better). LIME: surrogate R\u00b2 (higher is better)."]);
+    const th = h("th", { class: "num", "data-key": "self" }, [h("span", { text: "Self-checks" }), h("div", { class: "dir", text: "the method's test of itself" })]);
+    X.tip(th, () => ["Self-checks", "Each method's test of its own estimate, which could fail. IG completeness: the scores add up to the output change. SHAP and LIME stability: two independent estimates pick the same top features. LIME surrogate fit: the linear surrogate reproduces the model (R\u00b2)."]);
     head.append(th);
   }
   if (sanity) head.append(headCell("sanity_rank_corr"));
@@ -61,10 +61,12 @@ X.trustPanel = function (g, jobs) {
     if (self) {
       if (!r.self) tr.append(dash());
       else {
-        const d = DEFS[r.self.key], v = r.self.key === "delta_relative" ? fmt(r.self.v * 100, 3) + "%" : fmt(r.self.v, 3);
-        const td = h("td", { class: "num" + (r.self.bad ? " bad" : ""), "data-metric": r.self.key }, [
-          h("div", { class: "lbl", text: d.title + arrow(r.self.key) }), h("span", { class: "v", text: v }), r.self.bad ? h("span", { class: "mark", text: " \u26a0" }) : null]);
-        X.tip(td, () => [d.title, d.help]);
+        // One line per self-check: its verdict and figure; hover for the method's own sentence and what it would catch.
+        const bad = r.self.some((c) => c.ok === false);
+        const td = h("td", { class: "num self" + (bad ? " bad" : ""), "data-metric": "self" }, r.self.map((c) => h("div", { class: "line", "data-check": c.key }, [
+          h("span", { class: "lbl", text: (DEFS[c.key] ? DEFS[c.key].title : c.key) + " " }),
+          h("span", { class: "v", text: (c.ok === true ? "\u2713 " : c.ok === false ? "\u26a0 " : "") + c.shown })])));
+        X.tip(td, () => r.self.map((c) => (c.ok === true ? "passed: " : c.ok === false ? "failed: " : "") + c.s));
         tr.append(td);
       }
     }

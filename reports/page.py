@@ -19,6 +19,7 @@ from .js_dataset import DATASET_JS
 from .js_trust import TRUST_JS
 from .js_views import VIEWS_JS
 from .quality import input_flags, run_series
+from .removal_text import run_removal, run_sentence
 from .style import COLORSCALE, CSS
 from .trust import TrustContext, definitions
 from .trust_summary import summary_doc, summary_html
@@ -56,6 +57,7 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: st
     series = run_series(results) if shown is None else []
     hists = self_distributions(results) if shown is not None else []
     ctx = TrustContext.of(results)
+    removal = run_removal(results)
     trust = summary_doc(results)
     big = shown is not None or len(results.inputs) >= AGGREGATE_MIN
     dataset = dataset_doc(results) if big else None
@@ -84,14 +86,14 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: st
         _index(results, records, by_input, fails, shown),
     ]
     for r in records:
-        parts.append(_section(r, by_input.get(int(r.index), []), fails.get(int(r.index), []), ctx))
+        parts.append(_section(r, by_input.get(int(r.index), []), fails.get(int(r.index), []), ctx, removal))
     version = (results.run.get("versions") or {}).get("explain", "")
     parts += [
         f'<footer>Made by explain {esc(version)} from results only (no model). One self-contained file: '
         "no request leaves this page.</footer>\n</main>\n",
         f'<script type="application/json" id="explain-meta">{script_json(meta)}</script>\n',
-        # The partial bundle reads Node's `global` (a build without --define:global=window): give it the window.
-        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'}; window.global = window.global || window;</script>\n",
+        # The partial bundle is built with --define:global=window: it needs no `global` shim.
+        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n",
         f"<script>{CORE_JS}</script>\n<script>{VIEWS_JS}</script>\n<script>{TRUST_JS}</script>\n",
         f"<script>{DATASET_JS}</script>\n<script>{APP_JS}</script>\n",
         # Last, as text: the page is usable before the parser even reaches it (see js_core).
@@ -156,7 +158,7 @@ def _overview(results: Results, orphans: Sequence[Failure]) -> str:
         ("created", esc(run.get("created", "—"))),
         ("methods", _pills(methods)),
         ("granularity", esc(", ".join(grains))),
-        ("baseline", esc(run.get("baseline") or next((e.settings.get("baseline") for e in results if (e.settings or {}).get("baseline")), "—"))),
+        ("removal (baseline)", esc(run_sentence(results) or "—")),
         ("target", esc("the model's prediction" if target is None else target)),
         ("seed", esc(run.get("seed", "—"))),
         ("device", esc(run.get("device", m.device))),
@@ -274,7 +276,8 @@ def _index(
     )
 
 
-def _section(r: InputRecord, exps: list[Explanation], fails: list[Failure], ctx: TrustContext | None = None) -> str:
+def _section(r: InputRecord, exps: list[Explanation], fails: list[Failure], ctx: TrustContext | None = None,
+             removal: str | None = None) -> str:
     i = int(r.index)
     head = [f'<h2>Input {i}</h2><span class="pill info">{esc(r.kind)}</span>']
     if r.prediction is not None:
@@ -297,7 +300,7 @@ def _section(r: InputRecord, exps: list[Explanation], fails: list[Failure], ctx:
             for f in fails
         ) + "</ul>"
     if exps:
-        doc = input_doc(r, exps, ctx)
+        doc = input_doc(r, exps, ctx, removal)
         body = f'<div class="body pending" style="min-height:{estimate_height(doc)}px">Drawing explanations…</div>'
         data = f'<script type="application/json" id="d{i}">{script_json(doc)}</script>'
     else:

@@ -1,4 +1,11 @@
-"""Quality checks: what each method's check means, when it is flagged, and the run-level series."""
+"""Self-checks: each method's verdicts on its own estimate as the report shows them, and the run-level series.
+
+A self-check is a test the method ran on its own estimate that could fail (Explanation.self_checks):
+IG `completeness`, SHAP `stability`, LIME `surrogate_fit` and `stability`. SHAP's efficiency gap is
+not one: the Partition explainer makes the values add up by construction, so it is never shown as a
+check. Results written before self-checks existed (schema 1) get IG's completeness judged from its
+relative convergence delta, and LIME's R² shown as a figure without a verdict.
+"""
 
 from __future__ import annotations
 
@@ -10,162 +17,191 @@ from .encode import fmt, number
 if TYPE_CHECKING:
     from explain.explanation import Explanation, Results
 
-from .constants import IG_DELTA_LIMIT, METHOD_TITLES, SHAP_GAP_LIMIT
+from .constants import IG_DELTA_LIMIT, METHOD_TITLES
+
+SHORT = {"ig": "IG", "shap": "SHAP", "lime": "LIME"}  # the names the methods' own sentences use
+CHECK_TITLES = {"completeness": "completeness", "stability": "stability", "surrogate_fit": "surrogate fit"}
+CHECK_HELP = {
+    "completeness": "IG's scores must add up to f(x) − f(baseline) (the completeness axiom); a gap larger than "
+                    "the tolerance means the path integral needs more steps.",
+    "stability": "Two independent estimates must pick the same top features (top-k average overlap at least 0.75): "
+                 "SHAP at its full and at half its evaluation budget, LIME on two halves of its neighbours. "
+                 "If they disagree, the budget was too small for this input and the top feature is a guess.",
+    "surrogate_fit": "LIME's local linear surrogate must reproduce the model on the perturbed neighbours (weighted R² "
+                     "at least 0.5); below it the model is not close to linear in these features here and the weights "
+                     "are a poor summary.",
+}
 
 
 @dataclass(frozen=True)
-class Series:
-    """One quality figure: which method and check it reads, its limit and its one-line meaning."""
+class Verdict:
+    """One self-check as the page shows it: passed (True / False; None for a figure without a verdict) and a sentence."""
 
     method: str
-    check: str
-    title: str
-    help: str
-    limit: float | None
-    above_is_bad: bool
-    log: bool
-    verdict: str = ""  # the SelfCheck name that judges this figure, when the method writes one
+    name: str
+    passed: bool | None
+    value: float | None
+    threshold: float | None
+    sentence: str  # starts with the method and check, e.g. "SHAP stability: the values at ..."
+    shown: str  # the figure in a few characters, e.g. "0.83", "R² 0.71", "0.3% off"
+
+    @property
+    def help(self) -> str:
+        """Return what the check would catch, in a sentence or two."""
+        return CHECK_HELP.get(self.name, "")
 
 
-SERIES = (
-    Series(
-        "ig",
-        "delta_relative",
-        "IG: relative convergence delta",
-        "How far the summed attributions miss f(x) − f(baseline), as a share of it; "
-        f"above {IG_DELTA_LIMIT:.0%} the path integral needs more steps.",
-        IG_DELTA_LIMIT,
-        True,
-        True,
-    ),
-    Series(
-        "shap",
-        "efficiency_gap",
-        "SHAP: efficiency gap",
-        "|sum of SHAP values + base value − model output|; SHAP values should add up to the output, "
-        f"so anything above {SHAP_GAP_LIMIT:g} means too few evaluations.",
-        SHAP_GAP_LIMIT,
-        True,
-        True,
-    ),
-    Series(
-        "lime",
-        "score",
-        "LIME: surrogate fit (R²)",
-        "How well LIME's local linear surrogate reproduces the model on the perturbed samples "
-        "(1 = perfectly; near 0 = the weights explain little).",
-        None,
-        False,
-        False,
-        "surrogate_fit",
-    ),
-)
+def check_title(name: str) -> str:
+    """Return a self-check's name as words ('surrogate_fit' -> 'surrogate fit')."""
+    return CHECK_TITLES.get(name, name.replace("_", " "))
 
 
 def check_value(e: Explanation, name: str) -> float | None:
-    """Return check `name` of `e` as a finite float, or None when absent."""
-    return number(e.checks.get(name)) if e.checks else None
+    """Return the method's figure `name` of `e` (its checks, else the value of a self-check of that name), or None."""
+    v = number(e.checks.get(name)) if e.checks else None
+    if v is None:
+        v = next((number(c.value) for c in e.self_checks if c.name == name), None)
+    return v
+
+
+def _sentence(e: Explanation, name: str, text: str) -> str:
+    short = SHORT.get(e.method, METHOD_TITLES.get(e.method, e.method))
+    text = text.strip()
+    if text and not text.endswith((".", "!", "?")):
+        text += "."
+    if text.startswith(short + " "):  # IG's own sentences name the method and say what was checked
+        return text
+    return f"{short} {check_title(name)}: {text}"
+
+
+def _shown(e: Explanation, name: str, value: float | None) -> str:
+    if name == "completeness":
+        rel = check_value(e, "delta_relative")
+        return f"{fmt(rel * 100, 2)}% off" if rel is not None else fmt(value, 2)
+    if name == "surrogate_fit":
+        return f"R² {fmt(value, 2)}"
+    return fmt(value, 2)
+
+
+def verdicts(e: Explanation) -> list[Verdict]:
+    """Return the self-checks of `e` with their sentences (old results: IG's completeness from its delta, LIME's R²)."""
+    out = [Verdict(e.method, c.name, bool(c.passed), number(c.value), number(c.threshold), _sentence(e, c.name, c.sentence),
+                   _shown(e, c.name, number(c.value))) for c in e.self_checks]
+    names = {v.name for v in out}
+    rel = check_value(e, "delta_relative")
+    if e.method == "ig" and rel is not None and "completeness" not in names:
+        ok = rel <= IG_DELTA_LIMIT
+        text = (f"IG is {'complete' if ok else 'incomplete'}: the scores add up to f(x) − f(baseline) = "
+                f"{fmt((e.checks or {}).get('output_change'), 3)} within {fmt(rel * 100, 2)}% (limit {IG_DELTA_LIMIT:.0%}).")
+        out.append(Verdict("ig", "completeness", ok, rel, IG_DELTA_LIMIT, text, _shown(e, "completeness", rel)))
+    r2 = check_value(e, "score")
+    if e.method == "lime" and r2 is not None and "surrogate_fit" not in names:
+        text = (f"LIME's local linear surrogate explains R² = {fmt(r2, 2)} of the model's variation on the perturbed "
+                "samples (1 = perfectly; this file holds no verdict).")
+        out.append(Verdict("lime", "surrogate_fit", None, r2, None, text, _shown(e, "surrogate_fit", r2)))
+    return out
 
 
 def flagged(e: Explanation) -> str | None:
-    """Return a short flag when `e` failed a self-check (or, without verdicts, a check is out of bounds), else None."""
-    failed = [c for c in e.self_checks if not c.passed]
-    if failed:
-        return f"{METHOD_TITLES.get(e.method, e.method)}: {', '.join(c.name.replace('_', ' ') for c in failed)} failed"
-    if e.self_checks:
+    """Return a short flag when `e` failed a self-check, else None."""
+    failed = [v.name for v in verdicts(e) if v.passed is False]
+    if not failed:
         return None
-    if e.method == "ig":
-        d = check_value(e, "delta_relative")
-        if d is not None and d > IG_DELTA_LIMIT:
-            return f"IG incomplete ({d:.0%} off)" if d < 100 else f"IG incomplete ({fmt(d, 2)}× off)"
-    if e.method == "shap":
-        g = check_value(e, "efficiency_gap")
-        if g is not None and abs(g) > SHAP_GAP_LIMIT:
-            return f"SHAP does not add up (gap {fmt(abs(g), 2)})"
-    return None
+    return f"{METHOD_TITLES.get(e.method, e.method)}: {', '.join(check_title(n) for n in failed)} failed"
 
 
 def input_flags(exps: Iterable[Explanation]) -> list[str]:
-    """Return the flags of an input's explanations: the worst per method, in method order."""
-    worst: dict[str, tuple[float, str]] = {}
+    """Return the flags of an input's explanations: per method the one with the most failed checks, in method order."""
+    worst: dict[str, tuple[int, str]] = {}
     for e in exps:
         flag = flagged(e)
         if flag is None:
             continue
-        size = abs(check_value(e, "delta_relative" if e.method == "ig" else "efficiency_gap") or 0.0)
+        size = sum(1 for v in verdicts(e) if v.passed is False)
         if e.method not in worst or size > worst[e.method][0]:
             worst[e.method] = (size, flag)
     return [f for _, f in worst.values()]
 
 
 def check_lines(e: Explanation) -> list[dict[str, Any]]:
-    """Return the method's self-checks as sentences with a verdict, then its other figures in words."""
-    lines = [_line("passed" if c.passed else "failed", c.sentence, "", not c.passed) for c in e.self_checks]
-    c = dict(e.checks or {})
-    names = {x.name for x in e.self_checks}
-    if e.method == "ig" and "convergence_delta" in c and "completeness" not in names:
-        rel = check_value(e, "delta_relative")
-        ok = rel is None or rel <= IG_DELTA_LIMIT
-        text = (f"the scores add up to f(x) − f(baseline) = {fmt(c.get('output_change'), 3)} within "
-                f"{fmt((rel or 0) * 100, 2)}% (limit {IG_DELTA_LIMIT:.0%})")
-        lines.append(_line("passed" if ok else "failed", f"IG is {'complete' if ok else 'incomplete'}: {text}.", SERIES[0].help, not ok))
-    if e.method == "shap" and "efficiency_gap" in c and not names:
-        gap = check_value(e, "efficiency_gap")
-        ok = gap is None or abs(gap) <= SHAP_GAP_LIMIT
-        text = (f"base value {fmt(c.get('base_value'), 3)} plus the scores gives {fmt(c.get('output'), 3)} "
-                f"(off by {fmt(abs(gap or 0), 2)}, limit {fmt(SHAP_GAP_LIMIT, 2)})")
-        lines.append(_line("passed" if ok else "failed", f"SHAP values {'add up' if ok else 'do not add up'}: {text}.", SERIES[1].help, not ok))
-    if e.method == "lime" and "score" in c and "surrogate_fit" not in names:
-        lines.append(_line("figure", f"LIME's local linear surrogate explains R² = {fmt(c['score'], 2)} of the model's variation "
-                                     "on the perturbed samples (1 = perfectly).", SERIES[2].help, False))
-    return lines
+    """Return the method's self-checks as sentences with a verdict ('passed' / 'failed', or 'figure' without one)."""
+    label = {True: "passed", False: "failed", None: "figure"}
+    return [{"label": label[v.passed], "value": v.sentence, "help": v.help, "bad": v.passed is False} for v in verdicts(e)]
 
 
-def _line(label: str, value: str, meaning: str, bad: bool) -> dict[str, Any]:
-    return {"label": label, "value": value, "help": meaning, "bad": bool(bad)}
+@dataclass(frozen=True)
+class Series:
+    """One run-level figure: the method and figure it reads, the self-check that judges it, and its one-line meaning."""
+
+    method: str
+    check: str  # the figure: a key of Explanation.checks (or a self-check's value)
+    verdict: str  # the SelfCheck that judges it
+    title: str
+    help: str
+    above_is_bad: bool
+    log: bool
+    same: bool  # the verdict compares this very figure with its threshold (so the threshold is a line on its axis)
+
+    @property
+    def key(self) -> str:
+        """Return a key unique among the series (LIME has two)."""
+        return f"{self.method}-{self.verdict}"
+
+
+SERIES = (
+    Series("ig", "delta_relative", "completeness", "IG: completeness (relative convergence delta)",
+           "How far the summed attributions miss f(x) − f(baseline), as a share of it. " + CHECK_HELP["completeness"],
+           True, True, False),
+    Series("shap", "stability", "stability", "SHAP: stability (top-k overlap, full vs half budget)",
+           "Top-k average overlap of the SHAP values at the full and at half the evaluation budget (1 = the same top "
+           "features; 'exact' runs are 1). " + CHECK_HELP["stability"], False, False, True),
+    Series("lime", "score", "surrogate_fit", "LIME: surrogate fit (R²)",
+           "How well LIME's local linear surrogate reproduces the model on the perturbed samples (1 = perfectly). "
+           + CHECK_HELP["surrogate_fit"], False, False, True),
+    Series("lime", "stability", "stability", "LIME: stability (top-k overlap, two halves of the neighbours)",
+           "Top-k average overlap of two surrogates fitted on two independent halves of the neighbours (1 = the same "
+           "top features). " + CHECK_HELP["stability"], False, False, True),
+)
+
+
+def _limit(e: Explanation, s: Series, verdict: Verdict | None) -> float | None:
+    """Return the threshold on the series' axis for `e` (None when its verdict compares another figure)."""
+    if verdict is None or verdict.threshold is None or not (s.same or not e.self_checks):
+        return None  # old IG results (no self_checks) judge delta_relative itself: their limit is on this axis
+    return round(verdict.threshold, 12)
+
+
+def series_limit(exps: Iterable[Explanation], s: Series) -> float | None:
+    """Return the one threshold every judged explanation of series `s` shares (drawn as a line), else None."""
+    limits = {_limit(e, s, next((x for x in verdicts(e) if x.name == s.verdict), None))
+              for e in exps if e.method == s.method and check_value(e, s.check) is not None}
+    return next(iter(limits)) if len(limits) == 1 else None
 
 
 def run_series(results: Results) -> list[dict[str, Any]]:
-    """Return the run-level quality figures present in `results`, one point per explanation."""
+    """Return the run-level self-check figures present in `results`, one point per explanation, bad where its check failed."""
     out = []
     for s in SERIES:
-        xs, ys, texts, bad = [], [], [], []
-        limit = s.limit
+        xs, ys, texts, bad, limits = [], [], [], [], set()
         for e in results:
             if e.method != s.method:
                 continue
             v = check_value(e, s.check)
             if v is None:
                 continue
-            v = abs(v) if s.log else v
+            verdict = next((x for x in verdicts(e) if x.name == s.verdict), None)
             xs.append(e.input)
-            ys.append(v)
+            ys.append(abs(v) if s.log else v)
             texts.append(f"input {e.input} · {e.target.label}")
-            # A self-check with a verdict on this figure (e.g. LIME's surrogate fit) decides, with its own threshold.
-            verdict = next((c for c in e.self_checks if c.name == s.verdict), None) if s.verdict else None
-            if verdict is not None:
-                limit = float(verdict.threshold)
-                bad.append(not verdict.passed)
-            else:
-                bad.append(limit is not None and (v > limit if s.above_is_bad else v < limit))
+            bad.append(bool(verdict is not None and verdict.passed is False))
+            limits.add(_limit(e, s, verdict))
         if not xs:
             continue
-        summary = f"{len(xs)} explanation{'s' if len(xs) != 1 else ''}"
+        limit = next(iter(limits)) if len(limits) == 1 else None  # one threshold for every point: drawn as a line
+        summary = f"{len(xs)} explanation{'s' if len(xs) != 1 else ''}, {sum(bad)} failed the {check_title(s.verdict)} check"
         if limit is not None:
-            summary += f", {sum(bad)} {'above' if s.above_is_bad else 'below'} {fmt(limit, 2)}"
+            summary += f" ({'above' if s.above_is_bad else 'below'} {fmt(limit, 2)})"
         summary += f", median {fmt(sorted(ys)[len(ys) // 2], 3)}"
-        out.append(
-            {
-                "key": s.method,
-                "title": s.title,
-                "help": s.help,
-                "summary": summary,
-                "limit": limit,
-                "log": s.log,
-                "x": xs,
-                "y": ys,
-                "text": texts,
-                "bad": bad,
-            }
-        )
+        out.append({"key": s.key, "title": s.title, "help": s.help, "summary": summary, "limit": limit, "log": s.log,
+                    "x": xs, "y": ys, "text": texts, "bad": bad})
     return out

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .encode import number
-from .constants import IG_DELTA_LIMIT, SHAP_GAP_LIMIT
-from .quality import SERIES
+from .quality import CHECK_HELP, verdicts
+from .removal_text import phrase
 
 if TYPE_CHECKING:
     from explain.explanation import Explanation, Results
@@ -47,10 +47,14 @@ FAITHFULNESS = (
            "ERASER: drop of the output when only the top 1/5/10/20/50 % features are kept (mean over bins). "
            "Lower is better: those features suffice on their own."),
 )
-SELF = {
-    "ig": Figure("delta_relative", "IG completeness δ", "lower", SERIES[0].help + " Lower is better."),
-    "shap": Figure("efficiency_gap", "SHAP efficiency gap", "lower", SERIES[1].help + " Lower is better."),
-    "lime": Figure("score", "LIME surrogate R²", "higher", SERIES[2].help + " Higher is better."),
+# The methods' self-checks (Explanation.self_checks), by the check's name: verdicts, not figures to rank.
+COMPLETENESS = Figure("completeness", "Completeness", "", CHECK_HELP["completeness"])
+STABILITY = Figure("stability", "Stability", "", CHECK_HELP["stability"])
+SURROGATE_FIT = Figure("surrogate_fit", "Surrogate fit", "", CHECK_HELP["surrogate_fit"])
+SELF: dict[str, tuple[Figure, ...]] = {
+    "ig": (COMPLETENESS,),
+    "shap": (STABILITY,),
+    "lime": (SURROGATE_FIT, STABILITY),
 }
 SANITY = Figure("sanity_rank_corr", "Sanity ρ", "lower",
                 "Model randomisation test (Adebayo et al. 2018): rank correlation between this explanation and the same "
@@ -79,7 +83,7 @@ def metric_keys() -> tuple[str, ...]:
 
 def definitions() -> dict[str, Any]:
     """Return every figure's title, direction and meaning, keyed by check name (sent to the page once)."""
-    figs = [*FAITHFULNESS, *SELF.values(), SANITY, AGREEMENT, *RATIONALE]
+    figs = [*FAITHFULNESS, COMPLETENESS, STABILITY, SURROGATE_FIT, SANITY, AGREEMENT, *RATIONALE]
     return {f.key: {"title": f.title, "better": f.better, "help": f.help} for f in figs}
 
 
@@ -97,14 +101,10 @@ def beats(key: str, value: float | None, chance: float | None) -> bool | None:
     return value < chance if better == "lower" else value > chance
 
 
-def self_check(e: Explanation) -> dict[str, Any] | None:
-    """Return the method's own axiom check as {'key', 'v', 'bad'} (IG δ, SHAP gap, LIME R²), or None."""
-    fig = SELF.get(e.method)
-    v = number((e.checks or {}).get(fig.key)) if fig else None
-    if fig is None or v is None:
-        return None
-    bad = (e.method == "ig" and v > IG_DELTA_LIMIT) or (e.method == "shap" and abs(v) > SHAP_GAP_LIMIT)
-    return {"key": fig.key, "v": v, "bad": bool(bad)}
+def self_checks(e: Explanation) -> list[dict[str, Any]] | None:
+    """Return the method's self-checks as [{'key', 'ok', 'v', 'shown', 's'}] (ok None: a figure without a verdict), or None."""
+    out = [{"key": v.name, "ok": v.passed, "v": v.value, "shown": v.shown, "s": v.sentence} for v in verdicts(e)]
+    return out or None
 
 
 @dataclass
@@ -150,7 +150,7 @@ def _curves(e: Explanation) -> dict[str, list[float]] | None:
 
 def trust_row(e: Explanation, ctx: TrustContext) -> dict[str, Any]:
     """Return one method's row of the panel: faithfulness vs random, self-check, sanity, agreement, rationale, curves."""
-    c = {**(e.checks or {}), **(e.metrics or {})}
+    c = dict(e.metrics or {})  # evaluate()'s figures live in metrics (schema 1 files are moved there on reading)
     faith = []
     for f in FAITHFULNESS:
         v, r = number(c.get(f.key)), number(c.get(f.key + "_random"))
@@ -162,7 +162,7 @@ def trust_row(e: Explanation, ctx: TrustContext) -> dict[str, Any]:
     row: dict[str, Any] = {
         "m": e.method,
         "faith": faith,
-        "self": self_check(e),
+        "self": self_checks(e),
         "sanity": None if rho is None and flag is None else {"rho": rho, "flag": bool(flag is not None and flag >= 0.5)},
         "agree": _agreement(e, ctx),
         "rat": rat or None,
@@ -179,16 +179,17 @@ def trust_doc(exps: Sequence[Explanation], ctx: TrustContext) -> dict[str, Any] 
     rows = [trust_row(e, ctx) for e in exps]
     if not any(r["metrics"] or r["self"] for r in rows):
         return None
-    removal = next((str(e.extras.get("faithfulness_removal")) for e in exps if (e.extras or {}).get("faithfulness_removal")), None)
+    removal = next((phrase(e.family, str(e.extras.get("faithfulness_removal"))) for e in exps
+                    if (e.extras or {}).get("faithfulness_removal")), None)
     output = next((str(e.extras.get("faithfulness_output")) for e in exps if (e.extras or {}).get("faithfulness_output")), None)
     return {"rows": rows, "removal": removal, "output": output}
 
 
 def per_method_values(results: Iterable[Explanation], key: str) -> dict[str, list[float]]:
-    """Return {method: finite values of check `key`}, methods in run order."""
+    """Return {method: finite values of metric `key` (Explanation.metrics)}, methods in run order."""
     out: dict[str, list[float]] = {}
     for e in results:
-        v = number({**(e.checks or {}), **(e.metrics or {})}.get(key))
+        v = number((e.metrics or {}).get(key))
         if v is not None:
             out.setdefault(e.method, []).append(v)
     return out

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .data import method_title
 from .encode import esc, fmt, number, plain
-from .trust import AGREEMENT, FAITHFULNESS, RATIONALE, SANITY, SELF, Figure, beats, has_metrics, metric_keys
+from .quality import check_title, check_value, verdicts
+from .removal_text import faithfulness_sentence
+from .trust import AGREEMENT, FAITHFULNESS, RATIONALE, SANITY, Figure, beats, has_metrics, metric_keys
 
 if TYPE_CHECKING:
     from explain.explanation import Results
@@ -32,8 +34,17 @@ def summary_doc(results: Results) -> dict[str, Any] | None:
     limit = number(settings.get("sanity_rho_limit")) or RHO_LIMIT
     wins: dict[tuple[str, str], list[bool]] = {}
     abs_rho: dict[str, list[float]] = {}
+    own: dict[str, dict[str, dict[str, Any]]] = {}  # method -> self-check -> passed, failed, values
     for e in results:
-        c = {**(e.checks or {}), **(e.metrics or {})}
+        c = dict(e.metrics or {})
+        for v in verdicts(e):
+            o = own.setdefault(e.method, {}).setdefault(v.name, {"key": v.name, "n": 0, "failed": 0, "judged": 0, "values": []})
+            o["n"] += 1
+            o["failed"] += int(v.passed is False)
+            o["judged"] += int(v.passed is not None)
+            figure = check_value(e, "delta_relative") if v.name == "completeness" else v.value
+            if figure is not None:
+                o["values"].append(figure)
         for f in FAITHFULNESS:
             ok = beats(f.key, number(c.get(f.key)), number(c.get(f.key + "_random")))
             if ok is not None:
@@ -57,7 +68,6 @@ def summary_doc(results: Results) -> dict[str, Any] | None:
                 fc["random"] = (cell(f.key + "_random") or {}).get("mean")
                 fc["wins"], fc["of"] = sum(w), len(w)
                 faith[f.key] = fc
-        own = SELF.get(m)
         sanity = None
         if m in abs_rho:
             mean_abs = stats(abs_rho[m])["mean"]
@@ -69,7 +79,8 @@ def summary_doc(results: Results) -> dict[str, Any] | None:
         rows.append({
             "m": m,
             "faith": faith,
-            "self": ({"key": own.key, **(cell(own.key) or {})} if own and cell(own.key) else None),
+            "self": [{**{k: v for k, v in o.items() if k != "values"}, "mean": stats(o["values"])["mean"] if o["values"] else None}
+                     for o in own.get(m, {}).values()] or None,
             "sanity": sanity,
             "agree": cell(AGREEMENT.key),
             "rat": {f.key: cell(f.key) for f in RATIONALE if cell(f.key)} or None,
@@ -89,9 +100,26 @@ def summary_doc(results: Results) -> dict[str, Any] | None:
         "columns": [f.key for f in FAITHFULNESS if any(f.key in r["faith"] for r in rows)],
         "pairs": pairs,
         "limit": limit,
+        "removal": faithfulness_sentence(results),
         "sanity": {"blocks": [str(b) for b in sanity_run.get("blocks") or []], "curves": plain(curves),
                    "titles": {str(m): method_title(str(m)) for m in curves}} if curves else None,
     }
+
+
+def _self_cell(m: str, checks: list[dict[str, Any]]) -> str:
+    """Return the summary cell of a method's self-checks: per check, how many passed, and the mean figure."""
+    lines = []
+    for c in checks:
+        if c["key"] == "completeness":
+            figure = f"mean {c['mean']:.2%} off" if c["mean"] is not None else ""
+        else:
+            figure = f"mean {fmt(c['mean'], 3)}" if c["mean"] is not None else ""
+        judged = c["judged"]
+        verdict = (f'<span class="{"bad" if c["failed"] else "good"}">{judged - c["failed"]}/{judged} passed</span>' if judged
+                   else '<span class="muted">no verdict</span>')
+        lines.append(f'<div class="line" data-check="{esc(c["key"])}"><span class="lbl">{esc(check_title(c["key"]))}</span> '
+                     f'{verdict}{" · " + figure if figure else ""}</div>')
+    return f'<td class="num" data-method="{esc(m)}" data-metric="self">{"".join(lines)}</td>'
 
 
 def _mapping(v: Any) -> Mapping[str, Any]:
@@ -125,7 +153,9 @@ def summary_html(doc: Mapping[str, Any] | None) -> str:
     rats = [f for f in RATIONALE if any((r["rat"] or {}).get(f.key) for r in doc["methods"])]
     head = "<th>Method</th>" + "".join(_th(f) for f in cols)
     if has_self:
-        head += '<th class="num" title="Each method\'s own axiom: IG completeness (lower is better), SHAP efficiency (lower is better), LIME surrogate R² (higher is better).">Self-check</th>'
+        head += ('<th class="num" title="Each method\'s test of its own estimate, which could fail: IG completeness (the scores add up '
+                 'to the output change), SHAP and LIME stability (two independent estimates pick the same top features), LIME surrogate '
+                 'fit (R²). How many explanations passed.">Self-checks</th>')
     if has_sanity:
         head += _th(SANITY, "Sanity |ρ|")
     if has_agree:
@@ -149,13 +179,7 @@ def summary_html(doc: Mapping[str, Any] | None) -> str:
                 f'<div class="rnd">beats it <span class="wins">{c["wins"]}/{c["of"]}</span> · n = {c["n"]:,}</div></td>'
             )
         if has_self:
-            s = r["self"]
-            if s:
-                pct = s["key"] == "delta_relative"
-                tds.append(f'<td class="num" data-method="{esc(m)}" data-metric="{esc(s["key"])}"><div class="lbl">'
-                           f'{esc(SELF[m].title + _arrow(SELF[m]))}</div>{_stat(s, pct=pct)}</td>')
-            else:
-                tds.append('<td class="num muted">—</td>')
+            tds.append(_self_cell(m, r["self"]) if r["self"] else '<td class="num muted">—</td>')
         if has_sanity:
             s = r["sanity"]
             if s:
@@ -179,7 +203,7 @@ def summary_html(doc: Mapping[str, Any] | None) -> str:
         "the same figure for random feature orders (the 'random' line): a method worth trusting beats it on most inputs "
         f"(green when it does on at least half). Sanity: mean |ρ| after full model randomisation; above {fmt(doc['limit'], 2)} "
         "the method is flagged."
-    )
+    ) + (" " + doc["removal"] if doc.get("removal") else "")
     pairs = ""
     if doc["pairs"]:
         trs = "".join(

@@ -24,7 +24,7 @@ WORDS = "the a movie film was is plot acting story and with of it this that very
 VERSIONS = {"explain": "0.1.0", "python": "3.11.7", "torch": "2.13.0", "numpy": "2.4.6", "plotly": "7.1.0"}
 
 
-def _run(methods: Sequence[str], granularity: str, exps: Sequence[Explanation], baseline: str = "[PAD] tokens") -> dict:
+def _run(methods: Sequence[str], granularity: str, exps: Sequence[Explanation], baseline: str = "mask") -> dict:
     return {
         "baseline": baseline,
         "created": "2026-01-02T03:04:05+00:00",
@@ -47,39 +47,59 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _checks(method: str, rng: np.random.Generator, scores: np.ndarray, bad: bool) -> dict[str, float]:
+    """Return the method's own figures as the methods write them (IG delta and output change, SHAP base value, LIME R²)."""
     total = float(np.sum(scores))
     if method == "ig":
-        rel = 0.2 if bad else float(rng.uniform(0.001, 0.03))
+        rel = 0.2 if bad else float(rng.uniform(0.0005, 0.009))
         change = total or 1.0
         return {"convergence_delta": abs(rel * change), "delta_relative": rel, "output_change": change}
     if method == "shap":
-        gap = 0.01 if bad else float(rng.uniform(0, 1e-5))
-        return {"base_value": 0.3, "output": 0.3 + total + gap, "efficiency_gap": gap}
+        # efficiency_gap is shap's accounting (0 by construction), kept as a figure: it is never a check
+        stable = 0.5 if bad else 1.0
+        return {"base_value": 0.3, "output": 0.3 + total, "efficiency_gap": 0.0, "stability": stable}
     if method == "lime":
-        return {"score": float(rng.uniform(0.2, 0.9)), "intercept": 0.1, "local_prediction": 0.8}
+        return {"score": float(rng.uniform(0.2, 0.9)), "intercept": 0.1, "local_prediction": 0.8,
+                "stability": float(rng.choice([0.8333333, 1.0]))}
     return {}
 
 
+def _overlap(what: str, value: float, k: int, threshold: float = 0.75) -> tuple[bool, str]:
+    """Return (passed, sentence) in the words of explain/methods/stability.py."""
+    passed = value >= threshold
+    sentence = (f"{what} {'agree' if passed else 'disagree'} on the top {k} feature{'s' if k > 1 else ''} (average overlap "
+                f"{value:.2f}, {'at least' if passed else 'below'} {threshold:.2f})")
+    return passed, sentence + ("" if passed else ": the estimate has not settled; raise the budget")
+
+
 def _self_checks(method: str, checks: dict[str, float], rng: np.random.Generator, bad: bool) -> tuple:
-    """Return the verdicts the method helpers write (IG completeness, SHAP stability, LIME fit and stability)."""
+    """Return the verdicts the methods write, in their words: IG completeness, SHAP stability, LIME surrogate fit and stability."""
     from explain.explanation import SelfCheck
 
     if method == "ig" and "delta_relative" in checks:
-        v = float(checks["delta_relative"])
-        ok = v <= 0.05
-        return (SelfCheck("completeness", ok, v, 0.05, f"IG is {'complete' if ok else 'incomplete'}: the scores add up to the "
-                          f"output change within {v:.1%} (limit 5%)."),)
-    if method == "shap":
-        v = 0.55 if bad else float(rng.uniform(0.85, 0.99))
-        return (SelfCheck("stability", v >= 0.8, v, 0.8, f"SHAP is {'stable' if v >= 0.8 else 'unstable'}: two runs with different "
-                          f"seeds share {v:.0%} of their top features (needs 80%)."),)
+        gap, change = float(checks["convergence_delta"]), float(checks["output_change"])
+        tol = max(0.01 * abs(change), 1e-4)  # explain/methods/ig.py: 1% of the output change, at least 1e-4
+        share = 100 * gap / abs(change)
+        off = f"{share:.2g}% of f(x) - f(baseline) = {change:.3g}" if share < 10 else f"{share:.0f}% of f(x) - f(baseline) = {change:.3g}"
+        floor = f" (under the floor of {1e-4:g}: the output change is tiny)" if tol > 0.01 * abs(change) else ""
+        if gap <= tol:
+            return (SelfCheck("completeness", True, gap, tol, f"IG is complete: the scores add up to the output change within {off}{floor}."),)
+        return (SelfCheck("completeness", False, gap, tol, f"IG is NOT complete: the scores add up to {change - gap:.3g}, off by {off}, "
+                          "after 50 steps; the scores are unreliable."),)
+    if method == "shap" and "stability" in checks:
+        v = float(checks["stability"])
+        if v == 1.0 and not bad:
+            return (SelfCheck("stability", True, 1.0, 0.75, "exact: every cluster of the 12 features was expanded within 500 evaluations"),)
+        ok, text = _overlap("the values at 500 and at 250 evaluations", v, 1)
+        return (SelfCheck("stability", ok, v, 0.75, text),)
     if method == "lime" and "score" in checks:
         r2 = float(checks["score"])
-        st = float(rng.uniform(0.8, 1.0))
-        return (SelfCheck("surrogate_fit", r2 >= 0.5, r2, 0.5, f"LIME's linear surrogate {'fits' if r2 >= 0.5 else 'does not fit'} "
-                          f"the model locally: R\u00b2 = {r2:.2f} (needs 0.50)."),
-                SelfCheck("stability", st >= 0.8, st, 0.8, f"LIME is {'stable' if st >= 0.8 else 'unstable'}: two runs share {st:.0%} "
-                          "of their top features (needs 80%)."))
+        fit = r2 >= 0.5
+        text = f"the linear surrogate explains {r2:.2f} of the output's variance on its neighbours (R^2 {'at least' if fit else 'below'} 0.50)"
+        if not fit:
+            text += ": the model is not close to linear in these features here, so the weights are a poor summary"
+        st = float(checks.get("stability", 1.0))
+        ok, stable = _overlap("fits on two independent halves of the 1000 neighbours", st, 3)
+        return (SelfCheck("surrogate_fit", fit, r2, 0.5, text), SelfCheck("stability", ok, st, 0.75, stable))
     return ()
 
 
@@ -108,12 +128,18 @@ def text_results(
     hostile: bool = True,
     seed: int = 0,
     no_evidence: Sequence[int] = (2,),
+    labels_in_run: bool = False,
 ) -> Results:
     """Return text-classifier Results: `targets` labels per input, attention extras, flags and failures.
 
     Inputs in `no_evidence` barely move the output (IG: f(x) - f(baseline) ~ 3e-6, every score
-    ~1e-6): the report must say so instead of painting the noise. True labels (run["labels"])
-    make input 1 wrong and the others right; run["probabilities"] holds every class's probability.
+    ~1e-6): the report must say so instead of painting the noise. True labels (InputRecord.label)
+    make input 1 wrong and the others right; InputRecord.probabilities holds every class's
+    probability. `labels_in_run` puts both in run["labels"] / run["probabilities"] instead, as
+    files written before InputRecord had them did.
+
+    Removal: the run's is `mask` (IG and attention too), SHAP was told `drop`, and LIME records it
+    under the old settings name `mask` (the hostile string when `hostile`).
     """
     from explain.explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
 
@@ -136,7 +162,8 @@ def text_results(
             inputs.append(InputRecord(i, "text", text=HOSTILE, note="failed"))
             failures.append(Failure(i, None, f"input {i}: cannot tokenise {HOSTILE}"))
             continue
-        inputs.append(InputRecord(i, "text", text=text, prediction=pred, note="truncated from 700 to 512 tokens" if i == 1 else None))
+        known = {} if labels_in_run else {"label": true[str(i)], "probabilities": tuple(all_probs[str(i)])}
+        inputs.append(InputRecord(i, "text", text=text, prediction=pred, note="truncated from 700 to 512 tokens" if i == 1 else None, **known))
         ft = [[w[:3], "##" + w[3:]] if len(w) > 5 else [w] for w in words]
         for m in methods:
             if hostile and i == 1 and m == "lime":
@@ -150,8 +177,9 @@ def text_results(
                 if m == "attention":
                     scores = np.abs(scores)
                     extras.update(_attention_extras(rng, words, layers, heads))
-                base = HOSTILE if hostile else "[PAD] tokens"
-                settings = {"n_steps": 50, "baseline": base, "output": "probability"} if m == "ig" else {"mask": "mask", "baseline": base, "output": "probability"}
+                settings = {"ig": {"n_steps": 50, "baseline": "mask"}, "shap": {"max_evals": 500, "baseline": "drop"},
+                            "lime": {"num_samples": 1000, "mask": HOSTILE if hostile else "mask"}}.get(m, {})
+                settings = {**settings, "output": "probability"}
                 checks = _checks(m, rng, scores, bad=(i == 0))
                 if i in no_evidence and m == "ig":
                     checks["output_change"] = 2.9e-6
@@ -168,8 +196,9 @@ def text_results(
         "text-classifier", f"models/{HOSTILE if hostile else 'bert'}", "sha256:0123456789abcdef", 94979, labels,
         architecture="BertForSequenceClassification", layers=layers, heads=heads, max_length=128,
     )
-    run = _run(methods, "word", exps, "[PAD] tokens" if not hostile else HOSTILE)
-    run.update(labels=true, probabilities=all_probs)
+    run = _run(methods, "word", exps, "mask")
+    if labels_in_run:
+        run.update(labels=true, probabilities=all_probs)
     return Results(exps, model=model, inputs=inputs, failures=failures, run=run)
 
 
@@ -212,12 +241,12 @@ def lm_results(
                         method=m, family="causal-lm", input=i, target=target, features=tuple(context), scores=scores,
                         granularity="token", seconds=0.05, rows=8 if m != "attention" else 1, cached_rows=32 if m != "attention" else 0,
                         checks=(c := _checks(m, rng, scores, bad=False)), extras=extras,
-                        settings={"baseline": "<|endoftext|> tokens", "output": "log-probability"},
+                        settings={"baseline": "eos", "output": "log-probability"} if m != "attention" else {"output": "log-probability"},
                         self_checks=_self_checks(m, c, np.random.default_rng([seed, i, j]), bad=False),
                     )
                 )
     model = ModelInfo("causal-lm", "models/tiny-gpt", "sha256:fedcba9876543210", 120000, (), architecture="GPT2LMHeadModel", layers=2, heads=2)
-    return Results(exps, model=model, inputs=inputs, run=_run(methods, "token", exps, "<|endoftext|> tokens"))
+    return Results(exps, model=model, inputs=inputs, run=_run(methods, "token", exps, "eos"))
 
 
 def image_results(
@@ -245,7 +274,8 @@ def image_results(
         true[str(i)] = labels[k] if i % 2 == 0 else labels[(k + 1) % 10]
         order = np.argsort(-probs, kind="stable")[:targets]
         path = f"digits/{HOSTILE if hostile else 'digit'}-{i}.png"
-        inputs.append(InputRecord(i, "image", path=path, image_png=png_base64(rgb), width=size, height=size, prediction=target))
+        inputs.append(InputRecord(i, "image", path=path, image_png=png_base64(rgb), width=size, height=size, prediction=target,
+                                  label=true[str(i)], probabilities=tuple(all_probs[str(i)])))
         segments = (yy // (size // 4)) * 4 + xx // (size // 4)
         for m in methods:
             for c in order:
@@ -261,14 +291,12 @@ def image_results(
                     Explanation(
                         method=m, family="image-classifier", input=i, target=t, features=(), scores=scores,
                         granularity="pixel", seconds=0.2, rows=64, checks=(ch := _checks(m, rng, scores, bad=False)), extras=extras,
-                        settings={"baseline": "black image", "output": "probability"},
+                        settings={"baseline": "blur", "output": "probability"} if m != "gradcam" else {"output": "probability"},
                         self_checks=_self_checks(m, ch, np.random.default_rng([seed, i, int(c)]), bad=False),
                     )
                 )
     model = ModelInfo("image-classifier", "models/digits-cnn", "sha256:00ff00ff00ff00ff", 50000, labels, architecture="SmallCNN")
-    run = _run(methods, "pixel", exps, "black image")
-    run.update(labels=true, probabilities=all_probs)
-    return Results(exps, model=model, inputs=inputs, run=run)
+    return Results(exps, model=model, inputs=inputs, run=_run(methods, "pixel", exps, "blur"))
 
 
 def with_metrics(results: Results, *, flagged: Sequence[str] = ("attention",), rationale_inputs: int = 1, seed: int = 3) -> Results:
@@ -365,7 +393,8 @@ def planted_text_results(
                 Explanation(
                     method=m, family="text-classifier", input=i, target=target, features=tuple(words), scores=scores,
                     granularity="word", seconds=5.0 if i == 7 else float(rng.uniform(0.01, 0.5)), rows=int(rng.integers(10, 300)),
-                    checks=_checks(m, rng, scores, bad=False),
+                    checks=(c := _checks(m, rng, scores, bad=False)), settings={"baseline": "mask"} if m != "attention" else {},
+                    self_checks=_self_checks(m, c, rng, bad=False),
                 )
             )
     model = ModelInfo("text-classifier", "models/planted-bert", "sha256:5151515151515151", 94979, labels,

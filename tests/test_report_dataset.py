@@ -106,8 +106,10 @@ def test_histograms_count_every_value() -> None:
     assert d["random"] == pytest.approx(np.mean([e.metrics["deletion_auc_random"] for e in r]))
     assert d["edges"][0] <= d["random"] <= d["edges"][-1]
     selfs = {d["key"]: d for d in dataset.self_distributions(r)}
-    assert selfs["ig"]["log"] and selfs["ig"]["limit"] == 0.05 and not selfs["lime"]["log"]
-    assert sum(selfs["ig"]["traces"][0]["counts"]) == 30
+    assert set(selfs) == {"ig-completeness", "shap-stability", "lime-surrogate_fit", "lime-stability"}  # no SHAP efficiency gap
+    assert selfs["ig-completeness"]["log"] and selfs["ig-completeness"]["limit"] is None  # IG's tolerance differs per input
+    assert selfs["shap-stability"]["limit"] == 0.75 and selfs["lime-surrogate_fit"]["limit"] == 0.5 and not selfs["lime-stability"]["log"]
+    assert sum(selfs["ig-completeness"]["traces"][0]["counts"]) == 30
 
 
 def test_big_run_report_shows_a_sample_with_a_note_and_stays_small(big: tuple[Results, str]) -> None:
@@ -120,7 +122,7 @@ def test_big_run_report_shows_a_sample_with_a_note_and_stays_small(big: tuple[Re
     assert index.count('<tr><td class="num"><a href="#input-') + index.count('<tr class="failed">') == 100  # shown inputs only
     assert "showing 100 of 1,000 inputs" in html
     m = meta(html)
-    assert m["quality"] == [] and {q["key"] for q in m["qhist"]} == {"ig", "shap", "lime"}  # histograms, not 3000 points
+    assert m["quality"] == [] and {q["key"] for q in m["qhist"]} == {"ig-completeness", "shap-stability", "lime-surrogate_fit", "lime-stability"}  # histograms, not 3000 points
     assert m["dataset"]["agg"]["classes"][0]["methods"][0]["share"][0][0] in ("great", "awful")
     assert len(html.encode("utf-8")) < 6_500_000  # plotly.js (~4.8 MB) + 100 sections + the view
 

@@ -15,7 +15,7 @@ import pytest
 
 import explain
 from explain import reports
-from explain.explanation import Explanation, InputRecord, ModelInfo, Results, Target
+from explain.explanation import Explanation, InputRecord, ModelInfo, Results, SelfCheck, Target
 import report_samples as samples
 from explain.reports.trust import metric_keys
 
@@ -37,9 +37,18 @@ SELF = {"ig": {"convergence_delta": 0.01, "delta_relative": 0.012, "output_chang
         "lime": {"score": 0.71, "intercept": 0.1, "local_prediction": 0.8},
         "attention": {}}
 SANITY = {"ig": 0.1, "shap": -0.05, "lime": 0.2, "attention": 0.93}
+# The verdicts the methods write (explain/methods: ig.py, shap_partition.py, lime_surrogate.py), in their words.
+VERDICTS = {
+    "ig": (SelfCheck("completeness", True, 0.01, 0.012, "IG is complete: the scores add up to the output change within 1.2% of f(x) - f(baseline) = 0.8."),),
+    "shap": (SelfCheck("stability", True, 0.83, 0.75, "the values at 500 and at 250 evaluations agree on the top 2 features (average overlap 0.83, at least 0.75)"),),
+    "lime": (SelfCheck("surrogate_fit", True, 0.71, 0.5, "the linear surrogate explains 0.71 of the output's variance on its neighbours (R^2 at least 0.50)"),
+             SelfCheck("stability", False, 0.5, 0.75, "fits on two independent halves of the 1000 neighbours disagree on the top 2 features "
+                       "(average overlap 0.50, below 0.75): the estimate has not settled; raise the budget")),
+    "attention": (),
+}
 
 
-def made(with_metrics: bool = True, methods: tuple[str, ...] = ("ig", "shap", "lime", "attention")) -> Results:
+def made(with_metrics: bool = True, methods: tuple[str, ...] = ("ig", "shap", "lime", "attention"), verdicts: bool = True) -> Results:
     """Two inputs x methods; attention has no faithfulness figures (a method evaluate() skipped), only sanity."""
     rng = np.random.default_rng(0)
     exps, inputs = [], []
@@ -65,7 +74,8 @@ def made(with_metrics: bool = True, methods: tuple[str, ...] = ("ig", "shap", "l
                     metrics["rationale_precision"], metrics["pointing_game"] = 1.0, 1.0
             scores = rng.normal(size=len(WORDS)).astype(np.float32)
             exps.append(Explanation(method=m, family="text-classifier", input=i, target=target, features=WORDS, scores=scores,
-                                    granularity="word", seconds=0.1, rows=10, checks=checks, metrics=metrics, extras=extras))
+                                    granularity="word", seconds=0.1, rows=10, checks=checks, metrics=metrics, extras=extras,
+                                    self_checks=VERDICTS[m] if verdicts else ()))
     model = ModelInfo("text-classifier", "models/bert", "sha256:abc", 1000, ("negative", "positive"))
     run: dict = {"methods": list(methods), "seed": 0}
     if with_metrics:
@@ -107,10 +117,14 @@ def test_panel_reads_each_figure_against_its_random_baseline(page: tuple[Results
     assert faith["insertion_auc"]["ok"] and faith["comprehensiveness"]["ok"] and faith["sufficiency"]["ok"]
     lime = {f["key"]: f for f in row(d0, "lime")["faith"]}
     assert [lime[k]["ok"] for k in ("deletion_auc", "insertion_auc", "comprehensiveness", "sufficiency")] == [False] * 4
-    assert ig["self"] == {"key": "delta_relative", "v": 0.012, "bad": False}
-    assert row(d0, "shap")["self"]["key"] == "efficiency_gap" and row(d0, "lime")["self"]["v"] == 0.71
+    assert [(c["key"], c["ok"], c["shown"]) for c in ig["self"]] == [("completeness", True, "1.2% off")]
+    assert ig["self"][0]["s"].startswith("IG is complete: the scores add up")
+    # SHAP's check is its stability (its efficiency gap adds up by construction); LIME has two, one failed
+    assert [(c["key"], c["ok"], c["v"]) for c in row(d0, "shap")["self"]] == [("stability", True, 0.83)]
+    assert row(d0, "shap")["self"][0]["s"].startswith("SHAP stability: the values at 500 and at 250 evaluations agree")
+    assert [(c["key"], c["ok"], c["v"]) for c in row(d0, "lime")["self"]] == [("surrogate_fit", True, 0.71), ("stability", False, 0.5)]
     assert ig["curves"]["del"][0] == 1.0 and len(ig["curves"]["x"]) == 6
-    assert d0["groups"][0]["trust"]["removal"] == "mask"
+    assert d0["groups"][0]["trust"]["removal"] == "mask (each token of a removed word becomes the mask token ([MASK]))"
 
 
 def test_panel_flags_sanity_and_shows_agreement_and_rationales(page: tuple[Results, str]) -> None:
@@ -131,7 +145,9 @@ def test_metric_checks_leave_the_method_cards(page: tuple[Results, str]) -> None
     _, html = page
     lines = [c["value"] for e in blobs(html)["d0"]["groups"][0]["exps"] for c in e["checks"]]
     assert any(x.startswith("IG is complete: the scores add up") for x in lines)
-    assert any(x.startswith("LIME's local linear surrogate explains R² = 0.71") for x in lines)
+    assert "LIME surrogate fit: the linear surrogate explains 0.71 of the output's variance on its neighbours (R^2 at least 0.50)." in lines
+    assert any(x.startswith("LIME stability: fits on two independent halves of the 1000 neighbours disagree") for x in lines)
+    assert not any("efficiency" in x.lower() for x in lines)
     assert not any(k in x or k.replace("_", " ") in x for x in lines for k in metric_keys())
 
 
@@ -143,8 +159,10 @@ def test_summary_table_has_mean_spread_n_and_random(page: tuple[Results, str]) -
     assert "beats it 0/2" in summary_cell(html, "lime", "deletion_auc")
     assert re.search(r'class="num tcell bad" data-method="lime" data-metric="deletion_auc"', html)
     assert re.search(r'class="num tcell good" data-method="ig" data-metric="deletion_auc"', html)
-    assert "1.2%" in summary_cell(html, "ig", "delta_relative")  # IG completeness shown as a share
-    assert "0.71" in summary_cell(html, "lime", "score")
+    assert summary_cell(html, "ig", "self") == "completeness 2/2 passed · mean 1.20% off"  # IG completeness: the gap as a share
+    assert summary_cell(html, "shap", "self") == "stability 2/2 passed · mean 0.83"
+    assert summary_cell(html, "lime", "self") == "surrogate fit 2/2 passed · mean 0.71 stability 0/2 passed · mean 0.5"
+    assert re.search(r'data-check="stability"><span class="lbl">stability</span> <span class="bad">0/2', html)
     flagged = summary_cell(html, "attention", "sanity")
     assert "flagged" in flagged and "0.93" in flagged and "2/2 flagged" in flagged
     assert "passes" in summary_cell(html, "ig", "sanity")
@@ -167,7 +185,7 @@ def test_method_without_metrics_shows_its_self_check_only() -> None:
     plain = [e.replace(metrics={}) if e.method == "lime" else e for e in r]
     html = reports.render(Results(plain, model=r.model, inputs=r.inputs, run=r.run))
     lime = row(blobs(html)["d0"], "lime")
-    assert lime["metrics"] is False and lime["faith"] == [] and lime["self"]["v"] == 0.71
+    assert lime["metrics"] is False and lime["faith"] == [] and lime["self"][0]["v"] == 0.71
 
 
 def test_no_metrics_no_panels() -> None:

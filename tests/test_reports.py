@@ -67,14 +67,22 @@ def test_text_report_has_header_index_and_sections(rendered: dict) -> None:
 def test_quality_flags_and_figures(rendered: dict) -> None:
     r, html = rendered["text"]
     meta = blobs(html)["explain-meta"]
-    assert [s["key"] for s in meta["quality"]] == ["ig", "shap", "lime"]
-    ig = meta["quality"][0]
-    assert ig["limit"] == 0.05 and any(ig["bad"]) and not all(ig["bad"])
+    assert [s["key"] for s in meta["quality"]] == ["ig-completeness", "shap-stability", "lime-surrogate_fit", "lime-stability"]
+    q = {s["key"]: s for s in meta["quality"]}
+    # a point is red exactly where that explanation's self-check failed: input 0 was built with failing ones
+    ig, shap = q["ig-completeness"], q["shap-stability"]
+    assert ig["bad"] == [e.input == 0 for e in r.by_method("ig")] and ig["limit"] is None  # IG's tolerance is per input
+    assert shap["bad"] == [e.input == 0 for e in r.by_method("shap")] and shap["limit"] == 0.75 and shap["y"][0] == 0.5
+    assert sum(shap["bad"]) >= 1 and f"{sum(shap['bad'])} failed the stability check (below 0.75)" in shap["summary"]
+    lime = q["lime-surrogate_fit"]
+    assert lime["bad"] == [e.checks["score"] < 0.5 for e in r.by_method("lime")] and lime["limit"] == 0.5
     index = html[html.index('id="index"') : html.index('id="input-0"')]
-    # input 0 was built with failing self-checks: IG incomplete (20 % off), SHAP unstable
     assert "Integrated Gradients: completeness failed" in index and "SHAP: stability failed" in index
-    assert "IG is incomplete: the scores add up to the output change within 20.0%" in json.dumps(blobs(html)["d0"], ensure_ascii=False)
-    assert "How far the summed attributions miss" in html and "efficiency gap" in html.lower() and "R²" in html
+    d0 = json.dumps(blobs(html)["d0"], ensure_ascii=False)
+    assert "IG is NOT complete: the scores add up to" in d0 and "off by 20% of f(x) - f(baseline)" in d0
+    assert "SHAP stability: the values at 500 and at 250 evaluations disagree on the top 1 feature (average overlap 0.50" in d0
+    # SHAP's efficiency gap adds up by construction: never shown as a check anywhere
+    assert "efficiency" not in html.lower() and "How far the summed attributions miss" in html and "R²" in html
 
 
 def test_failures_are_shown(rendered: dict) -> None:
@@ -267,7 +275,8 @@ def test_first_screen_comes_before_the_run_details() -> None:
     assert "accuracy <strong>4/5</strong>" in html  # input 1's true label differs
     cards = re.findall(r'<article class="([^"]*)" data-i="(\d)"', html)
     assert ("answer noev", "2") in cards or ("answer noev flagged", "2") in cards  # input 2 has no evidence
-    assert "✗ wrong: true" in html and "removing a feature means: [PAD] tokens" in html
+    assert "✗ wrong: true" in html
+    assert "removing a feature means: mask (each token of a removed word becomes the mask token ([MASK])); SHAP removed words by drop" in html
     assert html.count('class="pb') >= 3 * 5 - 3  # every class per input
 
 
