@@ -315,3 +315,98 @@ def test_index_and_show(tmp_path: Path) -> None:
     assert "<iframe srcdoc=" in reports.show(text, display=False)
     with pytest.raises(TypeError, match="show takes Results or an Explanation"):
         reports.show([1, 2], display=False)  # type: ignore[arg-type]
+
+
+# ---- self-checks, removals, true labels, old files ----
+
+
+def test_old_results_without_verdicts_judge_ig_only() -> None:
+    # Results written before self_checks: IG's completeness is judged from its delta; SHAP's efficiency gap is
+    # accounting that holds by construction, so even a large one flags nothing; LIME's R² is a figure without a verdict.
+    from explain.reports.quality import check_lines, flagged
+
+    ig = _exp("ig", [0.3, 0.1], {"convergence_delta": 0.08, "delta_relative": 0.2, "output_change": 0.4})
+    shap = _exp("shap", [0.3, 0.1], {"base_value": 0.1, "output": 0.9, "efficiency_gap": 0.5})
+    lime = _exp("lime", [0.3, 0.1], {"score": 0.2})
+    assert flagged(ig) == "Integrated Gradients: completeness failed" and flagged(shap) is None and flagged(lime) is None
+    assert check_lines(shap) == []
+    assert [(c["label"], c["bad"]) for c in check_lines(lime)] == [("figure", False)] and "R² = 0.2" in check_lines(lime)[0]["value"]
+    assert flagged(ig.replace(checks={**ig.checks, "delta_relative": 0.01})) is None
+
+
+def test_every_failed_self_check_is_flagged_in_the_run_line_and_index() -> None:
+    r = samples.text_results(4, hostile=False)
+    failed = sum(1 for e in r if any(not c.passed for c in e.self_checks))
+    assert failed >= 2  # IG and SHAP on input 0, and LIME wherever its R² is below 0.5
+    html = reports.render(r)
+    assert f"{failed} of {len(r):,} explanations flagged unreliable" in html
+    # one more failed check (a LIME stability verdict) is one more flagged explanation
+    e = next(e for e in r if e.method == "lime" and all(c.passed for c in e.self_checks))
+    broken = e.replace(self_checks=tuple(c if c.name != "stability" else c.__class__("stability", False, 0.5, 0.75, "disagree")
+                                         for c in e.self_checks))
+    r2 = explain.Results([broken if x is e else x for x in r], model=r.model, inputs=r.inputs, failures=r.failures, run=r.run)
+    html2 = reports.render(r2)
+    assert f"{failed + 1} of {len(r):,} explanations flagged unreliable" in html2 and "LIME: stability failed" in html2
+
+
+def test_each_method_that_removed_another_way_is_named() -> None:
+    r = samples.text_results(3, hostile=False)
+    # LIME recorded its removal under the old settings name `mask`: read it like `baseline`
+    moved = [e.replace(settings={"mask": "unk", "output": "probability"}) if e.method == "lime" else e for e in r]
+    r = explain.Results(moved, model=r.model, inputs=r.inputs, failures=r.failures, run=r.run)
+    html = reports.render(r)
+    line = re.search(r'<span class="removal">(.*?)</span>', html).group(1)
+    assert line.startswith("removing a feature means: mask (each token of a removed word becomes the mask token ([MASK]))")
+    assert "SHAP removed words by drop (removed words are deleted: the text is shorter) instead" in line
+    assert "LIME removed words by unk (each token of a removed word becomes the unknown token ([UNK])) instead" in line
+    assert "Integrated Gradients removed" not in line and "Attention" not in line  # IG used the run's; attention removes nothing
+    assert blobs(html)["d0"]["baseline"].startswith("Removing a word means mask (")
+    # the faithfulness metrics' own removals, as evaluate() records them
+    scored = samples.with_metrics(r)
+    metrics = {**scored.run["metrics"], "settings": {**scored.run["metrics"]["settings"], "removal": "drop", "removals": ["drop", "mask"]}}
+    html = reports.render(explain.Results(list(scored), model=r.model, inputs=r.inputs, failures=r.failures, run={**scored.run, "metrics": metrics}))
+    trust = html[html.index('id="trust"'):html.index('id="quality"')]
+    assert ("The faithfulness figures removed words by drop (removed words are deleted: the text is shorter) "
+            "(the plain figures; also mask, as figure@removal).") in trust
+
+
+def test_true_labels_and_probabilities_come_from_the_input_records() -> None:
+    new = samples.text_results(5, hostile=False)
+    old = samples.text_results(5, hostile=False, labels_in_run=True)  # files written before InputRecord had them
+    assert new.inputs[1].label is not None and "labels" not in new.run and old.inputs[1].label is None
+    for r in (new, old):
+        html = reports.render(r)
+        assert "accuracy <strong>4/5</strong>" in html and html.count("✗ wrong: true") == 1
+        probs = answer.class_probabilities(r, r.inputs[0], r.for_input(0))
+        assert [p for _, p in probs] == sorted(new.inputs[0].probabilities, reverse=True) and len(probs) == 3
+    # a record's own values win over the run's
+    r = explain.Results(list(old), model=old.model, inputs=[x.__class__(**{**x.__dict__, "label": "neutral"}) for x in old.inputs],
+                        failures=old.failures, run=old.run)
+    assert answer.true_label(r, r.inputs[0]) == "neutral"
+
+
+def test_a_schema_1_results_file_still_opens_and_renders(tmp_path: Path) -> None:
+    # Schema 1: metrics lived in `checks`, no self_checks / metrics / cached_rows, no true label or probabilities on inputs.
+    r = samples.with_metrics(samples.text_results(3, hostile=False))
+    doc = json.loads(explain.results_io.dumps(r))
+    doc["schema"] = "explain.results/1"
+    labels, probs = {}, {}
+    for d in doc["inputs"]:
+        labels[str(d["index"])], probs[str(d["index"])] = d.pop("label"), d.pop("probabilities")
+    doc["run"].update(labels=labels, probabilities=probs)
+    for e in doc["explanations"]:
+        e["checks"].update(e.pop("metrics"))
+        e.pop("self_checks")
+        e["cost"].pop("cached_rows")
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    old = explain.open_results(path)
+    assert all(not e.self_checks and e.cached_rows == 0 for e in old) and "deletion_auc" in old[0].metrics
+    html = reports.render(old)
+    assert 'id="trust"' in html and "accuracy <strong>2/3</strong>" in html
+    assert html.count("Integrated Gradients: completeness failed") >= 1  # input 0's IG misses by 20%: judged from its delta
+    assert "SHAP: stability failed" not in html and "efficiency" not in html.lower()  # no verdict recorded, none invented
+    d0 = blobs(html)["d0"]
+    ig = next(x for x in d0["groups"][0]["trust"]["rows"] if x["m"] == "ig")
+    assert ig["faith"] and ig["self"][0]["key"] == "completeness" and ig["self"][0]["ok"] is False
+    assert sum(1 for _ in re.finditer(r'class="pb', html)) >= 3 * 2  # every class's bar, from the run's probabilities
