@@ -405,3 +405,23 @@ def test_cli_text_pair_and_pair_column(saved_pair_model: Path, tmp_path: Path) -
     assert len(res["explanations"]) == 1 and [f["input"] for f in res["failures"]] == [1]
     top = int(np.argmax(res["explanations"][0]["scores"]))
     assert res["explanations"][0]["features"][top] == "false" and res["explanations"][0]["extras"]["segment"][top] == 1
+
+
+def _hooked_metrics() -> bool:
+    import inspect
+
+    from explain.metrics import evaluation
+
+    return _hooked_record() and "text_pair" in inspect.getsource(evaluation)
+
+
+@needs(_hooked_metrics, "H5 (InputRecord.text_pair) and H7 (metrics re-prepare pairs)")
+def test_metrics_score_pairs(adapter: PairTextClassifierAdapter) -> None:
+    from explain.metrics import evaluate
+
+    rows = _heldout(3)
+    res = explain.explain(adapter, [{"text": " ".join(p), "text_pair": " ".join(h)} for p, h, _, _ in rows], methods=["ig", "ablation"])
+    scored = evaluate(adapter, res, metrics="faithfulness")
+    # removing the top word (the hypothesis cue) first must cost more than removing words at random
+    for e in scored:
+        assert e.metrics["comprehensiveness"] > e.metrics["comprehensiveness_random"]
