@@ -222,3 +222,48 @@ def test_other_encoders_explain_unchanged(tmp_path: Path, kind: str) -> None:
     for e in res:
         assert e.features == ("the", "movie", "was", "unwatchable!"), (kind, e.method, e.features)
     assert res.by_method("ig")[0].checks["delta_relative"] < 0.01
+
+
+# ---- decoder-only classifiers (GPT-2 *ForSequenceClassification) -----------------------------
+def gpt2_classifier(pad_in_config: bool) -> tuple[object, object]:
+    """A random GPT-2 sequence classifier over a word-level vocabulary with [PAD] and [UNK] (no download)."""
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = "the a movie film was is plot acting good bad great awful very not and".split()
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", *words])}
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="[PAD]", unk_token="[UNK]", model_max_length=32)
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=len(vocab), n_positions=32, n_embd=32, n_layer=2, n_head=4, initializer_range=0.3,
+                                  pad_token_id=0 if pad_in_config else None, id2label={0: "negative", 1: "positive"},
+                                  label2id={"negative": 0, "positive": 1})
+    return transformers.GPT2ForSequenceClassification(cfg).eval(), tok
+
+
+@pytest.mark.parametrize("pad_in_config", [False, True])
+def test_decoder_classifier_batches_rows_as_it_scores_each_alone(pad_in_config: bool) -> None:
+    # Without config.pad_token_id, GPT-2's classifier refuses batches of more than one row; the
+    # adapter names a pad id no row holds for the call. Under `pad` removal a removed last word is
+    # [PAD] itself: padding with [PAD] would make the model read an earlier token of that row.
+    model, tok = gpt2_classifier(pad_in_config)
+    adapter = explain.from_model(model, tok, device="cpu")
+    ex = adapter.prepare("the movie was very good", 0)
+    t = adapter.targets(ex)[0]
+    d = len(ex.state.words)
+    keep = np.ones((4, d), dtype=bool)
+    keep[1, -1] = keep[2, :2] = keep[3, 1:] = False  # the last word removed; the first two; all but the first
+    for removal in ("pad", "unk", "drop"):
+        view = adapter.perturbation_view(ex, t, baseline=removal)
+        together = view.evaluate(keep)  # one padded batch
+        alone = [view.evaluate(k[None])[0] for k in keep]  # one row per call: no padding
+        np.testing.assert_allclose(together, alone, atol=1e-6)
+    pad_last = [*ex.state.ids[:-1], tok.pad_token_id]  # the last word removed under `pad`
+    rows = [list(ex.state.ids), list(ex.state.ids[:-2]), pad_last]
+    with torch.no_grad():  # each row unpadded, the model called directly (as it answers alone)
+        direct = [torch.softmax(model(input_ids=torch.tensor([r])).logits[0], -1).numpy() for r in rows]
+    np.testing.assert_allclose(adapter.predict(rows), direct, atol=1e-6)
+    assert model.config.pad_token_id == (0 if pad_in_config else None)  # the model is left as it was
+    # attention reads the row the classifier answers from: the last token, not row 0
+    assert adapter.attention_view(ex, t).query == len(ex.state.ids) - 1

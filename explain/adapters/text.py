@@ -10,6 +10,7 @@ import torch
 from ..errors import InputError
 from ..explanation import InputRecord, ModelInfo, Target
 from ..runner import Runner
+from .answer_row import answer_rows
 from .attention_impl import eager_attention
 from . import removal, textview
 from .base import Adapter, AttentionView, Example, GradientView, PerturbationView, select_output, transform
@@ -98,15 +99,33 @@ class TextClassifierAdapter(Adapter):
 
     # ---- batched forwards ---------------------------------------------------------------
     def logits_of(self, rows: Sequence[Sequence[int] | np.ndarray]) -> torch.Tensor:
-        """Return (B, C) logits for a batch of token-id rows, right-padded to the longest."""
+        """Return (B, C) logits for a batch of token-id rows, right-padded to the longest.
+
+        Decoder-only classifiers (GPT-2, Llama ... *ForSequenceClassification) answer from the
+        last token whose id is not `config.pad_token_id`, and refuse batches of more than one
+        row when it is None. Rows are padded with that id when the config has one (what the
+        model itself reads as padding); when it has none, the model reads every row's last
+        token, so for the call the config names a pad id that occurs in no row (the adapter's
+        pad id unless a row holds it) and is restored after: the model is left as it was.
+        """
+        config = getattr(self.model, "config", None)
+        configured = getattr(config, "pad_token_id", None)
+        pad = self.pad_id if configured is None else int(configured)
+        if configured is None and len(rows) > 1 and config is not None:
+            pad = _unused_id(rows, self.pad_id, int(getattr(config, "vocab_size", 0) or 0))
         width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, r in enumerate(rows):
             ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
             mask[i, : len(r)] = 1
-        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
-        return out.logits
+        if configured is not None or len(rows) == 1 or config is None:
+            return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        config.pad_token_id = pad
+        try:
+            return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        finally:
+            config.pad_token_id = None
 
     def predict(self, rows: Sequence[Sequence[int] | np.ndarray], output: str = "probability") -> np.ndarray:
         """Return (B, C) outputs for token-id rows through the batched runner (unique rows once)."""
@@ -180,12 +199,22 @@ class TextClassifierAdapter(Adapter):
         return AttentionView(
             attentions=list(out.attentions),
             output=select_output(out.logits, target.index, "probability")[0],
-            query=0,  # the classification token's row ([CLS] / <s>) holds the answer
+            # the row the classifier answers from: [CLS] / <s> for encoders, the last non-pad token
+            # for decoder-only classifiers (GPT-2, Llama ... *ForSequenceClassification)
+            query=answer_rows(self, example, target, out.attentions)[0],
             tokens=tok.tokens,
             features=units.names,
             feature_tokens=units.tokens,
             granularity=units.granularity,
         )
+
+
+def _unused_id(rows: Sequence[Sequence[int] | np.ndarray], preferred: int, vocab_size: int) -> int:
+    """Return `preferred` if no row holds it, else the smallest id below `vocab_size` that none holds."""
+    used = {int(t) for r in rows for t in r}
+    if preferred not in used:
+        return preferred
+    return next((i for i in range(max(vocab_size, len(used) + 1)) if i not in used), preferred)
 
 
 def _first_id(tokenizer: Any, names: tuple[str, ...], default: int) -> int:
