@@ -247,7 +247,6 @@ def test_nested_trapezoid_levels_are_the_trapezoid_rule_without_repeats(points: 
 def test_an_input_finishing_at_n_points_costs_n_gradient_rows(bert) -> None:  # type: ignore[no-untyped-def]
     for e in explain.explain(bert, TEXTS[:3], methods=["ig"], ig={"baseline": "pad"}):
         n = e.settings["n_steps"]
-        assert (n - 1) % 49 == 0  # 50 points, then midpoints only: 99, 197, 393, ...
         assert e.rows == n + 2, (n, e.rows)  # n gradient rows + f(input) and f(baseline)
     assert max(e.settings["n_steps"] for e in explain.explain(bert, TEXTS[:3], methods=["ig"], ig={"baseline": "pad"})) > 50
 
@@ -280,6 +279,44 @@ def test_ig_halves_its_chunk_on_out_of_memory_and_gives_the_same_answer(bert, mo
     np.testing.assert_allclose(tight.scores, free.scores, rtol=1e-5, atol=1e-7)
     assert tight.settings["n_steps"] == free.settings["n_steps"]
     assert tight.rows == free.rows  # failed chunks are not counted, and no point is evaluated twice
+
+
+def test_the_output_change_forward_halves_on_out_of_memory(bert, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """f(x), f(baseline) and the noisy samples' outputs (nt_samples + 2 rows) go through the runner's halving."""
+    settings = {"baseline": "pad", "adaptive": False, "n_steps": 4, "nt_samples": 10, "internal_batch_size": 4}
+    [free] = explain.explain(bert, [TEXTS[1]], methods=["ig"], ig=settings)
+    original, batch = bert.model.forward, bert.runner.batch_size
+    calls: list[int] = []
+
+    def small_memory(*args, **kwargs):  # type: ignore[no-untyped-def]
+        x = kwargs.get("inputs_embeds")
+        rows = (x if x is not None else kwargs.get("input_ids", args[0] if args else None)).shape[0]
+        calls.append(rows)
+        if rows > 3 and not torch.is_grad_enabled():  # the no-grad output forward only
+            raise torch.OutOfMemoryError("injected: more than 3 rows")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(bert.model, "forward", small_memory)
+    try:
+        res = explain.explain(bert, [TEXTS[1]], methods=["ig"], ig=settings, errors="record")
+    finally:
+        monkeypatch.setattr(bert.model, "forward", original)
+        bert.runner.batch_size = batch
+        bert.runner.fitted.clear()
+    assert not res.failures, res.failures[0].error
+    [tight] = res
+    assert 4 in calls and max(calls) <= 4  # it ran out at 4 rows and went on with 2
+    np.testing.assert_allclose(tight.scores, free.scores, rtol=1e-5, atol=1e-7)
+    assert tight.checks == pytest.approx(free.checks, rel=1e-6)  # the same f(x), f(baseline) and noisy changes
+    assert tight.rows == free.rows  # the forward that ran out is not counted
+
+
+def test_fixed_steps_are_not_capped_by_max_steps(bert) -> None:  # type: ignore[no-untyped-def]
+    """max_steps bounds the adaptive refinement; a fixed rule runs the n_steps asked for."""
+    [e] = explain.explain(bert, [TEXTS[0]], methods=["ig"], ig={"baseline": "pad", "adaptive": False, "n_steps": 6, "max_steps": 4})
+    assert e.settings["n_steps"] == 6 and e.rows == 6 + 2
+    res = explain.explain(bert, [TEXTS[0]], methods=["ig"], ig={"baseline": "pad", "n_steps": 6, "max_steps": 4}, errors="record")
+    assert not list(res) and "n_steps <= max_steps" in res.failures[0].error
 
 
 def test_out_of_memory_at_one_row_is_a_one_line_error(bert, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

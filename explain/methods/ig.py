@@ -143,6 +143,15 @@ def completeness_check(checks: dict[str, float], sums: tuple[float, float], step
                      f"after {steps} steps; the scores are unreliable.{mean}")
 
 
+def _uncounted(runner: Any, forward: Any, x: torch.Tensor) -> torch.Tensor:
+    """Return forward(x) with the rows it counts taken back: Runner.map counts the rows it ran itself."""
+    before = runner.rows
+    try:
+        return forward(x).detach()  # type: ignore[no-any-return]
+    finally:
+        runner.rows = before
+
+
 def _share(r: float) -> str:
     return f"{100 * r:.2g}%" if 100 * r < 10 else f"{100 * r:.0f}%"
 
@@ -165,8 +174,10 @@ class IntegratedGradientsMethod(Method):
 
         s: IGSettings = settings
         rule = rule_for(s)
-        if s.n_steps < 2 or s.max_steps < s.n_steps:
-            raise MethodError(f"IG needs 2 <= n_steps <= max_steps (got n_steps={s.n_steps}, max_steps={s.max_steps})")
+        if s.n_steps < 2:
+            raise MethodError(f"IG needs n_steps >= 2 (got {s.n_steps})")
+        if s.adaptive and s.max_steps < s.n_steps:  # max_steps caps the refinement only
+            raise MethodError(f"adaptive IG needs n_steps <= max_steps (got n_steps={s.n_steps}, max_steps={s.max_steps})")
         opts = view_options(s, granularity)
         runner = adapter.runner
         # Input-only gradients: the weights' own gradients (and the activations they need) are
@@ -179,9 +190,9 @@ class IntegratedGradientsMethod(Method):
             if capped:
                 chunk = runner.rows_within(saved_bytes_per_row(view.forward, view.inputs, adapter.model), chunk)
             starts = noisy_inputs(view.inputs, s.nt_samples, s.nt_stdev, seed) if s.nt_samples > 0 else view.inputs
-            # f(input), f(baseline) (and f of each noisy input) directly, in one call
-            with runner.context():
-                ends = view.forward(torch.cat([view.inputs, view.baselines, *([starts] if s.nt_samples > 0 else [])])).detach().float()
+            # f(input), f(baseline) (and f of each noisy input) directly, in chunks that halve on out-of-memory
+            ends = runner.map([view.inputs, view.baselines, *(starts.split(1) if s.nt_samples > 0 else [])],
+                              lambda batch: _uncounted(runner, view.forward, torch.cat(batch)), batch_size=chunk)
             change = float(ends[0] - ends[1])
             tol = tolerance(change)
             changes = (ends[2:] - ends[1]).tolist() if s.nt_samples > 0 else [change]
