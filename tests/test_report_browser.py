@@ -192,7 +192,15 @@ def test_trust_panel_and_summary_table(browser: Any, tmp_path: Path) -> None:
     assert "bad" in (panel.locator("tr[data-method=lime] td[data-metric=deletion_auc]").get_attribute("class") or "")
     assert "sanity-flagged" in (panel.locator("tr[data-method=attention]").get_attribute("class") or "")
     assert panel.locator("tr[data-method=attention] .sanity-flag").count() == 1
-    assert panel.locator("tr[data-method=ig] td[data-metric=delta_relative]").count() == 1  # the self-check
+    # The self-checks: one line per verdict; input 0's IG and SHAP failed theirs (incomplete, unstable)
+    ig_self = panel.locator("tr[data-method=ig] td[data-metric=self]")
+    assert ig_self.count() == 1 and "completeness" in ig_self.inner_text().lower() and "⚠" in ig_self.inner_text()
+    assert "bad" in (ig_self.get_attribute("class") or "")
+    assert panel.locator("tr[data-method=shap] td[data-metric=self] [data-check=stability]").count() == 1
+    assert panel.locator("tr[data-method=lime] td[data-metric=self] [data-check]").count() == 2  # surrogate fit and stability
+    assert "efficiency" not in panel.inner_text().lower()
+    panel.locator("tr[data-method=shap] td[data-metric=self]").hover()
+    assert "SHAP stability: the values at 500 and at 250 evaluations disagree" in page.inner_text(".tip")
     panel.locator("th[data-key=deletion_auc]").hover()
     assert "Lower is better" in page.inner_text(".tip")
     page.wait_for_selector("#input-0 .curves-fig.js-plotly-plot", timeout=WAIT_MS)
@@ -233,7 +241,7 @@ def test_dataset_view_of_a_thousand_inputs(browser: Any, tmp_path: Path) -> None
     page.evaluate("document.querySelector('#dist-grid').scrollIntoView()")
     page.wait_for_function(f"() => document.querySelectorAll('#dist-grid .dist-fig.js-plotly-plot').length >= 2", timeout=WAIT_MS)
     page.evaluate("document.querySelector('#quality').scrollIntoView()")
-    page.wait_for_selector("#qh-ig.js-plotly-plot", timeout=WAIT_MS)
+    page.wait_for_selector("#qh-ig-completeness.js-plotly-plot", timeout=WAIT_MS)
     assert page.locator("#dist-grid .dist").count() == n_dists
     assert page.inner_text(".slowest tbody tr:first-child td:first-child") == "7"
     page.click(".slowest a[href='#input-7']")
