@@ -301,6 +301,7 @@ def _with_baseline(method: Method, given: Mapping[str, Any] | None, baseline: st
     """Return a method's settings with the run baseline filled in where it has that setting unset."""
     out = dict(given or {})
     names = {f.replace("-", "_") for f in out}
-    if baseline is not None and "baseline" not in names and "baseline" in getattr(method.Settings, "__dataclass_fields__", {}):
+    given_own = bool(names & {"baseline", "mask"})  # "mask": the setting's old name, still read
+    if baseline is not None and not given_own and "baseline" in getattr(method.Settings, "__dataclass_fields__", {}):
         out["baseline"] = baseline
     return out

@@ -149,6 +149,7 @@ def test_run_baseline_fills_unset_baselines_only(tiny_bert: Path) -> None:
     assert _with_baseline(get("ig"), None, "mask")["baseline"] == "mask"
     assert _with_baseline(get("ig"), {"baseline": "pad"}, "mask")["baseline"] == "pad"  # the method's own wins
     assert "baseline" not in _with_baseline(get("attention"), None, "mask")  # no such setting
+    assert _with_baseline(get("shap"), {"mask": "drop"}, "unk") == {"mask": "drop"}  # the old name counts as set
     model = explain.load(tiny_bert, device="cpu")
     results = explain.explain(model, [TEXT], ig=FAST_IG, baseline="unk")
     assert results.run["baseline"] == "unk" and results.run["settings"]["ig"]["baseline"] == "unk"
