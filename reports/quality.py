@@ -32,6 +32,16 @@ CHECK_HELP = {
                      "are a poor summary.",
 }
 
+# What a check means for one method (the generic CHECK_HELP names every method that runs it).
+METHOD_HELP = {
+    ("shap", "stability"): "The SHAP values at the full and at half the evaluation budget must pick the same top features "
+                           "(top-k average overlap at least 0.75; an exact run passes). If they disagree, the budget was too "
+                           "small for this input and the top feature is a guess.",
+    ("lime", "stability"): "Two surrogates fitted on two independent halves of the neighbours must pick the same top features "
+                           "(top-k average overlap at least 0.75). If they disagree, there were too few neighbours: the "
+                           "weights are noise that happens to fit.",
+}
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -48,7 +58,7 @@ class Verdict:
     @property
     def help(self) -> str:
         """Return what the check would catch, in a sentence or two."""
-        return CHECK_HELP.get(self.name, "")
+        return METHOD_HELP.get((self.method, self.name)) or CHECK_HELP.get(self.name, "")
 
 
 def check_title(name: str) -> str:
@@ -149,18 +159,22 @@ class Series:
 
 
 SERIES = (
-    Series("ig", "delta_relative", "completeness", "IG: completeness (relative convergence delta)",
-           "How far the summed attributions miss f(x) − f(baseline), as a share of it. " + CHECK_HELP["completeness"],
+    Series("ig", "delta_relative", "completeness", "IG: completeness gap",
+           "How far the summed attributions miss f(x) − f(baseline), as a share of it. IG fails its completeness check "
+           "when the gap exceeds its tolerance (1% of the output change, at least 1e-4): the path integral needs more steps.",
            True, True, False),
-    Series("shap", "stability", "stability", "SHAP: stability (top-k overlap, full vs half budget)",
+    Series("shap", "stability", "stability", "SHAP: stability",
            "Top-k average overlap of the SHAP values at the full and at half the evaluation budget (1 = the same top "
-           "features; 'exact' runs are 1). " + CHECK_HELP["stability"], False, False, True),
+           "features; an exact run is 1). Below 0.75 the budget was too small for this input and the top feature is a guess.",
+           False, False, True),
     Series("lime", "score", "surrogate_fit", "LIME: surrogate fit (R²)",
-           "How well LIME's local linear surrogate reproduces the model on the perturbed samples (1 = perfectly). "
-           + CHECK_HELP["surrogate_fit"], False, False, True),
-    Series("lime", "stability", "stability", "LIME: stability (top-k overlap, two halves of the neighbours)",
-           "Top-k average overlap of two surrogates fitted on two independent halves of the neighbours (1 = the same "
-           "top features). " + CHECK_HELP["stability"], False, False, True),
+           "How well LIME's local linear surrogate reproduces the model on its perturbed neighbours (weighted R², "
+           "1 = perfectly). Below 0.5 the model is not close to linear in these features here: the weights summarise it poorly.",
+           False, False, True),
+    Series("lime", "stability", "stability", "LIME: stability",
+           "Top-k average overlap of two surrogates fitted on two independent halves of the neighbours (1 = the same top "
+           "features). Below 0.75 there were too few neighbours for this input and the weights are noise that happens to fit.",
+           False, False, True),
 )
 
 

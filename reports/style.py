@@ -118,7 +118,7 @@ table.trust-summary th, table.trust-table th > span:first-child { white-space: n
 .trust-summary td.sanity .pill { margin-left: 4px; }
 td.tcell.good { background: #f1f9f2; } td.tcell.bad { background: #fdf1f1; }
 td.tcell.good .mark { color: #1a7f37; font-weight: 700; } td.tcell.bad .mark { color: var(--bad); font-weight: 700; }
-.trust-table td.bad .v { color: var(--bad); } tr.sanity-flagged td:first-child strong { color: var(--bad); }
+.trust-table td.self .line { white-space: nowrap; } .trust-table td.bad .v { color: var(--bad); } tr.sanity-flagged td:first-child strong { color: var(--bad); }
 .trust { margin-top: 12px; border: 1px solid var(--line); border-radius: 6px; padding: 4px 14px 10px; }
 .trust h4 { margin-top: 8px; } td.nometrics { font-style: italic; text-align: center; }
 .tgrid { display: grid; grid-template-columns: repeat(auto-fit, minmax(380px, 1fr)); gap: 14px; margin-top: 14px; }
