@@ -174,7 +174,16 @@ def main() -> None:
     parser.add_argument("--configs", help="comma-separated indices of the configurations (default: all)")
     parser.add_argument("--methods", help="comma-separated (default ig,shap,lime; quick: ig,lime, as shap's numba compile costs ~10 s a process)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.json"))
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="combine the rows of runs made apart (e.g. one per method) into --out")
     args = parser.parse_args()
+    if args.merge:
+        docs = [json.loads(Path(p).read_text()) for p in args.merge]
+        doc = {**docs[0], "merged_from": [{"machine": d["machine"], "methods": [r["method"] for r in d["rows"]]} for d in docs],
+               "rows": [r for d in docs for r in d["rows"]]}
+        print_table(doc["rows"])
+        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"written: {args.out}")
+        return
     repeats = args.repeats or (1 if args.quick else 3)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as name:
