@@ -228,3 +228,10 @@ def demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(args)
+
+
+def pack(args: argparse.Namespace) -> int:
+    """Make an explain-torch folder from a user's model code, checkpoint and tokenizer."""
+    from .pack import run as run_pack
+
+    return run_pack(args)

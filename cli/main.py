@@ -147,6 +147,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     _add_verbosity(ev)
 
+    from . import pack  # its parser only: the command's work imports what it needs when it runs
+
+    pack.add_parser(sub)
+
     demo = sub.add_parser("demo", help="explain the bundled BERT, GPT and CNN models and write their reports")
     demo.add_argument("--out", default="explain-demo", metavar="DIR", help="output folder (default explain-demo)")
     demo.add_argument("--models", help="folder of the bundled models (default: examples/models of this checkout)")
