@@ -24,6 +24,7 @@ import torch
 from ..errors import InputError
 from ..explanation import InputRecord, Target
 from . import textview
+from .answer_row import answer_rows
 from .attention_impl import eager_attention
 from .base import AttentionView, Example, GradientView, PerturbationView, select_output, transform
 from .text import TextClassifierAdapter
@@ -241,7 +242,9 @@ class PairTextClassifierAdapter(TextClassifierAdapter):
     def pair_logits_of(self, rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
         """Return (B, C) logits for (token ids, token types) rows, right-padded to the longest."""
         width = max(len(r[0]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        configured = getattr(getattr(self.model, "config", None), "pad_token_id", None)
+        pad = self.pad_id if configured is None else int(configured)  # what the model reads as padding
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
         types = torch.zeros((len(rows), width), dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, (r, t) in enumerate(rows):
@@ -343,7 +346,7 @@ class PairTextClassifierAdapter(TextClassifierAdapter):
         return AttentionView(
             attentions=list(out.attentions),
             output=select_output(out.logits, target.index, "probability")[0],
-            query=0,  # the classification token's row ([CLS] / <s>) holds the answer
+            query=answer_rows(self, example, target, out.attentions)[0],  # [CLS] / <s> for encoders
             tokens=tok.tokens,
             features=u.names,
             feature_tokens=u.tokens,
