@@ -26,8 +26,9 @@ NO_EVIDENCE = 1e-3
 CLIP_PERCENT = 1.0
 MIN_PANEL = 256  # image panels are at least this many CSS pixels wide
 
-IG_DELTA_LIMIT = 0.05  # |convergence delta| / |f(x) - f(baseline)| above this: too few IG steps
-SHAP_GAP_LIMIT = 1e-3  # |sum(SHAP) + base value - output| above this: values do not add up
+# Only for results without self_checks (schema 1): |convergence delta| / |f(x) - f(baseline)| above this fails
+# IG's completeness. Newer results carry IG's own verdict (1% of the output change, at least 1e-4).
+IG_DELTA_LIMIT = 0.05
 FIRST_SCREEN = 6  # inputs whose answer card is on the first screen
 
 METHOD_TITLES = {
