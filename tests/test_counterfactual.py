@@ -253,3 +253,37 @@ def test_one_units_type_for_every_text_adapter() -> None:
     from explain.adapters import generation, text, words
 
     assert text.Units is words.Units and generation.Units is words.Units
+
+
+# ---- a tokenizer with no token to fill removed words with: IG falls back on zero --------------
+def no_fill_token_models() -> list[Any]:
+    """A GPT-2 classifier and a GPT-2 LM over a word-level tokenizer with no pad, mask, unk or eos token."""
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = "the a big old cat sat by red barn movie was very good".split()
+    tk = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token=None))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tk, model_max_length=32)
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=len(words), n_positions=32, n_embd=32, n_layer=2, n_head=4, bos_token_id=None,
+                                  eos_token_id=None, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    cls = transformers.GPT2ForSequenceClassification(cfg).eval()
+    lm = transformers.GPT2LMHeadModel(cfg).eval()
+    return [explain.from_model(m, tok, device="cpu") for m in (cls, lm)]
+
+
+def test_ig_defaults_to_zero_when_the_tokenizer_has_no_fill_token() -> None:
+    cls, lm = no_fill_token_models()
+    for adapter, raw in ((cls, "the movie was very good"), (lm, "the big old cat sat")):
+        assert adapter.baselines == ("drop",) and adapter.default_baseline == "drop"
+        kw = {"max_new_tokens": 1, "target": 0} if adapter.family == "causal-lm" else {}
+        res = explain.explain(adapter, [raw], methods=["ig", "ablation"], **kw)
+        assert {e.method: e.settings["baseline"] for e in res} == {"ig": "zero", "ablation": "drop"}
+        [ig] = res.by_method("ig")
+        assert ig.reliable and abs(ig.checks["output_change"]) > 0  # a real path from zero embeddings
+        with pytest.raises(MethodError, match="give IG baseline zero$"):  # the one choice, named
+            explain.explain(adapter, [raw], methods=["ig"], ig={"baseline": "drop"}, **kw)
+    # dropping every word leaves an empty text, which a classifier cannot score: one clear error
+    with pytest.raises(MethodError, match="cannot score an empty text"):
+        explain.explain(cls, ["the movie was very good"], methods=["shap"], shap={"max_evals": 40})

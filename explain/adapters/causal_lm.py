@@ -185,7 +185,8 @@ class CausalLMAdapter(Adapter):
         rather than as another word. The bundled model was trained with removed words replaced
         by it as well as dropped. Zero embeddings lie off the model's input manifold (and under
         RMSNorm, as in Llama, every small multiple of zero maps to one direction), so they are
-        only ever asked for. Tokenizers without end-of-text fall back on unk, then pad, then drop.
+        only ever asked for. Tokenizers without end-of-text fall back on unk, then pad, then drop
+        (IG, which cannot drop, then uses zero embeddings).
         """
         return self.baselines[0]
 
@@ -199,7 +200,7 @@ class CausalLMAdapter(Adapter):
     def resolve_baseline(self, options: dict[str, Any], gradient: bool) -> str:
         """Return the removal the view options ask for (`baseline`, or its old name `mask`), checked."""
         name, option = removal.requested(options)
-        name = name or self.default_baseline
+        name = name or removal.default(self.baselines, gradient)  # IG without a fill token: zero
         if name in REMOVALS:
             self.check_baseline(name, gradient)
         return removal.check(self.family, name, self.baselines, gradient=gradient, option=option)
@@ -279,7 +280,9 @@ class CausalLMAdapter(Adapter):
         return AttentionView(
             attentions=list(out.attentions),
             output=logp[pos, answer].sum(),
-            query=ctx.length - 1,  # the row that predicts the target (whole continuation: its first token)
+            # the first row that predicts the target; a whole continuation is predicted by every
+            # row from here to its last token (answer_row.answer_rows), and the attention method uses them all
+            query=ctx.length - 1,
             tokens=gen.tok.tokens,
             features=units.names,
             feature_tokens=units.tokens,

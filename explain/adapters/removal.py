@@ -76,8 +76,8 @@ def check(family: str, name: str, allowed: tuple[str, ...], *, gradient: bool, o
     """
     text = family != "image-classifier"
     if gradient and name == "drop":
-        choices = ", ".join(b for b in allowed if b != "drop")
-        raise MethodError(f"IG cannot drop words (its path needs an input of the same length): give IG baseline {choices} or zero")
+        choices = " or ".join([*(b for b in allowed if b != "drop"), "zero"])
+        raise MethodError(f"IG cannot drop words (its path needs an input of the same length): give IG baseline {choices}")
     usable = allowed + (tuple(GRADIENT_ONLY) if gradient and text else ())
     if name in usable:
         return name
@@ -85,6 +85,17 @@ def check(family: str, name: str, allowed: tuple[str, ...], *, gradient: bool, o
         raise MethodError(f"baseline {name!r} is a point in embedding space that only IG can use: use one of {', '.join(allowed)}")
     where = {"image-classifier": f"unknown image {option} {name!r}", "causal-lm": f"unknown {option} {name!r} for a causal LM"}
     raise MethodError(f"{where.get(family, f'unknown {option} {name!r}')}: use one of {', '.join(usable)}")
+
+
+def default(allowed: tuple[str, ...], gradient: bool) -> str:
+    """Return the removal a method uses when none is set: the first allowed, in preference order.
+
+    A gradient path cannot drop words: when a tokenizer has no token to fill removed words with
+    (no mask, unk or pad; causal LMs: no eos, unk or pad), `drop` is all the perturbation
+    methods have, and IG falls back on zero embeddings instead of failing.
+    """
+    usable = [b for b in allowed if not (gradient and b == "drop")]
+    return usable[0] if usable else next(iter(GRADIENT_ONLY))
 
 
 def used(settings: Mapping[str, Any]) -> str | None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, MethodError
 from ..explanation import InputRecord, ModelInfo, Target
 from ..runner import Runner
 from .answer_row import answer_rows
@@ -52,7 +53,7 @@ class TextClassifierAdapter(Adapter):
         cannot drop words). The bundled classifier, trained with [MASK], [UNK], [PAD] and
         dropped words as "absent", reads all four as absent (removing the planted word gives
         neutral for 200 of 200 held-out sentences under each). Tokenizers without a mask token
-        fall back on unk, then pad, then drop.
+        fall back on unk, then pad, then drop (IG, which cannot drop, then uses zero embeddings).
         """
         return self.baselines[0]
 
@@ -119,11 +120,24 @@ class TextClassifierAdapter(Adapter):
         for i, r in enumerate(rows):
             ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
             mask[i, : len(r)] = 1
-        if configured is not None or len(rows) == 1 or config is None:
+        with self._pad_named(pad if len(rows) > 1 else None):
             return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+
+    @contextmanager
+    def _pad_named(self, pad: int | None) -> Iterator[None]:
+        """Within the block, a model config without a pad id names `pad` (None: leave it); restored after.
+
+        transformers' decoder-only classifiers refuse a batch of more than one row when
+        config.pad_token_id is None, even of unpadded rows (IG's embeddings), and then read each
+        row's last token, as they do for one row.
+        """
+        config = getattr(self.model, "config", None)
+        if pad is None or config is None or getattr(config, "pad_token_id", 0) is not None:
+            yield
+            return
         config.pad_token_id = pad
         try:
-            return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            yield
         finally:
             config.pad_token_id = None
 
@@ -139,7 +153,8 @@ class TextClassifierAdapter(Adapter):
     def resolve_baseline(self, options: dict[str, Any], gradient: bool) -> str:
         """Return the removal the view options ask for (`baseline`, or its old name `mask`), checked."""
         name, option = removal.requested(options)
-        return removal.check(self.family, name or self.default_baseline, self.baselines, gradient=gradient, option=option)
+        name = name or removal.default(self.baselines, gradient)  # IG without a fill token: zero
+        return removal.check(self.family, name, self.baselines, gradient=gradient, option=option)
 
     def gradient_view(
         self,
@@ -163,7 +178,9 @@ class TextClassifierAdapter(Adapter):
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])
-            out = self.model(inputs_embeds=x, attention_mask=mask.expand(x.shape[0], -1))
+            # without input ids a decoder-only classifier reads each row's last token (no padding here)
+            with self._pad_named(self.pad_id):
+                out = self.model(inputs_embeds=x, attention_mask=mask.expand(x.shape[0], -1))
             return select_output(out.logits, target.index, output)
 
         return textview.gradient_view(inputs, base, forward, self.units(tok, granularity), tok.tokens, name, output)
@@ -182,6 +199,11 @@ class TextClassifierAdapter(Adapter):
         name = self.resolve_baseline(options, gradient=False)
 
         def score(rows: list[np.ndarray]) -> np.ndarray:
+            if any(len(r) == 0 for r in rows):  # only `drop`, on a tokenizer that adds no special tokens
+                raise MethodError(
+                    "every word dropped leaves no token at all (this tokenizer adds no special tokens), and a "
+                    f"classifier cannot score an empty text: use a removal that fills words with a token{_others(self.baselines)}"
+                )
             return self.predict(rows, output)[:, target.index]
 
         units_ = self.units(tok, granularity)
@@ -207,6 +229,11 @@ class TextClassifierAdapter(Adapter):
             feature_tokens=units.tokens,
             granularity=units.granularity,
         )
+
+
+def _others(baselines: tuple[str, ...]) -> str:
+    fills = [b for b in baselines if b != "drop"]
+    return f" ({', '.join(fills)})" if fills else " (this tokenizer has none)"
 
 
 def _unused_id(rows: Sequence[Sequence[int] | np.ndarray], preferred: int, vocab_size: int) -> int:
