@@ -32,6 +32,7 @@ class InputRecord:
     kind: str  # "text" | "prompt" | "image"
     text: str | None = None
     path: str | None = None
+    text_pair: str | None = None  # sentence pairs: the second text (the first is `text`)
     # For images: the picture itself as a base64 PNG, so reports need nothing but the results file.
     image_png: str | None = None
     width: int | None = None

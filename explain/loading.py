@@ -27,6 +27,9 @@ from .runner import Runner
 
 _FAMILY_SUFFIXES = (
     ("ForSequenceClassification", "text-classifier"),
+    # A token classifier, explained one word's label at a time, is a text classifier answering
+    # at that word's row (explain/adapters/token_classifier.py).
+    ("ForTokenClassification", "text-classifier"),
     ("ForCausalLM", "causal-lm"),
     ("LMHeadModel", "causal-lm"),
     ("ForImageClassification", "image-classifier"),
@@ -125,7 +128,7 @@ def hf_family(cfg: dict[str, Any]) -> str:
             return family
     raise CheckpointError(
         f"cannot tell what kind of model this is: config.json 'architectures' is {archs!r}; "
-        "supported are *ForSequenceClassification, *ForCausalLM / *LMHeadModel and *ForImageClassification"
+        "supported are *ForSequenceClassification, *ForTokenClassification, *ForCausalLM / *LMHeadModel and *ForImageClassification"
     )
 
 
@@ -165,6 +168,10 @@ def _load_hf(
         "causal-lm": transformers.AutoModelForCausalLM,
         "image-classifier": transformers.AutoModelForImageClassification,
     }[family]
+    from .adapters.token_classifier import is_token_classifier
+
+    if any(is_token_classifier(str(a)) for a in cfg.get("architectures") or []):
+        auto = transformers.AutoModelForTokenClassification
     common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     try:
         with warnings.catch_warnings():
@@ -245,9 +252,12 @@ def build_hf_adapter(
     if tokenizer is None:
         raise CheckpointError(f"a {family} needs its tokenizer")
     if family == "text-classifier":
-        from .adapters.text import TextClassifierAdapter
+        from .adapters.pairs import PairTextClassifierAdapter
+        from .adapters.token_classifier import TokenClassifierAdapter, is_token_classifier
 
-        return TextClassifierAdapter(model, tokenizer, info, runner)
+        if is_token_classifier(type(model).__name__):
+            return TokenClassifierAdapter(model, tokenizer, info, runner)
+        return PairTextClassifierAdapter(model, tokenizer, info, runner)  # single texts and sentence pairs
     from .adapters.causal_lm import CausalLMAdapter
 
     return CausalLMAdapter(model, tokenizer, info, runner)

@@ -30,6 +30,7 @@ def from_model(
     attention_probs: str | None = None,
     special_tokens: Mapping[str, Any] | None = None,
     max_length: int | None = None,
+    answer_row: str | None = None,
 ) -> Adapter:
     """Return an adapter for an in-memory model, so scripts need not save a checkpoint first.
 
@@ -42,7 +43,8 @@ def from_model(
       `tokenizer` (a tokenizers JSON path or `Tokenizer`, an HF tokenizer, or an object with
       encode/decode), keeping the forward contract (explain/adapters/torch_shim.py);
       `embeddings` names the token embedding module (default: the nn.Embedding that fits the
-      vocabulary), `attention_probs` a module-name glob whose outputs are attention probabilities.
+      vocabulary), `attention_probs` a module-name glob whose outputs are attention probabilities,
+      `answer_row` ("first" | "last" | "mean") which token(s) an own text classifier's head reads.
     """
     if _is_pipeline(model):
         pipe = model
@@ -77,6 +79,7 @@ def from_model(
         attention_probs=attention_probs,
         special_tokens=special_tokens,
         max_length=max_length,
+        answer_row=answer_row,
         content_hash=state_hash(model),
     )
 

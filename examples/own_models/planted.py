@@ -231,6 +231,7 @@ def save_encoder(out: Path, steps: int = 200, seed: int = 0) -> Path:
         "tokenizer": "tokenizer.json",
         "labels": list(SENTIMENT),
         "embeddings": "tok_emb",
+        "answer_row": "mean",  # its head mean-pools every token: no single row answers
     }
     return _folder(out, "encoder_classifier.py", config, model.state_dict())
 

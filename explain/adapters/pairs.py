@@ -235,6 +235,7 @@ class PairTextClassifierAdapter(TextClassifierAdapter):
             text_pair=pair,
             prediction=Target(index=pred, label=self.labels[pred], probability=float(probs[pred])),
             note=note,
+            probabilities=tuple(float(p) for p in probs),  # every class, in label order
         )
         return Example(index=index, record=record, probs=probs, state=tok)
 
@@ -354,16 +355,12 @@ class PairTextClassifierAdapter(TextClassifierAdapter):
         )
 
 
-def pair_record(*, index: int, text: str, text_pair: str, prediction: Target, note: str | None) -> InputRecord:
-    """Return the InputRecord of a pair: `text_pair` in its own field where InputRecord has one.
-
-    Until InputRecord has a `text_pair` field (hooks_h-pairs.md), the second text is kept in
-    the note, so the results file still holds both texts.
-    """
-    if "text_pair" in getattr(InputRecord, "__dataclass_fields__", {}):
-        return InputRecord(index=index, kind="text", text=text, prediction=prediction, note=note, text_pair=text_pair)  # type: ignore[call-arg]
-    joined = f"text_pair: {text_pair}" + (f"; {note}" if note else "")
-    return InputRecord(index=index, kind="text", text=text, prediction=prediction, note=joined)
+def pair_record(
+    *, index: int, text: str, text_pair: str, prediction: Target, note: str | None, probabilities: tuple[float, ...]
+) -> InputRecord:
+    """Return the InputRecord of a pair: both texts, the prediction and every class's probability."""
+    return InputRecord(index=index, kind="text", text=text, text_pair=text_pair, prediction=prediction, note=note,
+                       probabilities=probabilities)
 
 
 def pair_inputs(texts: Any, text_pair: Any) -> list[Any]:

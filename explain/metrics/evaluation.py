@@ -260,6 +260,8 @@ def prepare_record(model: Adapter, record: InputRecord) -> Example:
     elif record.kind == "prompt" and record.continuation:
         # the continuation is forced, so every target of the saved run exists again
         raw = {"prompt": record.text, "continuation": record.continuation}
+    elif record.text_pair is not None:  # a sentence pair: both texts again
+        raw = {"text": record.text, "text_pair": record.text_pair}
     else:
         raw = record.text
     return model.prepare(raw, record.index)
