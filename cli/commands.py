@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     target: Any = None
     if args.target:
         target = args.target if len(args.target) > 1 else args.target[0]
+    if args.target_word:
+        from explain.adapters.token_classifier import word_targets
+
+        target = word_targets(model, args.target_word, target)
     progress = Progress(len(inputs) * len(methods), quiet=args.quiet)
     last_flush = [time.monotonic()]
     latest: list[Results] = []

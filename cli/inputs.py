@@ -15,9 +15,9 @@ from explain.errors import InputError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
-def read_input_file(path: str, column: str | None = None) -> list[Any]:
+def read_input_file(path: str, column: str | None = None, pair_column: str | None = None) -> list[Any]:
     """Return the inputs of a .txt (one per line), .jsonl, .csv or .parquet file; bad lines become InvalidInput."""
-    return read_file(path, column)
+    return read_file(path, column, pair_column)
 
 
 def expand_images(paths: list[str]) -> list[str]:

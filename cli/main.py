@@ -50,6 +50,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     src.add_argument("--prompt", action="append", default=[], help="a prompt for a causal LM (repeatable)")
     src.add_argument("--input", action="append", default=[], metavar="FILE", help=".txt (one per line), .jsonl, .csv or .parquet")
     src.add_argument("--column", help="the .csv column or .jsonl field holding the text (default: text)")
+    src.add_argument("--text-pair", action="append", default=[], metavar="TEXT",
+                     help="sentence pairs: the second text of the --text at the same place (repeatable, one per --text)")
+    src.add_argument("--pair-column", metavar="NAME",
+                     help="sentence pairs: the .csv/.parquet column or .jsonl field holding the second text (.jsonl: text_pair is read by default)")
     src.add_argument("--image", action="append", default=[], metavar="PATH", help="an image file or a folder of them (repeatable)")
     src.add_argument("--continuation", help="causal LM: explain this continuation instead of generating one")
     src.add_argument("--max-new-tokens", type=int, default=8, help="causal LM: tokens to generate greedily (default 8)")
@@ -66,6 +70,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="a label name, or '#N' for the class at index N (a bare number is a label when one is spelt so, else an index); "
         "'all' for every class; repeatable; default: the prediction. Causal LMs: a token's text, 'step:N', steps, sum or all",
     )
+    how.add_argument("--target-word", action="append", type=int, default=[], metavar="N",
+                     help="token classifiers (NER): explain word N's label (0-based, repeatable); default: every word not predicted 'O'")
     how.add_argument("--top-classes", type=int, metavar="K", help="explain each input's K most probable classes (classifiers)")
     how.add_argument(
         "--baseline",

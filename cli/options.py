@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from explain.adapters.pairs import pair_inputs
 from explain import methods as registry
 from explain.distributed.sources import FILE_SUFFIXES, FileInput
 from explain.errors import ExplainError, InputError, MethodError
@@ -67,7 +68,7 @@ def gather_inputs(args: argparse.Namespace, family: str) -> list[Any]:
     """Return the inputs named on the command line, checked against the model's family."""
     items: list[Any] = []
     for group in input_groups(args, family):
-        items.extend(read_input_file(group.path, group.column) if isinstance(group, FileInput) else group)
+        items.extend(read_input_file(group.path, group.column, group.pair_column) if isinstance(group, FileInput) else group)
     if not items:
         raise InputError(no_inputs_message(family))
     return items
@@ -85,14 +86,14 @@ def input_groups(args: argparse.Namespace, family: str) -> list[list[Any] | File
             raise InputError(f"this checkpoint is a {family}: --image needs an image classifier")
         if family == "text-classifier" and args.prompt:
             raise InputError("this checkpoint is a text classifier: use --text, not --prompt")
-        groups.append([*args.text, *args.prompt])
+        groups.append([*pair_inputs(args.text, args.text_pair or None), *args.prompt])
         for raw in args.inputs:
             p = Path(raw)
-            groups.append(FileInput(raw, args.column) if p.suffix.lower() in FILE_SUFFIXES and p.is_file() else [raw])
+            groups.append(FileInput(raw, args.column, args.pair_column) if p.suffix.lower() in FILE_SUFFIXES and p.is_file() else [raw])
     for f in args.input:
         if not Path(f).is_file():
             raise InputError(f"input file not found: {f}")
-        groups.append(FileInput(f, args.column))
+        groups.append(FileInput(f, args.column, args.pair_column))
     return groups
 
 

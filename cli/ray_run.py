@@ -40,6 +40,10 @@ def run_on_ray(args: argparse.Namespace) -> int:
     target: Any = None
     if args.target:
         target = args.target if len(args.target) > 1 else args.target[0]
+    if args.target_word:  # token classifiers; the workers' adapters check the model kind
+        from explain.adapters.token_classifier import word_targets
+
+        target = word_targets(None, args.target_word, target)
     parts = plan(input_groups(args, family))
     total = sum(p.count for p in parts)
     if total == 0:

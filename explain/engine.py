@@ -46,6 +46,8 @@ def explain(
     max_new_tokens: int = 8,
     continuation: str | None = None,
     errors: Errors = "raise",
+    text_pair: str | Sequence[str] | None = None,
+    word: int | Sequence[int] | None = None,
     **settings: Any,
 ) -> Results:
     """Return Results with one Explanation per input x method x target.
@@ -58,6 +60,10 @@ def explain(
     classes of each input. `baseline` is the run's counterfactual ("what removing a feature
     means": text mask | pad | drop | unk, images blur | black | mean | noise), used by every
     method that has a `baseline` setting unless that setting is given.
+
+    `text_pair`: the second text of sentence pairs (one per input; pairs can also be given as
+    {"text": ..., "text_pair": ...} inputs). `word`: token classifiers, the word number(s) whose
+    label is explained (default: every word not predicted 'O').
 
     `settings` maps a method name to its settings, e.g. ``ig={"n_steps": 32}``; every setting
     is checked before the model runs. `errors="raise"` (the default) raises the first input's
@@ -86,6 +92,8 @@ def explain(
         continuation=continuation,
         errors=errors,
         warn=False,
+        text_pair=text_pair,
+        word=word,
         **settings,
     )
     run_warnings.warn(results, stacklevel=3)  # points at the caller's line
@@ -112,6 +120,8 @@ def run(
     resume: Results | None = None,
     first_index: int = 0,
     warn: bool = True,
+    text_pair: str | Sequence[str] | None = None,
+    word: int | Sequence[int] | None = None,
     **settings: Any,
 ) -> Results:
     """`explain()` with the engine's plumbing; records failures by default (the CLI, Ray workers).
@@ -126,6 +136,14 @@ def run(
         raise ExplainError(f"errors={errors!r}: use 'raise' or 'record'")
     with isolated(_torch_module(model)):
         adapter = as_adapter(model)
+        if text_pair is not None:  # sentence pairs: inputs[i] with text_pair[i]
+            from .adapters.pairs import pair_inputs
+
+            inputs = pair_inputs(inputs, text_pair)
+        if word is not None:  # token classifiers: these words' labels
+            from .adapters.token_classifier import word_targets
+
+            target = word_targets(adapter, word, target)
         job = _Job(adapter, methods, target, top_classes, baseline, granularity, seed, errors, progress, settings)
         items = _as_list(adapter, inputs)
         results = Results(model=adapter.info, inputs=[], run=job.info())
@@ -261,6 +279,8 @@ class _Job:
                 path = str(raw)
             elif isinstance(raw, str):
                 text = raw
+            elif isinstance(raw, dict) and isinstance(raw.get("text"), str):
+                text = raw["text"]
             results.inputs.append(InputRecord(index=i, kind=kind, text=text, path=path, note="failed"))
             self.fail(results, i, None, e)
             return None

@@ -12,7 +12,7 @@ from .explanation import Results
 _PHRASES = {
     ("ig", "completeness"): "IG did not converge",
     ("lime", "surrogate_fit"): "LIME fit R^2 below threshold",
-    ("lime", "stability"): "LIME unstable across seeds",
+    ("lime", "stability"): "LIME unstable across two halves of its neighbours",
     ("shap", "stability"): "SHAP unstable across budgets",
 }
 
@@ -33,8 +33,10 @@ def summary(results: Results, indices: set[int] | None = None) -> str | None:
     failed = {f.input for f in results.failures if keep(f.input)}
     if failed:
         first = min(failed)
-        why = next(f for f in results.failures if f.input == first)
-        parts.append(f"{len(failed)} of {total} inputs failed (first: input {first}: {why.error})")
+        why = next(f for f in results.failures if f.input == first).error
+        if not why.startswith(f"input {first}"):  # most errors already name their input
+            why = f"input {first}: {why}"
+        parts.append(f"{len(failed)} of {total} inputs failed (first: {why})")
     truncated = {r.index for r in results.inputs if keep(r.index) and r.note and "truncat" in r.note}
     if truncated:
         parts.append(f"{_inputs(len(truncated))} truncated")

@@ -232,7 +232,7 @@ def test_shap_on_the_cnn_equals_shap_and_the_exact_owen_values(cnn: ImageClassif
     assert d <= 12, d
     values = np.array([e.scores[seg == s][0] for s in range(d)])
     view = cnn.perturbation_view(cnn.prepare(img, 0), e.target, n_segments=8)
-    f = cnn_direct(cnn, img, seg, e.target.index, e.settings["mask"])
+    f = cnn_direct(cnn, img, seg, e.target.index, e.settings["baseline"])
     close(values, shap_library(f, view.clustering, d, 400, SEED), 1e-5)
     close(values, exact_owen(f, view.clustering, d), 1e-5)
 
@@ -277,7 +277,7 @@ def test_lime_on_gpt_equals_an_exact_weighted_ridge_on_the_same_neighbours(gpt: 
 
     prompt = gpt_prompt()
     n = 500
-    [e] = explain.explain(gpt, [prompt], methods=["lime"], target=0, max_new_tokens=1, lime={"num_samples": n}, seed=SEED)
+    [e] = explain.explain(gpt, [prompt], methods=["lime"], target=0, max_new_tokens=1, lime={"num_samples": n, "baseline": "drop"}, seed=SEED)
     d = len(e.features)
     data = sample_neighbours("lime-text", d, n, check_random_state(SEED))  # lime's own draw, as the method
     f, _ = gpt_direct(gpt, prompt, None)

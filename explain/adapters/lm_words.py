@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..errors import InputError
-from .words import _SPACE_MARKERS, Tokenized, tokenize
-
 from .lm_sequence import Generation
-
-
-@dataclass(frozen=True)
-class Units:
-    """The features of a context: names and the token positions of each."""
-
-    names: tuple[str, ...]
-    tokens: tuple[tuple[int, ...], ...]
-    granularity: str
+from .words import _SPACE_MARKERS, Tokenized, Units, tokenize
 
 
 def context_units(tokenizer: Any, gen: Generation, length: int, granularity: str) -> Units:

@@ -32,7 +32,7 @@ from ..errors import MethodError
 from ..explanation import Explanation, SelfCheck, Target
 from ..gradients import PathSum, frozen_parameters, saved_bytes_per_row, trapezoid_level, trapezoid_points
 from .registry import register
-from .base import Cost, Method, setting, view_options
+from .base import BASELINE_HELP, Cost, Method, setting, view_options
 
 CAPTUM_RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle")
 
@@ -45,7 +45,7 @@ class IGSettings:
     adaptive: bool = setting(True, "refine (adding midpoints, every earlier gradient reused) until the scores sum to f(x) - f(baseline) within 1% of it, or 1e-4")
     max_steps: int = setting(4096, "adaptive: the most integration points")
     method: str = setting("auto", "integration rule: auto (adaptive: trapezoid; fixed: gausslegendre), trapezoid (nested), or captum's gausslegendre, riemann_left, riemann_right, riemann_middle (adaptive then restarts at each try)")
-    baseline: str | None = setting(None, "text: pad | mask | zero (default pad); causal LMs: eos | zero | pad (default eos); images: black | blur | noise (default black)")
+    baseline: str | None = setting(None, BASELINE_HELP + "; IG also takes zero (zero embedding vectors) and cannot drop words")
     internal_batch_size: int | None = setting(None, "rows per forward/backward pass (default: the runner's batch size; halves on out-of-memory)")
     output: str | None = setting(None, "what is explained: probability | logit | log-probability (default: probability; causal LMs: log-probability)")
     nt_samples: int = setting(0, "SmoothGrad noise-tunnel samples (0 = off)")
