@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import html
 from pathlib import Path
+from typing import Any
 
 import explain
 from explain import methods as registry
 from explain.engine import run
 from explain.errors import ExplainError
-from explain.results_io import save, write_atomic
+from explain.results_io import save
 
 from .options import print_summary
 from .inputs import expand_images, read_input_file
@@ -31,7 +31,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if not models.is_dir():
         raise ExplainError(f"bundled models not found at {models}: run from a source checkout or pass --models DIR")
     out = Path(args.out)
-    links: list[tuple[str, str, int]] = []
+    entries: list[dict[str, Any]] = []
     failed = False
     for name, source, new_tokens in DEMOS:
         model = explain.load(models / name, device=args.device)
@@ -48,10 +48,11 @@ def run_demo(args: argparse.Namespace) -> int:
         report = explain.report(results, str(folder / "report.html"))
         if not args.quiet:
             print_summary(results, folder / "results.json", Path(report))
-        links.append((name, f"{name}/report.html", len(results)))
+        entries.append({"title": name, "href": f"{name}/report.html", "results": results})
         failed = failed or bool(results.failures)
-    items = "".join(f'<li><a href="{html.escape(h)}">{html.escape(n)}</a> ({k} explanations)</li>' for n, h, k in links)
-    write_atomic(out / "index.html", f"<!doctype html><meta charset=utf-8><title>explain demo</title><h1>explain demo</h1><ul>{items}</ul>\n")
+    from explain.reports import write_index
+
+    write_index(entries, out / "index.html", title="explain demo")  # styled like the reports, a verdict per model
     if not args.quiet:
         print(f"demo index: {out / 'index.html'}")
     return 1 if failed else 0

@@ -149,10 +149,31 @@ def _load_hf(
     runner: Runner,
     placement: dict[str, Any] | None = None,
 ) -> Adapter:
+    """Load a Hugging Face folder quietly: transformers' log level and progress bars are put back after."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return _load_hf_folder(p, cfg, trust_remote_code, allow_pickle, allow_missing, runner, placement)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _load_hf_folder(
+    p: Path,
+    cfg: dict[str, Any],
+    trust_remote_code: bool,
+    allow_pickle: bool,
+    allow_missing: bool,
+    runner: Runner,
+    placement: dict[str, Any] | None = None,
+) -> Adapter:
     import transformers
 
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
     family = hf_family(cfg)
     safe = [p / n for n in _SAFE_WEIGHTS if (p / n).exists()]
     pickled = [p / n for n in _PICKLE_WEIGHTS if (p / n).exists()]

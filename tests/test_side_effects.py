@@ -82,3 +82,17 @@ def test_model_mode_is_kept_for_a_model_passed_unwrapped(tiny_bert: Path) -> Non
     assert [m.training for m in net.modules()] == flags
     assert [p.requires_grad for p in net.parameters()] == grads
     assert {p.device.type for p in net.parameters()} == {"cpu"}
+
+
+def test_loading_keeps_transformers_logging(tiny_bert: Path) -> None:
+    """load() silences transformers while it reads a folder, then gives the caller's settings back."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_info()
+    hf_logging.enable_progress_bar()
+    try:
+        explain.load(tiny_bert, device="cpu")
+        assert hf_logging.get_verbosity() == hf_logging.INFO
+        assert hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.set_verbosity_warning()

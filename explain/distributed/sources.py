@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ..engine import InvalidInput
+from ..invalid import InvalidInput
 from ..errors import InputError
 
 FILE_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import ExplainError
 from ..explanation import Results
-from ..engine import InvalidInput
+from ..invalid import InvalidInput
 from .shards import INFLIGHT, Store, write_shard
 from .sources import decode_item
 
