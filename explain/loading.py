@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from .adapters.base import Adapter, content_hash
+from .adapters.base import Adapter
+from .hashing import content_hash
 from .adapters.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from .devices import resolve_device
 from .errors import CheckpointError

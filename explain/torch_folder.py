@@ -22,7 +22,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from .adapters.base import Adapter, content_hash
+from .adapters.base import Adapter
+from .hashing import content_hash
 from .adapters.preprocessing import Preprocessing
 from .errors import CheckpointError
 from .own_model import FAMILIES, build_own_adapter

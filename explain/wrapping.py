@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Mapping
 
 import torch
@@ -11,6 +10,7 @@ from .adapters.base import Adapter
 from .adapters.preprocessing import Preprocessing
 from .devices import resolve_device
 from .errors import CheckpointError
+from .hashing import state_hash
 from .loading import build_hf_adapter, family_of_class
 from .runner import Runner
 
@@ -95,16 +95,6 @@ def as_adapter(model: Any) -> Adapter:
     raise CheckpointError(
         f"explain() takes a model from explain.load() or explain.from_model(), not a {type(model).__name__}"
     )
-
-
-def state_hash(model: torch.nn.Module) -> str:
-    """Return 'sha256:' + 16 hex digits over the model's parameter names, shapes and values."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return "sha256:" + h.hexdigest()[:16]
 
 
 def _preprocessing(value: Any) -> Preprocessing:

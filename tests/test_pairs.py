@@ -24,7 +24,7 @@ from explain.distributed.sources import FileInput, plan, read_file
 from explain.errors import InputError
 from explain.loading import build_hf_adapter
 from explain.runner import Runner
-from explain.wrapping import state_hash
+from explain.hashing import state_hash
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 FILLER = "the a man dog cat sat ran on in park house today with red big small old new".split()

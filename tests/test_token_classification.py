@@ -21,7 +21,7 @@ from explain.adapters.token_classifier import TokenClassifierAdapter, is_token_c
 from explain.errors import MethodError, TargetError
 from explain.explanation import ModelInfo
 from explain.runner import Runner
-from explain.wrapping import state_hash
+from explain.hashing import state_hash
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 FILLER = "the a we saw met went to from with at and then later today old new".split()

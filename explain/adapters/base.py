@@ -13,10 +13,8 @@ methods), resolves targets, and exposes two views of an (example, target) pair:
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
@@ -198,14 +196,3 @@ def contiguous_linkage(n: int) -> np.ndarray:
         clusters = merged
         height += 1.0
     return np.asarray(rows, dtype=float)
-
-
-def content_hash(files: Sequence[Path]) -> str:
-    """Return 'sha256:' + the first 16 hex digits of a hash over the files' names and bytes."""
-    h = hashlib.sha256()
-    for p in sorted(files, key=lambda x: x.name):
-        h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return "sha256:" + h.hexdigest()[:16]
