@@ -7,6 +7,7 @@ module ready for `load_state_dict`.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -44,7 +45,7 @@ class SmallCNN(nn.Module):
 ARCHITECTURES: dict[str, type[nn.Module]] = {"SmallCNN": SmallCNN}
 
 
-def build_architecture(name: str, args: dict) -> nn.Module:
+def build_architecture(name: str, args: dict[str, Any]) -> nn.Module:
     """Return an untrained module for an architecture name and its constructor arguments.
 
     `name` is a key of ARCHITECTURES or "torchvision.<fn>" (e.g. "torchvision.resnet18"),

@@ -179,7 +179,7 @@ class Results(list):  # type: ignore[type-arg]
             and self.failures == other.failures
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def for_input(self, index: int) -> list[Explanation]:
         """Return the explanations of input `index`, in run order."""

@@ -292,7 +292,7 @@ def first_device(model: Any) -> torch.device:
     back to the device of the inputs, so the adapters need only this one device.
     """
     try:
-        return next(model.get_input_embeddings().parameters()).device  # type: ignore[no-any-return]
+        return next(model.get_input_embeddings().parameters()).device
     except (AttributeError, NotImplementedError, StopIteration):
         pass
     devices = [d for d in (getattr(model, "hf_device_map", None) or {}).values() if d not in ("disk", "meta")]

@@ -27,7 +27,9 @@ def summary(results: Results, indices: set[int] | None = None) -> str | None:
     `indices` limits the count to the inputs this call explained (a resumed run's earlier
     inputs were reported by the run that made them).
     """
-    keep = (lambda i: True) if indices is None else (lambda i: i in indices)
+    def keep(i: int) -> bool:
+        return indices is None or i in indices
+
     total = len({r.index for r in results.inputs if keep(r.index)}) or len(indices or ())
     parts: list[str] = []
     failed = {f.input for f in results.failures if keep(f.input)}

@@ -92,14 +92,14 @@ class AttentionCapture:
             else:
                 self.source = "sdpa"
                 original = F.scaled_dot_product_attention
-                F.scaled_dot_product_attention = self._sdpa  # type: ignore[assignment]
+                F.scaled_dot_product_attention = self._sdpa
                 patched = True
             yield self.maps
         finally:
             for h in handles:
                 h.remove()
             if patched:
-                F.scaled_dot_product_attention = original  # type: ignore[assignment]
+                F.scaled_dot_product_attention = original
             self.replay = None
 
     def _take(self, computed: torch.Tensor) -> torch.Tensor:

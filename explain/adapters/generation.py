@@ -23,7 +23,8 @@ from ..explanation import Target
 from .lm_decoding import PrefixScorer, greedy
 from .lm_sequence import Context, Generation
 from .lm_targets import ALL_WORDS, STEP_WORDS, WHOLE_WORDS, check_spec, select_steps
-from .lm_words import Units, context_units, continuation_ids, decoded_labels, group_sequence, strip_trailing_special
+from .words import Units
+from .lm_words import context_units, continuation_ids, decoded_labels, group_sequence, strip_trailing_special
 
 __all__ = [
     "ALL_WORDS", "STEP_WORDS", "WHOLE_WORDS", "Context", "Generation", "PrefixScorer", "Units", "check_spec",

@@ -47,7 +47,7 @@ def logits_of(raw: Any) -> torch.Tensor:
     if isinstance(raw, Mapping) and isinstance(raw.get("logits"), torch.Tensor):
         return raw["logits"]
     if isinstance(getattr(raw, "logits", None), torch.Tensor):
-        return raw.logits  # type: ignore[no-any-return]
+        return raw.logits
     if isinstance(raw, (tuple, list)) and raw and isinstance(raw[0], torch.Tensor):
         return raw[0]
     raise CheckpointError(

@@ -14,11 +14,11 @@ from .sources import Part, rows
 _BYTES_PER_ROW = 256  # a rough size of one encoded input, for Ray's memory planning
 
 
-class InputDatasource(Datasource):  # type: ignore[misc]
+class InputDatasource(Datasource):
     """Reads a job's inputs where they are used; rows are (index: int64, item: JSON string)."""
 
     def __init__(self, parts: Sequence[Part], skip: set[int], shard_size: int, cwd: str) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._parts = list(parts)
         self._skip = skip
         self._shard_size = shard_size

@@ -147,7 +147,7 @@ def _uncounted(runner: Any, forward: Any, x: torch.Tensor) -> torch.Tensor:
     """Return forward(x) with the rows it counts taken back: Runner.map counts the rows it ran itself."""
     before = runner.rows
     try:
-        return forward(x).detach()  # type: ignore[no-any-return]
+        return forward(x).detach()
     finally:
         runner.rows = before
 

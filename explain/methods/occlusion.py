@@ -76,7 +76,7 @@ class OcclusionMethod(Method):
                     sliding_window_shapes=(c, window, window),
                     strides=(c, stride, stride),
                     baselines=adapter.fill(example, name),  # type: ignore[attr-defined]
-                    perturbations_per_eval=adapter.batch_rows(example),  # type: ignore[attr-defined]
+                    perturbations_per_eval=adapter.batch_rows(example),
                 )
             # every channel of a pixel gets the same value (windows span all channels)
             scores = np.nan_to_num(attr[0, 0].detach().float().cpu().numpy()).astype(np.float32)

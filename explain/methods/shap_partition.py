@@ -42,7 +42,7 @@ def _masker(view: PerturbationView) -> Any:
     """A shap masker whose 'masked input' is the keep-mask itself, evaluated by the adapter."""
     import shap
 
-    class KeepMaskMasker(shap.maskers.Masker):  # type: ignore[misc]
+    class KeepMaskMasker(shap.maskers.Masker):
         def __init__(self) -> None:
             self.shape = (1, len(view.features))
             self.clustering = view.clustering
@@ -77,7 +77,7 @@ def _warm_up() -> None:
 
     from ..adapters.base import contiguous_linkage
 
-    class Tiny(shap.maskers.Masker):  # type: ignore[misc]
+    class Tiny(shap.maskers.Masker):
         def __init__(self) -> None:
             self.shape = (1, 4)
             self.clustering = contiguous_linkage(4)
