@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     save(results, results_path)
     report_path = None
     if not args.no_report:
-        report_path = Path(explain.report(results, str(out / "report.html"), max_inputs=report_inputs(args)))
+        report_path = Path(explain.report(results, str(out / "report.html"), max_inputs=report_inputs(args), assets=args.assets))
     if not args.quiet:
         print_summary(results, results_path, report_path)
     for r in results.inputs:
@@ -210,7 +210,7 @@ def report(args: argparse.Namespace) -> int:
     if folder:
         from .ray_run import write_report
 
-        path = write_report(results, args.out or args.results.rstrip("/") + "/report.html", report_inputs(args))
+        path = write_report(results, args.out or args.results.rstrip("/") + "/report.html", report_inputs(args), args.assets)
         if not args.quiet:
             print(f"report: {path}")
         if args.open and "://" not in str(path):
@@ -219,7 +219,7 @@ def report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.results).with_name("report.html")
     if out.resolve() == Path(args.results).resolve():
         raise ExplainError("--out would overwrite the results file; choose another path")
-    path = explain.report(results, str(out), max_inputs=report_inputs(args))
+    path = explain.report(results, str(out), max_inputs=report_inputs(args), assets=args.assets)
     if not args.quiet:
         print(f"report: {path}")
     if args.open:

@@ -10,7 +10,7 @@ import explain
 from explain import methods as registry
 from explain.engine import run
 from explain.errors import ExplainError
-from explain.results_io import save
+from explain.results_io import save, write_atomic
 
 from .options import print_summary
 from .inputs import expand_images, read_input_file
@@ -31,6 +31,11 @@ def run_demo(args: argparse.Namespace) -> int:
     if not models.is_dir():
         raise ExplainError(f"bundled models not found at {models}: run from a source checkout or pass --models DIR")
     out = Path(args.out)
+    asset = None
+    if args.assets == "shared":  # one plotly.js for the three reports, in the demo folder
+        from explain.reports.plotly_bundle import write_asset
+
+        asset = "../" + write_asset(out)
     entries: list[dict[str, Any]] = []
     failed = False
     for name, source, new_tokens in DEMOS:
@@ -45,7 +50,13 @@ def run_demo(args: argparse.Namespace) -> int:
         progress.close()
         folder = out / name
         save(results, folder / "results.json")
-        report = explain.report(results, str(folder / "report.html"))
+        if asset is None:
+            report = explain.report(results, str(folder / "report.html"))
+        else:
+            from explain.reports import render
+
+            write_atomic(folder / "report.html", render(results, asset=asset))
+            report = str(folder / "report.html")
         if not args.quiet:
             print_summary(results, folder / "results.json", Path(report))
         entries.append({"title": name, "href": f"{name}/report.html", "results": results})

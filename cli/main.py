@@ -111,6 +111,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     out.add_argument("--force", action="store_true", help="overwrite an existing results.json (or sharded results) in DIR")
     out.add_argument("--resume", action="store_true", help="continue an interrupted run in DIR (same command); ray: skips the inputs already in shards")
     out.add_argument("--no-report", action="store_true", help="write results.json only")
+    out.add_argument("--assets", choices=("inline", "shared"), default="inline", help="inline: one self-contained file (default); shared: plotly.js written once beside the report(s)")
     out.add_argument("--max-inputs", type=int, default=100, metavar="N", help="report: full sections for at most N inputs, a sample of bigger runs (default 100; 0: all)")
     out.add_argument("--metrics", nargs="?", const="faithfulness,agreement", default=None, metavar="LIST",
                      help="also compute trust metrics: faithfulness, agreement, sanity (default: faithfulness,agreement; "
@@ -132,6 +133,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     rep.add_argument("results", help="a results.json written by 'explain run', or the --out folder of an --engine ray run")
     rep.add_argument("--out", help="the HTML file to write (default: report.html beside the results)")
     rep.add_argument("--open", action="store_true")
+    rep.add_argument("--assets", choices=("inline", "shared"), default="inline", help="inline: one self-contained file (default); shared: plotly.js written once beside the report(s)")
     rep.add_argument("--max-inputs", type=int, default=100, metavar="N", help="full sections for at most N inputs, a sample of bigger runs (default 100; 0: all)")
     _add_verbosity(rep)
 
@@ -161,6 +163,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--out", default="explain-demo", metavar="DIR", help="output folder (default explain-demo)")
     demo.add_argument("--models", help="folder of the bundled models (default: examples/models of this checkout)")
     demo.add_argument("--device", default="auto")
+    demo.add_argument("--assets", choices=("inline", "shared"), default="inline", help="inline: one self-contained file (default); shared: plotly.js written once beside the report(s)")
     _add_verbosity(demo)
     return parser
 

@@ -88,7 +88,7 @@ def run_on_ray(args: argparse.Namespace) -> int:
         return 130
     report_path = None
     if not args.no_report:
-        report_path = write_report(open_sharded(args.out), store.show("report.html"), report_inputs(args))
+        report_path = write_report(open_sharded(args.out), store.show("report.html"), report_inputs(args), args.assets)
     if not args.quiet:
         print_summary(summary, store, report_path)
     for note in summary.notes or []:
@@ -118,17 +118,18 @@ class ShardPrinter:
         print(f"[{self.done}/{self.total}] {row['file']}: {row['inputs']} inputs{failed} ({rate:.1f} inputs/s overall)", file=sys.stderr, flush=True)
 
 
-def write_report(results: Results, target: str, max_inputs: int | None = 100) -> str:
+def write_report(results: Results, target: str, max_inputs: int | None = 100, assets: str = "inline") -> str:
     """Render the report to `target` (a local path, or a URI it is uploaded to); return where it is."""
     import explain
 
     if "://" not in target:
-        return str(explain.report(results, target, max_inputs=max_inputs))
+        return str(explain.report(results, target, max_inputs=max_inputs, assets=assets))
     folder, _, name = target.rstrip("/").rpartition("/")
     with tempfile.TemporaryDirectory() as tmp:
-        local = explain.report(results, os.path.join(tmp, name), max_inputs=max_inputs)
-        with open(local, "rb") as f:
-            Store(folder).write_bytes(name, f.read())
+        explain.report(results, os.path.join(tmp, name), max_inputs=max_inputs, assets=assets)
+        for written in sorted(os.listdir(tmp)):  # the report, and with assets="shared" its plotly.js
+            with open(os.path.join(tmp, written), "rb") as f:
+                Store(folder).write_bytes(written, f.read())
     return target
 
 

@@ -52,15 +52,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'explain' has no attribute {name!r}")
 
 
-def report(results: Results, path: str, *, max_inputs: int | None = 100) -> str:
+def report(results: Results, path: str, *, max_inputs: int | None = 100, assets: str = "inline") -> str:
     """Render `results` into one self-contained HTML file at `path`; return the path.
 
     Runs of more than `max_inputs` inputs get the dataset-level view and a full section for a
     deterministic sample of that many inputs (None: a section for every input).
+    `assets="shared"` writes plotly.js once beside the report instead of inside it.
     """
     from explain.reports import write_report
 
-    return str(write_report(results, path, max_inputs=max_inputs))
+    return str(write_report(results, path, max_inputs=max_inputs, assets=assets))
 
 
 def show(obj: Results | Explanation, *, display: bool = True) -> str:
