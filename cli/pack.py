@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 EXAMPLES = """examples:
@@ -33,7 +34,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to write (never overwritten without --force)")
     p.add_argument("--arch-args", metavar="JSON", help="constructor keyword arguments: a JSON file or JSON text (default: the checkpoint's model_args)")
     p.add_argument("--tokenizer", metavar="PATH", help="text models: a tokenizers JSON file or a Hugging Face tokenizer folder")
-    p.add_argument("--labels", help="comma list of class names (classifiers)")
+    p.add_argument("--labels", help="class names (classifiers): a comma list, or a text file with one name per line (names may hold commas)")
     p.add_argument("--preprocessing", metavar="JSON", help='image classifiers: {"size": [H, W], "channels": C, "mean": [...], "std": [...]} (JSON file or text)')
     p.add_argument("--embeddings", metavar="MODULE", help="the token embedding module's name (default: the nn.Embedding that fits the vocabulary)")
     p.add_argument("--attention-probs", metavar="GLOB", help="module-name glob whose outputs are attention probabilities, e.g. 'transformer.h.*.attn.attn_dropout'")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             prep = _arch_args(args.preprocessing)
         except CheckpointError as e:
             raise CheckpointError(str(e).replace("--arch-args", "--preprocessing")) from e
-    labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+    labels = _labels(args.labels) if args.labels else None
     folder = pack(
         args.architecture,
         args.weights,
@@ -76,3 +77,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {folder}/ ({cfg['architecture']}, {args.family}); loaded it and ran one forward", file=sys.stderr)
         print(f"next: explain run {folder} {flag} ... --trust-remote-code", file=sys.stderr)
     return 0
+
+
+def _labels(value: str) -> list[str]:
+    """Return class names from a file of one name per line, or from a comma list."""
+    path = Path(value)
+    if path.is_file():
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [x.strip() for x in value.split(",") if x.strip()]
