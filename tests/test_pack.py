@@ -90,3 +90,12 @@ def test_explain_pack_command(nanogpt_ckpt: Path, tmp_path: Path) -> None:
     again = run_cli("pack", "--architecture", str(nanogpt_ckpt / "model.py") + ":GPT", "--weights", str(nanogpt_ckpt / "ckpt.pt"),
                     "--tokenizer", str(nanogpt_ckpt / "tokenizer.json"), "--family", "causal-lm", "--out", str(out))
     assert again.returncode == 2 and "--force" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+
+
+def test_pack_labels_from_a_file_keep_commas(tmp_path: Path) -> None:
+    from explain.cli.pack import _labels
+
+    names = tmp_path / "labels.txt"
+    names.write_text("tench, Tinca tinca\n\ngoldfish, Carassius auratus\n", encoding="utf-8")
+    assert _labels(str(names)) == ["tench, Tinca tinca", "goldfish, Carassius auratus"]
+    assert _labels("cat, dog") == ["cat", "dog"]
