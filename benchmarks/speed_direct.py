@@ -87,8 +87,14 @@ def ig_one(model: Any, tok: Any, text: str, w: dict[str, Any]) -> tuple[str, int
     rule = {"trapezoid": "riemann_trapezoid"}.get(w.get("method", "gausslegendre"), w.get("method", "gausslegendre"))
     attr, _ = lig.attribute(ids, baselines=base, n_steps=int(w["n_steps"]), method=rule,
                             internal_batch_size=int(w.get("batch", 64)), return_convergence_delta=True)
-    scores = attr.sum(-1)[0]
-    return tok.convert_ids_to_tokens(int(ids[0, int(scores.argmax())])), int(len(ids[0]) - 2)
+    # sub-word tokens summed into whitespace words, as ours reports them (the same features)
+    token_scores = attr.sum(-1)[0].detach().float().cpu().numpy()
+    words = text.split()
+    word_scores = np.zeros(len(words))
+    for i, word in enumerate(tok(text).word_ids()):
+        if word is not None:
+            word_scores[word] += token_scores[i]
+    return words[int(np.argmax(word_scores))], len(words)
 
 
 def shap_one(model: Any, tok: Any, text: str, w: dict[str, Any]) -> tuple[str, int]:
