@@ -50,7 +50,7 @@ def test_a_plain_cnn_refuses_a_device_map() -> None:
     cnn = MODELS / "digits-cnn"
     if not (cnn / "config.json").exists():
         pytest.skip("bundled digits-cnn is missing")
-    with pytest.raises(CheckpointError, match="plain CNN"):
+    with pytest.raises(CheckpointError, match="plain PyTorch one"):
         explain.load(cnn, device_map="auto")
 
 
