@@ -6,6 +6,7 @@ the Ray workers need (progress events, flushing, resuming, input numbering).
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from typing import Any, Callable, Literal, Mapping, Sequence
@@ -148,7 +149,10 @@ def run(
         items = _as_list(adapter, inputs)
         results = Results(model=adapter.info, inputs=[], run=job.info())
         done = resumed(results, resume, items, first_index)
+        setup = time.perf_counter()
+        job.import_libraries()
         started = time.perf_counter()
+        results.run["setup_seconds"] = round(started - setup, 3)
         options = {"max_length": max_length, "max_new_tokens": max_new_tokens, "continuation": continuation}
         if not truncate:  # only passed when set, so adapters that never truncate need not know it
             options["truncate"] = False
@@ -232,6 +236,12 @@ class _Job:
             warm_up_in_background()
         self.model, self.target, self.top_classes, self.baseline = model, target, top_classes, baseline
         self.granularity, self.seed, self.errors, self.progress = granularity, seed, errors, progress
+
+    def import_libraries(self) -> None:
+        """Import the libraries the chosen methods call (captum, shap, lime) before the clock starts."""
+        for method in self.chosen:
+            for name in method.libraries:
+                importlib.import_module(name)
 
     def info(self) -> dict[str, Any]:
         """Return the run record of the results file."""

@@ -35,6 +35,7 @@ class AblationMethod(Method):
     """Leave-one-feature-out differences of the target output."""
 
     name = "ablation"
+    libraries = ("captum.attr",)
     title = "Feature ablation"
     families = ("text-classifier", "causal-lm")
     Settings = AblationSettings

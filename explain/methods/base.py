@@ -24,6 +24,9 @@ class Method(ABC):
     families: ClassVar[tuple[str, ...]]
     Settings: ClassVar[type]  # a dataclass: its fields are the method's settings and defaults
     reference: ClassVar[str] = ""
+    # Modules the method calls into, imported by the engine before its clock starts so that the
+    # first input's `seconds` is that input's work, not a library's import.
+    libraries: ClassVar[tuple[str, ...]] = ()
 
     def supports(self, adapter: Adapter) -> bool:
         """Return True when this method can explain models of the adapter's family."""

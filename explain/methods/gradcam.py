@@ -65,6 +65,7 @@ class GradCamMethod(Method):
     """Gradient-weighted class activation maps at the input resolution."""
 
     name = "gradcam"
+    libraries = ("captum.attr",)
     title = "Grad-CAM"
     families = ("image-classifier",)
     Settings = GradCamSettings

@@ -161,6 +161,7 @@ class IntegratedGradientsMethod(Method):
     """Integrated gradients over the adapter's gradient view."""
 
     name = "ig"
+    libraries = ("captum.attr",)
     title = "Integrated gradients"
     families = ("text-classifier", "causal-lm", "image-classifier")
     Settings = IGSettings

@@ -79,6 +79,7 @@ class LimeMethod(Method):
     """LIME surrogate weights per feature."""
 
     name = "lime"
+    libraries = ("lime.lime_base",)
     title = "LIME"
     families = ("text-classifier", "causal-lm", "image-classifier")
     Settings = LimeSettings

@@ -45,6 +45,7 @@ class OcclusionMethod(Method):
     """Sliding-window occlusion at the input resolution."""
 
     name = "occlusion"
+    libraries = ("captum.attr",)
     title = "Occlusion"
     families = ("image-classifier",)
     Settings = OcclusionSettings

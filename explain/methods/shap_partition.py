@@ -122,6 +122,7 @@ class ShapMethod(Method):
     """SHAP (Owen) values from shap's Partition explainer."""
 
     name = "shap"
+    libraries = ("shap",)
     title = "SHAP (partition)"
     families = ("text-classifier", "causal-lm", "image-classifier")
     Settings = ShapSettings
