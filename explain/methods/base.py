@@ -24,6 +24,9 @@ class Method(ABC):
     families: ClassVar[tuple[str, ...]]
     Settings: ClassVar[type]  # a dataclass: its fields are the method's settings and defaults
     reference: ClassVar[str] = ""
+    # True when the method reaches the model only through `Runner.map` and reads no global RNG:
+    # then inputs can be explained side by side, sharing model calls (input_batching)
+    batchable: ClassVar[bool] = False
 
     def supports(self, adapter: Adapter) -> bool:
         """Return True when this method can explain models of the adapter's family."""
