@@ -164,7 +164,9 @@ def run(
             options["truncate"] = False
         todo = [(i, raw) for i, raw in enumerate(items, start=first_index) if i not in done]
         mine = {i for i, _ in todo}
-        if in_flight > 1 and len(todo) > 1:  # several inputs share model calls
+        in_flight = in_flight if len(todo) > 1 else 1
+        results.run["batch_inputs"] = in_flight  # how the results were computed (same scores either way)
+        if in_flight > 1:  # several inputs share model calls
             input_batching.explain_side_by_side(job, todo, options, results, on_input, in_flight)
         else:
             for i, raw in todo:

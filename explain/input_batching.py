@@ -61,6 +61,11 @@ def resolve(value: Any, device_type: str, methods: Sequence[Method]) -> int:
     return int(text)
 
 
+def check_batch_inputs(value: Any) -> None:
+    """Raise ExplainError unless `value` is "auto" or a whole number >= 1 (as `--batch-inputs` takes it)."""
+    resolve(value, "cpu", ())
+
+
 def input_length(example: Example) -> int:
     """Return the example's length in tokens (0 for inputs without token ids, e.g. images)."""
     ids = getattr(example.state, "ids", None)
