@@ -70,12 +70,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 texts, a 1-layer model, small budgets")
     ap.add_argument("--inputs", type=int, default=100)
-    ap.add_argument("--k", default="auto", help="settings compared with 1, comma-separated (default: auto)")
+    ap.add_argument("--k", help="settings compared with 1, comma-separated (default: 8,16; --quick: 8)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads in every arm (0: torch's default)")
     ap.add_argument("--out", default=str(HERE / "results" / "batching.json"))
     args = ap.parse_args()
     n, shape = (8, "tiny") if args.quick else (args.inputs, "minilm")
     extra = ["--shap-max-evals", "100", "--lime-samples", "100"] if args.quick else []
+    ks = (args.k or ("8" if args.quick else "8,16")).split(",")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
@@ -84,7 +85,7 @@ def main() -> None:
         data.write_text("\n".join(short_sentences(n)) + "\n", encoding="utf-8")
         for method in ("shap", "lime"):
             ref: dict[str, Any] | None = None
-            for k in ["1", *args.k.split(",")]:
+            for k in ["1", *ks]:
                 got = run_cli(folder, data, method, k, args.threads, tmp / f"{method}-{k}", extra)
                 ref = ref or got
                 row = {"method": method, "batch_inputs": k, "in_flight": got["batch_inputs"], "inputs": n,

@@ -92,7 +92,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     dev.add_argument("--batch-size", type=int, help="rows per model call (default: automatic)")
     dev.add_argument("--batch-inputs", default="auto", metavar="K",
                      help="explain K inputs side by side so their SHAP, LIME and ablation rows share model calls "
-                          "(same scores and rows; default auto: 8 on CPU, 32 on GPU; 1: one input at a time)")
+                          "(same scores and rows; default auto: 1, one input at a time, as batching gained little on CPU)")
     dev.add_argument("--autocast", choices=("bf16", "fp16"), help="GPU only: run forwards in reduced precision")
     dev.add_argument("--max-memory", metavar="SIZE", help="cap on one model call's activation memory, e.g. 2GB: gradient methods chunk their rows to fit")
     dev.add_argument("--threads", type=int, metavar="N", help="CPU threads torch may use (default: torch's own choice; with --engine ray: 1 per worker)")

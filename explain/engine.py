@@ -69,8 +69,9 @@ def explain(
 
     `batch_inputs=K` explains K inputs side by side so that their rows share model calls
     (SHAP, LIME, ablation; other methods run one input at a time): same scores and row
-    counts as K=1, one input at a time; "auto" (the default) picks K for the device, 1 when
-    no chosen method is batchable. See `explain.input_batching`.
+    counts as K=1, one input at a time; "auto" (the default) picks K for the device: 1 for
+    now (no gain measured on CPU), and 1 when no chosen method is batchable. See
+    `explain.input_batching`.
 
     `settings` maps a method name to its settings, e.g. ``ig={"n_steps": 32}``; every setting
     is checked before the model runs. `errors="raise"` (the default) raises the first input's

@@ -31,21 +31,36 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
-from .adapters.base import Example
+from .adapters.base import Adapter, Example
 from .errors import ExplainError
 from .explanation import Results
 from .forward_batcher import ForwardBatcher, Stopped
 from .methods.base import Method
 from .scope import seed_all
 
-if TYPE_CHECKING:
-    from .engine import _Job
 
-# Inputs in flight when batch_inputs is "auto": on a CPU a model call's throughput stops
-# growing at a few hundred short rows (8 inputs' SHAP batches of 64); a GPU takes more.
-AUTO_IN_FLIGHT = {"cpu": 8, "cuda": 32, "mps": 16}
+class _Job(Protocol):
+    """What this module needs of the engine's job (explain.engine._Job; named here: no import cycle)."""
+
+    model: Adapter
+    chosen: list[Method]
+    seed: int
+    progress: Callable[[str, int, str, Any], None] | None
+
+    def prepare(self, raw: Any, i: int, options: dict[str, Any], results: Results) -> Example | None: ...
+
+    def explain_example(
+        self, example: Example, results: Results, methods: Sequence[Method] | None = None, record: bool = True, reseed: bool = True
+    ) -> None: ...
+
+
+# Inputs in flight when batch_inputs is "auto". Measured on CPU (benchmarks/batching.py, 100
+# texts of 10-15 words, MiniLM-sized, 1 torch thread, shared 2-core machine): SHAP 1.09x with 8
+# in flight, LIME 0.95x (its 400 rows already fill a call; bigger calls are no faster on a
+# CPU). No gain worth a default, so "auto" is one at a time; GPUs are not measured yet.
+AUTO_IN_FLIGHT: dict[str, int] = {"cpu": 1}
 WINDOW = 4  # inputs prepared and sorted by length together: WINDOW x K
 
 
@@ -54,7 +69,7 @@ def resolve(value: Any, device_type: str, methods: Sequence[Method]) -> int:
     if value is None or value == "auto":
         if not any(m.batchable for m in methods):
             return 1  # nothing to share: threads would only add overhead
-        return AUTO_IN_FLIGHT.get(device_type, 8)
+        return AUTO_IN_FLIGHT.get(device_type, 1)
     text = str(value).strip()
     if isinstance(value, bool) or not (isinstance(value, int) or text.isdigit()) or int(text) < 1:
         raise ExplainError(f"batch_inputs={value!r}: give a number of inputs >= 1 (1: one at a time) or 'auto'")
@@ -75,7 +90,7 @@ def input_length(example: Example) -> int:
 class _Out:
     """One input's results and progress events, kept until its window is handed on."""
 
-    def __init__(self, job: "_Job", example: Example, results: Results) -> None:
+    def __init__(self, job: _Job, example: Example, results: Results) -> None:
         self.example = example
         self.results = Results(model=results.model, inputs=[], run=results.run)
         self.events: list[tuple[str, int, str, Any]] = []
@@ -86,7 +101,7 @@ class _Out:
 
 
 def explain_side_by_side(
-    job: "_Job",
+    job: _Job,
     todo: Sequence[tuple[int, Any]],
     options: dict[str, Any],
     results: Results,
@@ -108,7 +123,7 @@ def explain_side_by_side(
                 on_input(results)
 
 
-def _group(job: "_Job", group: list[Example], results: Results, outs: dict[int, _Out]) -> None:
+def _group(job: _Job, group: list[Example], results: Results, outs: dict[int, _Out]) -> None:
     """Explain one group side by side: batchable methods in threads, the rest here, one by one."""
     batched = [m for m in job.chosen if m.batchable]
     rest = [m for m in job.chosen if not m.batchable]
@@ -156,7 +171,7 @@ def _work(batcher: ForwardBatcher, out: _Out, methods: list[Method]) -> None:
         batcher.leave()
 
 
-def _hand_on(job: "_Job", outs: dict[int, _Out], results: Results) -> None:
+def _hand_on(job: _Job, outs: dict[int, _Out], results: Results) -> None:
     """Move finished inputs' results into `results` in input order and replay their progress."""
     order = {m.name: n for n, m in enumerate(job.chosen)}
     for i in sorted(outs):

@@ -10,16 +10,24 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from typing import TYPE_CHECKING, Callable, Hashable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Iterator, Protocol, Sequence, TypeVar
 
 import torch
 
 from .errors import ExplainError
 
-if TYPE_CHECKING:
-    from .forward_batcher import ForwardBatcher
-
 T = TypeVar("T")
+
+
+class SharedCalls(Protocol):
+    """What `map` needs of explain.forward_batcher.ForwardBatcher (named here: no import cycle)."""
+
+    def serves_this_thread(self) -> bool: ...
+
+    def submit(
+        self, rows: Sequence[Any], fn: Callable[[list[Any]], torch.Tensor], key: Callable[[Any], int] | None,
+        size: int, share: Hashable | None,
+    ) -> torch.Tensor: ...
 
 DEFAULT_BATCH = {"cpu": 64, "cuda": 256}
 
@@ -44,8 +52,19 @@ class Runner:
         # count their own rows, so every Explanation reports its input's cost only.
         self._counter = threading.local()
         # set while inputs are explained side by side: their map calls share model calls
-        self.batcher: ForwardBatcher | None = None
+        self.batcher: SharedCalls | None = None
         self.fitted: dict[str, int] = {}  # with_backoff: the size that fitted after an OOM, per `what`
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the state a copy or pickle keeps: not the per-thread counters or the batcher."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_counter", "batcher")}
+        state["rows"] = self.rows
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        rows = state.pop("rows", 0)
+        self.__dict__.update(state, _counter=threading.local(), batcher=None)
+        self.rows = rows
 
     @property
     def rows(self) -> int:

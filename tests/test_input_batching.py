@@ -202,6 +202,9 @@ def test_interrupt_stops_the_threads_and_keeps_finished_inputs(bert: Any, monkey
 def test_resolve() -> None:
     assert resolve(3, "cpu", []) == 3 and resolve("5", "cpu", []) == 5
     assert resolve("auto", "cpu", []) == 1  # no batchable method: one at a time
+    from explain.methods import REGISTRY
+
+    assert resolve("auto", "cpu", [REGISTRY["shap"]]) == 1  # no CPU gain measured (benchmarks/batching.py)
     with pytest.raises(ExplainError):
         resolve(0, "cpu", [])
 
