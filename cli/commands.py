@@ -14,6 +14,7 @@ from explain import methods as registry
 from explain.adapters.base import Adapter
 from explain.errors import ExplainError
 from explain.explanation import Results
+from explain.input_batching import check_batch_inputs
 from explain.methods.base import Method
 from explain.results_io import save
 
@@ -35,7 +36,8 @@ FLUSH_SECONDS = 2.0  # results.json is rewritten at most this often while a run 
 
 def run(args: argparse.Namespace) -> int:
     """Explain a checkpoint on inputs; write results.json and report.html."""
-    if args.engine == "ray":
+    check_batch_inputs(args.batch_inputs)  # before the model loads: a typo costs no waiting
+    if args.engine == "ray":  # a Ray worker explains one input per engine call: nothing to share
         from .ray_run import run_on_ray
 
         return run_on_ray(args)
@@ -140,6 +142,7 @@ def _explain(
         on_input=flush,
         resume=previous,
         warn=False,
+        batch_inputs=args.batch_inputs,
         **cast(dict[str, Any], settings),  # {method: {option: value}}; typed loosely for **
     )
 

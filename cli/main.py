@@ -90,6 +90,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     dev = run.add_argument_group("device and loading")
     dev.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     dev.add_argument("--batch-size", type=int, help="rows per model call (default: automatic)")
+    dev.add_argument("--batch-inputs", default="auto", metavar="K",
+                     help="explain K inputs side by side so their SHAP, LIME and ablation rows share model calls "
+                          "(same scores and rows; default auto: 1, one input at a time, as batching gained little on CPU)")
     dev.add_argument("--autocast", choices=("bf16", "fp16"), help="GPU only: run forwards in reduced precision")
     dev.add_argument("--max-memory", metavar="SIZE", help="cap on one model call's activation memory, e.g. 2GB: gradient methods chunk their rows to fit")
     dev.add_argument("--threads", type=int, metavar="N", help="CPU threads torch may use (default: torch's own choice; with --engine ray: 1 per worker)")

@@ -11,6 +11,7 @@ import os
 import time
 from typing import Any, Callable, Literal, Mapping, Sequence
 
+from . import input_batching
 from . import methods as registry
 from . import run_warnings
 from .adapters.base import Adapter, Example
@@ -49,6 +50,7 @@ def explain(
     errors: Errors = "raise",
     text_pair: str | Sequence[str] | None = None,
     word: int | Sequence[int] | None = None,
+    batch_inputs: int | str = "auto",
     **settings: Any,
 ) -> Results:
     """Return Results with one Explanation per input x method x target.
@@ -65,6 +67,12 @@ def explain(
     `text_pair`: the second text of sentence pairs (one per input; pairs can also be given as
     {"text": ..., "text_pair": ...} inputs). `word`: token classifiers, the word number(s) whose
     label is explained (default: every word not predicted 'O').
+
+    `batch_inputs=K` explains K inputs side by side so that their rows share model calls
+    (SHAP, LIME, ablation; other methods run one input at a time): same scores and row
+    counts as K=1, one input at a time; "auto" (the default) picks K for the device: 1 for
+    now (no gain measured on CPU), and 1 when no chosen method is batchable. See
+    `explain.input_batching`.
 
     `settings` maps a method name to its settings, e.g. ``ig={"n_steps": 32}``; every setting
     is checked before the model runs. `errors="raise"` (the default) raises the first input's
@@ -95,6 +103,7 @@ def explain(
         warn=False,
         text_pair=text_pair,
         word=word,
+        batch_inputs=batch_inputs,
         **settings,
     )
     run_warnings.warn(results, stacklevel=3)  # points at the caller's line
@@ -123,6 +132,7 @@ def run(
     warn: bool = True,
     text_pair: str | Sequence[str] | None = None,
     word: int | Sequence[int] | None = None,
+    batch_inputs: int | str = "auto",
     **settings: Any,
 ) -> Results:
     """`explain()` with the engine's plumbing; records failures by default (the CLI, Ray workers).
@@ -146,8 +156,9 @@ def run(
 
             target = word_targets(adapter, word, target)
         job = _Job(adapter, methods, target, top_classes, baseline, granularity, seed, errors, progress, settings)
+        in_flight = input_batching.resolve(batch_inputs, adapter.device.type, job.chosen)
         items = _as_list(adapter, inputs)
-        results = Results(model=adapter.info, inputs=[], run=job.info())
+        results = Results(model=adapter.info, inputs=[], run={**job.info(), "batch_inputs": in_flight})
         done = resumed(results, resume, items, first_index)
         setup = time.perf_counter()
         job.import_libraries()
@@ -156,16 +167,19 @@ def run(
         options = {"max_length": max_length, "max_new_tokens": max_new_tokens, "continuation": continuation}
         if not truncate:  # only passed when set, so adapters that never truncate need not know it
             options["truncate"] = False
-        mine: set[int] = set()
-        for i, raw in enumerate(items, start=first_index):
-            if i in done:
-                continue
-            mine.add(i)
-            example = job.prepare(raw, i, options, results)
-            if example is not None:
-                job.explain_example(example, results)
-            if on_input:
-                on_input(results)
+        todo = [(i, raw) for i, raw in enumerate(items, start=first_index) if i not in done]
+        mine = {i for i, _ in todo}
+        in_flight = in_flight if len(todo) > 1 else 1
+        results.run["batch_inputs"] = in_flight  # how the results were computed (same scores either way)
+        if in_flight > 1:  # several inputs share model calls
+            input_batching.explain_side_by_side(job, todo, options, results, on_input, in_flight)
+        else:
+            for i, raw in todo:
+                example = job.prepare(raw, i, options, results)
+                if example is not None:
+                    job.explain_example(example, results)
+                if on_input:
+                    on_input(results)
         results.inputs.sort(key=lambda r: r.index)
         results.sort(key=lambda e: e.input)  # stable: method and target order kept within an input
         results.run["seconds"] = round(time.perf_counter() - started, 3)
@@ -301,23 +315,39 @@ class _Job:
             return self.target
         return [f"#{k}" for k in top_indices(example.probs, self.top_classes)]
 
-    def explain_example(self, example: Example, results: Results) -> None:
-        """Run every method on every target of one prepared input, recording failures."""
+    def explain_example(
+        self,
+        example: Example,
+        results: Results,
+        methods: Sequence[Method] | None = None,
+        record: bool = True,
+        reseed: bool = True,
+    ) -> None:
+        """Run every method (or `methods`) on every target of one prepared input, recording failures.
+
+        `record=False`: the input's record and target failure are already in `results` (the
+        second part of an input explained side by side, see input_batching).
+        """
         i = example.index
-        results.inputs.append(example.record)
+        if record:
+            results.inputs.append(example.record)
         try:
             targets = self.model.targets(example, self.targets_of(example))
         except ExplainError as e:
-            self.fail(results, i, None, e)
+            if record:
+                self.fail(results, i, None, e)
             return
-        for m in self.chosen:
+        for m in self.chosen if methods is None else methods:
             for t in targets:
                 if self.progress:
                     self.progress("start", i, m.name, t)
                 try:
                     # Each method starts from the run's seed, so its results do not depend on
                     # which methods ran before it (inside `isolated`: the caller's RNG is kept).
-                    seed_all(self.seed)
+                    # Threads explaining inputs side by side do not reseed (input_batching seeds
+                    # once before they start; the methods they run read no global RNG).
+                    if reseed:
+                        seed_all(self.seed)
                     exp = m.explain(self.model, example, t, self.parsed[m.name], granularity=self.granularity, seed=self.seed)
                 except Exception as e:  # one input's failure must not end the others
                     self.fail(results, i, m.name, e)

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Callable, Iterator, Sequence, TypeVar
+import threading
+from typing import Any, Callable, Hashable, Iterator, Protocol, Sequence, TypeVar
 
 import torch
 
 from .errors import ExplainError
 
 T = TypeVar("T")
+
+
+class SharedCalls(Protocol):
+    """What `map` needs of explain.forward_batcher.ForwardBatcher (named here: no import cycle)."""
+
+    def serves_this_thread(self) -> bool: ...
+
+    def submit(
+        self, rows: Sequence[Any], fn: Callable[[list[Any]], torch.Tensor], key: Callable[[Any], int] | None,
+        size: int, share: Hashable | None,
+    ) -> torch.Tensor: ...
 
 DEFAULT_BATCH = {"cpu": 64, "cuda": 256}
 
@@ -36,8 +48,32 @@ class Runner:
         if autocast not in (None, "bf16", "fp16"):
             raise ExplainError(f"unknown autocast {autocast!r}: use bf16, fp16 or leave it off")
         self.autocast = autocast
-        self.rows = 0
+        # Rows are counted per thread: inputs explained side by side (input_batching) each
+        # count their own rows, so every Explanation reports its input's cost only.
+        self._counter = threading.local()
+        # set while inputs are explained side by side: their map calls share model calls
+        self.batcher: SharedCalls | None = None
         self.fitted: dict[str, int] = {}  # with_backoff: the size that fitted after an OOM, per `what`
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the state a copy or pickle keeps: not the per-thread counters or the batcher."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_counter", "batcher")}
+        state["rows"] = self.rows
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        rows = state.pop("rows", 0)
+        self.__dict__.update(state, _counter=threading.local(), batcher=None)
+        self.rows = rows
+
+    @property
+    def rows(self) -> int:
+        """Return the rows this thread has evaluated through the runner."""
+        return int(getattr(self._counter, "rows", 0))
+
+    @rows.setter
+    def rows(self, value: int) -> None:
+        self._counter.rows = int(value)
 
     @contextlib.contextmanager
     def context(self, grad: bool = False) -> Iterator[None]:
@@ -58,17 +94,39 @@ class Runner:
         *,
         key: Callable[[T], int] | None = None,
         batch_size: int | None = None,
+        share: Hashable | None = None,
     ) -> torch.Tensor:
         """Return fn applied to `rows` in batches, concatenated in the rows' original order.
 
         `key` (e.g. a row's length) sorts rows before batching so that rows of like size share
         a batch and padding stays short; outputs are put back in the caller's order.
+        `share` says which calls compute the same function of a row (e.g. "a text row's
+        logits"): while inputs are explained side by side, calls with equal `share` from
+        several inputs go through one model call (None: this call's rows are its own).
         """
         n = len(rows)
         if n == 0:
             raise ValueError("Runner.map needs at least one row")
-        order = sorted(range(n), key=lambda i: key(rows[i])) if key else list(range(n))
         size = max(1, batch_size or self.batch_size)
+        batcher = self.batcher
+        if batcher is not None and batcher.serves_this_thread():
+            result = batcher.submit(rows, fn, key, size, share)
+        else:
+            result = self.evaluate(rows, fn, key=key, size=size)
+        self.rows += n
+        return result
+
+    def evaluate(
+        self,
+        rows: Sequence[T],
+        fn: Callable[[list[T]], torch.Tensor],
+        *,
+        key: Callable[[T], int] | None,
+        size: int,
+    ) -> torch.Tensor:
+        """Return fn over `rows` in batches of `size` (halved on out-of-memory), in the rows' order; counts nothing."""
+        n = len(rows)
+        order = sorted(range(n), key=lambda i: key(rows[i])) if key else list(range(n))
         outs: list[torch.Tensor] = []
         start = 0
         with self.context():
@@ -88,7 +146,6 @@ class Runner:
                         torch.cuda.empty_cache()
                     continue
                 outs.append(out.detach().float().cpu())
-                self.rows += len(idx)
                 start += len(idx)
         result = torch.cat(outs)
         if key:

@@ -130,3 +130,20 @@ def test_quality_recommendation_needs_the_library_hit_rate() -> None:
     assert pick["smallest_sufficient_budget"] == 200 and pick["rows_ratio_library_over_pick"] == pytest.approx(5.0)
     rows[2]["hit_rate_seed1"] = 0.9  # one seed below the library: not sufficient any more
     assert recommend(rows)[0]["smallest_sufficient_budget"] == 1000
+
+
+@pytest.mark.slow
+def test_batching_benchmark_quick_equal_both_ways(tmp_path: Path) -> None:
+    if not (MODELS / "sentiment-bert").exists():
+        pytest.skip("bundled models missing")
+    out = tmp_path / "batching.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "batching.py"), "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert {(r["method"], r["batch_inputs"]) for r in doc["rows"]} == {("shap", "1"), ("shap", "8"), ("lime", "1"), ("lime", "8")}
+    for r in doc["rows"]:  # the equality fields, not the timings
+        assert r["rows_equal"] and r["top_equal"] and r["failures"] == 0, r
+        assert r["max_abs_score_diff"] <= 1e-5, r
+    assert [r["in_flight"] for r in doc["rows"]] == [1, 8, 1, 8]
+    assert "load_average" in doc["machine"] and "max |diff|" in proc.stdout

@@ -53,7 +53,9 @@ class PrefixScorer:
         if missing:
             rows = [h + tail for h in missing]
             cols = torch.tensor(sorted(gen.columns, key=gen.columns.__getitem__), device=self.runner.device)
-            vals = self.runner.map(rows, lambda batch: self.forward(batch, width, cols), key=len).numpy()
+            # rows of other inputs share a call only when they ask for the same positions and columns
+            share = ("lm-prefix", width, tuple(cols.tolist()))
+            vals = self.runner.map(rows, lambda batch: self.forward(batch, width, cols), key=len, share=share).numpy()
             for (h, where), v in zip(missing.items(), vals):
                 for j in range(width):
                     gen.cache[h + tail[:j]] = v[j]

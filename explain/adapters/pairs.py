@@ -260,7 +260,7 @@ class PairTextClassifierAdapter(TextClassifierAdapter):
         unique: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
         keys = [unique.setdefault((tuple(int(x) for x in r), tuple(int(x) for x in t)), len(unique)) for r, t in rows]
         distinct = [(np.asarray(r), np.asarray(t)) for r, t in unique]
-        logits = self.runner.map(distinct, lambda b: self.pair_logits_of(b), key=lambda r: len(r[0]))
+        logits = self.runner.map(distinct, lambda b: self.pair_logits_of(b), key=lambda r: len(r[0]), share="pair-logits")
         return transform(logits, output).numpy()[np.asarray(keys)]
 
     # ---- views --------------------------------------------------------------------------

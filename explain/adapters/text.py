@@ -146,7 +146,8 @@ class TextClassifierAdapter(Adapter):
         unique: dict[tuple[int, ...], int] = {}
         keys = [unique.setdefault(tuple(r), len(unique)) for r in rows]
         distinct = list(unique)
-        logits = self.runner.map(distinct, lambda b: self.logits_of(b), key=len)
+        # share: any input's rows go through logits_of alike, so inputs explained side by side share calls
+        logits = self.runner.map(distinct, lambda b: self.logits_of(b), key=len, share="text-logits")
         return transform(logits, output).numpy()[np.asarray(keys)]
 
     # ---- views --------------------------------------------------------------------------

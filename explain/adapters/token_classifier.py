@@ -228,7 +228,7 @@ class TokenClassifierAdapter(TextClassifierAdapter):
             at = torch.tensor([p for _, p in batch], device=logits.device)
             return logits[torch.arange(len(batch), device=logits.device), at]
 
-        logits = self.runner.map(list(unique), run, key=lambda k: len(k[0]))
+        logits = self.runner.map(list(unique), run, key=lambda k: len(k[0]), share="token-logits-at")
         return transform(logits, output).numpy()[np.asarray(keys)]
 
     # ---- views --------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class AblationMethod(Method):
     families = ("text-classifier", "causal-lm")
     Settings = AblationSettings
     reference = "https://captum.ai/api/feature_ablation.html"
+    batchable = True
 
     def explain(
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int

@@ -27,6 +27,9 @@ class Method(ABC):
     # Modules the method calls into, imported by the engine before its clock starts so that the
     # first input's `seconds` is that input's work, not a library's import.
     libraries: ClassVar[tuple[str, ...]] = ()
+    # True when the method reaches the model only through `Runner.map` and reads no global RNG:
+    # then inputs can be explained side by side, sharing model calls (input_batching)
+    batchable: ClassVar[bool] = False
 
     def supports(self, adapter: Adapter) -> bool:
         """Return True when this method can explain models of the adapter's family."""

@@ -84,6 +84,7 @@ class LimeMethod(Method):
     families = ("text-classifier", "causal-lm", "image-classifier")
     Settings = LimeSettings
     reference = "https://arxiv.org/abs/1602.04938"
+    batchable = True
 
     def explain(
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int

@@ -94,24 +94,52 @@ def _warm_up() -> None:
         pass
 
 
+_streams = threading.local()
+
+
+class _ThreadNumpy:
+    """numpy, except that `random` is the calling thread's own stream while `partition` runs.
+
+    shap's Partition explainer breaks ties between equally urgent clusters with
+    `np.random.randn()`, numpy's global stream. Inputs explained side by side (input_batching)
+    run shap in several threads at once; on one global stream their draws would interleave and
+    the values would depend on timing. Seen through this object, shap's partition module draws
+    from a per-call RandomState seeded as `np.random.seed(seed)` seeds the global one, so the
+    values equal a one-at-a-time run's, and the caller's global stream is never touched.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "random":
+            return getattr(_streams, "current", None) or np.random
+        return getattr(np, name)
+
+
+def _own_streams() -> None:
+    """Point shap's partition module at _ThreadNumpy (once; its numba kernels read no `np`)."""
+    from shap.explainers import _partition
+
+    if not isinstance(getattr(_partition, "np", None), _ThreadNumpy):
+        _partition.np = _ThreadNumpy()
+
+
 def partition(model: Any, view: PerturbationView, max_evals: int, batch_size: int, seed: int) -> tuple[np.ndarray, float, bool]:
     """Return (Owen values, base value, exact) from shap's Partition explainer over the view's features.
 
-    shap breaks ties between equally urgent clusters with numpy's global random stream: it is
-    seeded with `seed` for the call and restored afterwards, so a run is repeatable and the
-    caller's stream is untouched. `exact` is True when the whole hierarchy was expanded within
+    shap breaks ties between equally urgent clusters with numpy's random stream: it draws from
+    its own stream seeded with `seed` (see _ThreadNumpy), so a run is repeatable, the caller's
+    stream is untouched and threads explaining other inputs do not disturb it. `exact` is True when the whole hierarchy was expanded within
     the budget (then the values are the exact Owen values of this hierarchy and mask).
     """
     import shap
 
     d = len(view.features)
     explainer = shap.explainers.Partition(model, _masker(view))
-    state = np.random.get_state()
-    np.random.seed(seed % 2**32)
+    _own_streams()
+    _streams.current = np.random.RandomState(seed % 2**32)  # the stream np.random.seed(seed) gives
     try:
         out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
     finally:
-        np.random.set_state(state)
+        _streams.current = None
     # shap spends max_evals - 2 on the tree; a run the budget cut short ends at or past that
     exact = int(getattr(explainer, "last_eval_count", max_evals)) < max_evals - 2
     return np.asarray(out.values[0], dtype=np.float64), float(np.ravel(out.base_values)[0]), exact
@@ -127,6 +155,7 @@ class ShapMethod(Method):
     families = ("text-classifier", "causal-lm", "image-classifier")
     Settings = ShapSettings
     reference = "https://arxiv.org/abs/1705.07874"
+    batchable = True
 
     def explain(
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int
