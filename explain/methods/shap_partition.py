@@ -114,8 +114,12 @@ class _ThreadNumpy:
         return getattr(np, name)
 
 
-def _own_streams() -> None:
-    """Point shap's partition module at _ThreadNumpy (once; its numba kernels read no `np`)."""
+def own_streams() -> None:
+    """Point shap's partition module at _ThreadNumpy (once; its numba kernels read no `np`).
+
+    Called by input_batching before inputs are explained side by side, so a run that explains
+    one input at a time leaves shap's module as it found it.
+    """
     from shap.explainers import _partition
 
     if not isinstance(getattr(_partition, "np", None), _ThreadNumpy):
@@ -125,21 +129,32 @@ def _own_streams() -> None:
 def partition(model: Any, view: PerturbationView, max_evals: int, batch_size: int, seed: int) -> tuple[np.ndarray, float, bool]:
     """Return (Owen values, base value, exact) from shap's Partition explainer over the view's features.
 
-    shap breaks ties between equally urgent clusters with numpy's random stream: it draws from
-    its own stream seeded with `seed` (see _ThreadNumpy), so a run is repeatable, the caller's
-    stream is untouched and threads explaining other inputs do not disturb it. `exact` is True when the whole hierarchy was expanded within
+    shap breaks ties between equally urgent clusters with numpy's random stream, seeded with
+    `seed` for the call: one input at a time, the global stream is seeded and restored after;
+    inputs side by side, each thread draws from its own stream seeded the same way (see
+    _ThreadNumpy). So a run is repeatable, the caller's stream is untouched and threads
+    explaining other inputs do not disturb it. `exact` is True when the whole hierarchy was expanded within
     the budget (then the values are the exact Owen values of this hierarchy and mask).
     """
     import shap
 
     d = len(view.features)
     explainer = shap.explainers.Partition(model, _masker(view))
-    _own_streams()
-    _streams.current = np.random.RandomState(seed % 2**32)  # the stream np.random.seed(seed) gives
-    try:
-        out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
-    finally:
-        _streams.current = None
+    from shap.explainers import _partition
+
+    if isinstance(getattr(_partition, "np", None), _ThreadNumpy):  # inputs side by side: this thread's stream
+        _streams.current = np.random.RandomState(seed % 2**32)  # the stream np.random.seed(seed) gives
+        try:
+            out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
+        finally:
+            _streams.current = None
+    else:  # one input at a time: the global stream, seeded for the call and restored
+        state = np.random.get_state()
+        np.random.seed(seed % 2**32)
+        try:
+            out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
+        finally:
+            np.random.set_state(state)
     # shap spends max_evals - 2 on the tree; a run the budget cut short ends at or past that
     exact = int(getattr(explainer, "last_eval_count", max_evals)) < max_evals - 2
     return np.asarray(out.values[0], dtype=np.float64), float(np.ravel(out.base_values)[0]), exact
