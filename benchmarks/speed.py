@@ -18,8 +18,8 @@ held-out sentences with a planted word (so the answers can be checked: hit rate)
 
 Equal work: the direct side gets, per input, the work ours did (IG: its final n_steps and rule;
 SHAP: max_evals; LIME: num_samples), one target (the predicted class) on both sides, the same
-whitespace words as features (shap: a word-level Text masker with [MASK]; lime: bow=False,
-removed words dropped). The machine is shared and noisy: whole-process figures are the median
+whitespace words as features, removed as ours removes them by default (shap: a word-level Text
+masker with [MASK]; lime: bow=False, mask_string [MASK]; IG: a [MASK] baseline). The machine is shared and noisy: whole-process figures are the median
 of `--repeats` runs, warm figures of `--warm-repeats`.
 """
 

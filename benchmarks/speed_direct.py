@@ -6,7 +6,7 @@ SPEC: {"method": "ig"|"shap"|"lime", "folder", "texts", "work": [per-input setti
 "record"}. Per-input work is what our side did on that input (IG: its final n_steps and rule;
 SHAP: max_evals; LIME: num_samples), so both sides do the same work. Each input explains its
 predicted class only; features are whitespace words (shap: a word-level Text masker with
-[MASK]; lime: bow=False, removed words dropped, as ours). Imports no `explain`: run as its own
+[MASK]; lime: bow=False, removed words replaced by [MASK], as ours by default). Imports no `explain`: run as its own
 process, its wall time is what a user's short script costs. With "warm", one untimed input
 first; with "record", the exact rows are replayed as a pure forward for the time/forward ratio.
 """
@@ -74,13 +74,13 @@ def _target(model: Any, tok: Any, text: str) -> int:
 
 
 def ig_one(model: Any, tok: Any, text: str, w: dict[str, Any]) -> tuple[str, int]:
-    """captum LayerIntegratedGradients on the embeddings, pad baseline (specials kept), one class."""
+    """captum LayerIntegratedGradients on the embeddings, [MASK] baseline (specials kept, as ours), one class."""
     from captum.attr import LayerIntegratedGradients
 
     ids = tok(text, return_tensors="pt")["input_ids"].to(model.device)
     target = _target(model, tok, text)
     special = torch.tensor(tok.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True)).bool().to(ids.device)
-    base = torch.where(special, ids, torch.full_like(ids, tok.pad_token_id))
+    base = torch.where(special, ids, torch.full_like(ids, tok.mask_token_id))
     for p in model.parameters():  # input gradients only, as a careful user (and ours) runs it
         p.requires_grad_(False)
     lig = LayerIntegratedGradients(lambda x: torch.softmax(model(input_ids=x).logits, -1)[:, target], model.get_input_embeddings())
@@ -111,12 +111,12 @@ def shap_one(model: Any, tok: Any, text: str, w: dict[str, Any]) -> tuple[str, i
 
 
 def lime_one(model: Any, tok: Any, text: str, w: dict[str, Any]) -> tuple[str, int]:
-    """lime's text explainer, every word occurrence a feature (bow=False), removed words dropped."""
+    """lime's text explainer, every word occurrence a feature (bow=False), removed words replaced by [MASK]."""
     from lime.lime_text import LimeTextExplainer
 
     target = _target(model, tok, text)
     d = len(text.split())
-    exp = LimeTextExplainer(bow=False, mask_string="", split_expression=r"\s+", random_state=0).explain_instance(
+    exp = LimeTextExplainer(bow=False, mask_string="[MASK]", split_expression=r"\s+", random_state=0).explain_instance(
         text, _predict_fn(model, tok), labels=(target,), num_features=d, num_samples=int(w["num_samples"])
     )
     return str(exp.as_list(label=target)[0][0]), d
