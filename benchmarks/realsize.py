@@ -66,6 +66,7 @@ def build(model: str, size: int, device: str, autocast: str | None = None) -> tu
         return explain.from_model(hf, tok, device=device, autocast=autocast), sentences_of(1, size), {}
     if model == "gpt2-small":
         tok = transformers.AutoTokenizer.from_pretrained(ROOT / "examples" / "models" / "planted-gpt2")
+        tok.model_max_length = 1024  # the bundled tokenizer says 64, its planted model's length; GPT-2's is 1024
         hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=50257, n_positions=1024)).eval()
         words = [w for w in tok.get_vocab() if w.isalpha()]
         rng = np.random.default_rng(0)
