@@ -71,6 +71,14 @@ def sentiment_bert() -> Path:
     return path
 
 
+def blocking_env(pattern: Path | str, count: int) -> dict[str, str]:
+    """Environment for a CLI subprocess whose model calls block forever once `count` files match
+    `pattern` (tests/block_site/sitecustomize.py): an interrupt test then cannot race the run."""
+    site = ROOT / "tests" / "block_site"
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{site}{os.pathsep}{ROOT}",
+            "EXPLAIN_TEST_BLOCK_WHEN": f"{pattern}:{count}"}
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     """Run `explain ARGS...` as a subprocess, as a user would; return the finished process."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}

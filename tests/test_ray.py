@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import explain
-from conftest import FILLER, ROOT, SENTIMENT, run_cli
+from conftest import FILLER, ROOT, SENTIMENT, blocking_env, run_cli
 from explain.distributed import open_sharded, read_file
 from explain.distributed.shards import Store, shard_files, write_shard
 
@@ -131,11 +131,14 @@ def test_an_existing_output_needs_resume_or_force(ray_run: Any, tiny_bert: Path,
 def test_interrupt_keeps_finished_shards_and_resume_completes(tiny_bert: Path, data: list[Path], reference: explain.Results, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["run", str(tiny_bert), "--input", str(data[0]), "--input", str(data[1]), *COMMON, "--shard-size", "8", "--out", str(out)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    # The workers' model calls block by themselves once 3 shards are written (blocking_env), so
+    # the Ctrl-C always lands mid-run, however fast the machine.
+    env = blocking_env(out / "shards" / "part-*.json", 3)
     proc = subprocess.Popen([sys.executable, "-m", "explain.cli.main", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and len(shard_files(Store(out))) < 3 and proc.poll() is None:
         time.sleep(0.2)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr

@@ -20,23 +20,23 @@ import explain
 from explain.errors import InputError
 from explain.results_io import dumps, loads
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, blocking_env, run_cli
 
 
 def test_interrupt_keeps_finished_inputs_and_resume_completes(tiny_bert: Path, tmp_path: Path) -> None:
-    # enough work that the interrupt (after the first flush, ~3 s in) lands mid-run on a fast machine
-    texts = [f"the movie {'was ' * (i % 5)}great number {i}" for i in range(400)]
+    # The run blocks by itself once its first flush has written results.json (blocking_env), so
+    # the interrupt always lands mid-run, however fast the machine.
+    texts = [f"the movie {'was ' * (i % 5)}great number {i}" for i in range(200)]
     data = tmp_path / "in.txt"
     data.write_text("\n".join(texts) + "\n", encoding="utf-8")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "explain.cli.main", "run", str(tiny_bert), "--input", str(data), "--methods", "ig,lime",
            "--set", "lime.num_samples=400", "--out", str(out), "--no-report", "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=blocking_env(out / "results.json", 1), stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / "results.json").exists() and time.time() < deadline:
         time.sleep(0.2)
-    time.sleep(1.0)
+    time.sleep(0.5)  # the run is blocked now: nothing can finish after results.json appeared
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -47,6 +47,7 @@ def test_interrupt_keeps_finished_inputs_and_resume_completes(tiny_bert: Path, t
     for i in finished:  # every saved input is complete: both methods present
         assert {e.method for e in partial.for_input(i)} == {"ig", "lime"}
 
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     resumed = subprocess.run([*cmd, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     full = explain.open_results(out / "results.json")
