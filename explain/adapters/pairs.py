@@ -278,13 +278,7 @@ class PairTextClassifierAdapter(TextClassifierAdapter):
             return super().gradient_view(example, target, granularity=granularity, output=output, **options)
         output = output or "probability"
         name = self.resolve_baseline(options, gradient=True)
-        ids = torch.tensor([tok.ids], device=self.device)
-        special = torch.tensor([tok.special], device=self.device)
-        emb = self.model.get_input_embeddings()
-        with torch.no_grad():
-            inputs = emb(ids).detach()  # (1, T, D)
-        base = textview.baseline_embeddings(emb, ids, special, self.fill_id(name))
-        mask = torch.ones_like(ids)
+        inputs, base, mask = self._embedded(tok, name)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])

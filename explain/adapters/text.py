@@ -68,17 +68,7 @@ class TextClassifierAdapter(Adapter):
     # ---- inputs -------------------------------------------------------------------------
     def prepare(self, raw: Any, index: int, max_length: int | None = None, truncate: bool = True, **_: Any) -> Example:
         """Tokenise one text and compute the model's class probabilities once."""
-        if not isinstance(raw, str):
-            raise InputError(f"input {index}: expected a text, got {type(raw).__name__}")
-        if not raw.strip():
-            raise InputError(f"input {index}: the text is empty")
-        limits = [x for x in (max_length, self.info.max_length) if x]
-        limit = min(limits) if limits else None
-        tok = tokenize(self.tokenizer, raw, limit)
-        if tok.truncated_from is not None and not truncate:
-            raise InputError(f"input {index}: {tok.truncated_from} tokens is longer than the limit of {limit}")
-        if not tok.word_tokens:
-            raise InputError(f"input {index}: the text has no tokens besides special tokens")
+        tok, limit = self._tokenized(raw, index, max_length, truncate)
         probs = self.predict([list(tok.ids)])[0]
         note = None
         if tok.truncated_from is not None:
@@ -93,6 +83,30 @@ class TextClassifierAdapter(Adapter):
             probabilities=tuple(float(p) for p in probs),  # every class, in label order
         )
         return Example(index=index, record=record, probs=probs, state=tok)
+
+    def _embedded(self, tok: Any, baseline: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (the text's embeddings (1, T, D), the all-removed baseline's, an all-ones attention mask)."""
+        ids = torch.tensor([tok.ids], device=self.device)
+        special = torch.tensor([tok.special], device=self.device)
+        emb = self.model.get_input_embeddings()
+        with torch.no_grad():
+            inputs = emb(ids).detach()
+        return inputs, textview.baseline_embeddings(emb, ids, special, self.fill_id(baseline)), torch.ones_like(ids)
+
+    def _tokenized(self, raw: Any, index: int, max_length: int | None, truncate: bool) -> tuple[Tokenized, int | None]:
+        """Return one text tokenised within the length limit (and that limit), or raise InputError."""
+        if not isinstance(raw, str):
+            raise InputError(f"input {index}: expected a text, got {type(raw).__name__}")
+        if not raw.strip():
+            raise InputError(f"input {index}: the text is empty")
+        limits = [x for x in (max_length, self.info.max_length) if x]
+        limit = min(limits) if limits else None
+        tok = tokenize(self.tokenizer, raw, limit)
+        if tok.truncated_from is not None and not truncate:
+            raise InputError(f"input {index}: {tok.truncated_from} tokens is longer than the limit of {limit}")
+        if not tok.word_tokens:
+            raise InputError(f"input {index}: the text has no tokens besides special tokens")
+        return tok, limit
 
     def units(self, tok: Tokenized, granularity: str) -> Units:
         """Return the features (whole words, or raw non-special tokens) of a tokenised text."""
@@ -169,13 +183,7 @@ class TextClassifierAdapter(Adapter):
         tok: Tokenized = example.state
         output = output or "probability"
         name = self.resolve_baseline(options, gradient=True)
-        ids = torch.tensor([tok.ids], device=self.device)
-        special = torch.tensor([tok.special], device=self.device)
-        emb = self.model.get_input_embeddings()
-        with torch.no_grad():
-            inputs = emb(ids).detach()  # (1, T, D)
-        base = textview.baseline_embeddings(emb, ids, special, self.fill_id(name))
-        mask = torch.ones_like(ids)
+        inputs, base, mask = self._embedded(tok, name)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])

@@ -42,7 +42,7 @@ from .attention_impl import eager_attention
 from .base import AttentionView, Example, GradientView, PerturbationView, contiguous_linkage, select_output, transform
 from .targets import as_list, class_indices, strip_prefix
 from .text import TextClassifierAdapter
-from .words import Tokenized, tokenize
+from .words import Tokenized
 
 OUTSIDE = ("o", "outside")
 WORD_PREFIX = "word:"
@@ -87,17 +87,7 @@ class TokenClassifierAdapter(TextClassifierAdapter):
             if unknown or "text" not in raw:
                 raise InputError(f"input {index}: a token-classifier input is a text or {{'text': ..., 'word': N}}, got the keys {sorted(raw)}")
             raw, words_given = raw["text"], raw.get("word")
-        if not isinstance(raw, str):
-            raise InputError(f"input {index}: expected a text, got {type(raw).__name__}")
-        if not raw.strip():
-            raise InputError(f"input {index}: the text is empty")
-        limits = [x for x in (max_length, self.info.max_length) if x]
-        limit = min(limits) if limits else None
-        tok = tokenize(self.tokenizer, raw, limit)
-        if tok.truncated_from is not None and not truncate:
-            raise InputError(f"input {index}: {tok.truncated_from} tokens is longer than the limit of {limit}")
-        if not tok.word_tokens:
-            raise InputError(f"input {index}: the text has no tokens besides special tokens")
+        tok, limit = self._tokenized(raw, index, max_length, truncate)
         probs = self.token_outputs([list(tok.ids)])[0]  # (T, C)
         word_probs = probs[[w[0] for w in tok.word_tokens]]  # (W, C) at each word's first token
         if words_given is not None:
@@ -245,13 +235,7 @@ class TokenClassifierAdapter(TextClassifierAdapter):
         output = output or "probability"
         name = self.resolve_baseline(options, gradient=True)
         row = tok_row(example, target)
-        ids = torch.tensor([tok.ids], device=self.device)
-        special = torch.tensor([tok.special], device=self.device)
-        emb = self.model.get_input_embeddings()
-        with torch.no_grad():
-            inputs = emb(ids).detach()  # (1, T, D)
-        base = textview.baseline_embeddings(emb, ids, special, self.fill_id(name))
-        mask = torch.ones_like(ids)
+        inputs, base, mask = self._embedded(tok, name)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])
