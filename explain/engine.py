@@ -244,10 +244,6 @@ class _Job:
                 raise TargetError(f"top_classes={top_classes!r}: give a number of classes >= 1")
             top_classes = min(top_classes, len(model.labels))
         model.check_target(target)
-        if any(m.name == "shap" for m in self.chosen):
-            from .methods.shap_partition import warm_up_in_background
-
-            warm_up_in_background()
         self.model, self.target, self.top_classes, self.baseline = model, target, top_classes, baseline
         self.granularity, self.seed, self.errors, self.progress = granularity, seed, errors, progress
 

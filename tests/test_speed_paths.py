@@ -134,19 +134,6 @@ def test_bad_memory_sizes_are_one_line_errors(bad: str) -> None:
         parse_size(bad)
 
 
-def test_shap_kernels_compile_in_the_background_and_the_values_do_not_change(tiny_bert) -> None:  # type: ignore[no-untyped-def]
-    from explain.methods import shap_partition
-
-    model = explain.load(tiny_bert, device="cpu")
-    res = explain.explain(model, ["a good film but a bad plot"], methods=["shap"], shap={"max_evals": 100})
-    assert shap_partition._warm and not res.failures
-    shap_partition._warm[0].join(120)
-    assert not shap_partition._warm[0].is_alive()
-    again = explain.explain(model, ["a good film but a bad plot"], methods=["shap"], shap={"max_evals": 100})
-    np.testing.assert_array_equal(res[0].scores, again[0].scores)
-    assert res[0].self_checks == again[0].self_checks and res[0].self_checks[0].name == "stability"
-
-
 def test_the_inference_copy_follows_weight_changes(cnn) -> None:  # type: ignore[no-untyped-def]
     import copy
 

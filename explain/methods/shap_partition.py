@@ -12,7 +12,6 @@ is *stability*: the values at half the budget must agree on the top features (se
 from __future__ import annotations
 
 from dataclasses import dataclass
-import atexit
 import threading
 from typing import Any
 
@@ -23,6 +22,7 @@ from ..explanation import Explanation, Target
 from .registry import register
 from . import stability
 from .base import BASELINE_HELP, Cost, Method, setting, view_options
+from .shap_kernels import numpy_kernels
 
 
 @dataclass(frozen=True)
@@ -53,47 +53,6 @@ def _masker(view: PerturbationView) -> Any:
     return KeepMaskMasker()
 
 
-_warm: list[threading.Thread] = []
-
-
-def warm_up_in_background() -> None:
-    """Compile shap's numba kernels on a background thread, once per process.
-
-    shap's Partition explainer JIT-compiles its kernels on first use (seconds); started when a
-    run begins, the compilation overlaps the model's loading and the methods that come first
-    instead of stalling the first SHAP explanation. shap's kernels cannot be cached on disk
-    safely (numba's cache of them crashes on reload), so this is the next best thing.
-    """
-    if _warm:
-        return
-    thread = threading.Thread(target=_warm_up, name="explain-shap-jit", daemon=True)
-    _warm.append(thread)
-    thread.start()
-    atexit.register(thread.join, 60)  # never leave the interpreter while LLVM is compiling
-
-
-def _warm_up() -> None:
-    import shap
-
-    from ..adapters.base import contiguous_linkage
-
-    class Tiny(shap.maskers.Masker):
-        def __init__(self) -> None:
-            self.shape = (1, 4)
-            self.clustering = contiguous_linkage(4)
-
-        def __call__(self, mask: np.ndarray, *args: Any) -> tuple[np.ndarray]:
-            return (np.asarray(mask, dtype=bool).reshape(1, -1),)
-
-    def model(masks: np.ndarray) -> np.ndarray:  # the dtype the adapters' evaluate returns
-        return np.asarray(masks, dtype=bool).sum(1).astype(np.float32)
-
-    try:
-        shap.explainers.Partition(model, Tiny())(np.zeros((1, 4)), max_evals=20, silent=True)
-    except Exception:  # a warm-up only: the real call reports any real problem
-        pass
-
-
 _streams = threading.local()
 
 
@@ -115,7 +74,7 @@ class _ThreadNumpy:
 
 
 def own_streams() -> None:
-    """Point shap's partition module at _ThreadNumpy (once; its numba kernels read no `np`).
+    """Point shap's partition module at _ThreadNumpy (once; only its tie-breaks read `np.random`).
 
     Called by input_batching before inputs are explained side by side, so a run that explains
     one input at a time leaves shap's module as it found it.
@@ -137,24 +96,24 @@ def partition(model: Any, view: PerturbationView, max_evals: int, batch_size: in
     the budget (then the values are the exact Owen values of this hierarchy and mask).
     """
     import shap
-
-    d = len(view.features)
-    explainer = shap.explainers.Partition(model, _masker(view))
     from shap.explainers import _partition
 
-    if isinstance(getattr(_partition, "np", None), _ThreadNumpy):  # inputs side by side: this thread's stream
-        _streams.current = np.random.RandomState(seed % 2**32)  # the stream np.random.seed(seed) gives
-        try:
-            out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
-        finally:
-            _streams.current = None
-    else:  # one input at a time: the global stream, seeded for the call and restored
-        state = np.random.get_state()
-        np.random.seed(seed % 2**32)
-        try:
-            out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
-        finally:
-            np.random.set_state(state)
+    d = len(view.features)
+    with numpy_kernels():  # shap's numba helpers as numpy: no JIT compile per process (shap_kernels)
+        explainer = shap.explainers.Partition(model, _masker(view))
+        if isinstance(getattr(_partition, "np", None), _ThreadNumpy):  # inputs side by side: this thread's stream
+            _streams.current = np.random.RandomState(seed % 2**32)  # the stream np.random.seed(seed) gives
+            try:
+                out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
+            finally:
+                _streams.current = None
+        else:  # one input at a time: the global stream, seeded for the call and restored
+            state = np.random.get_state()
+            np.random.seed(seed % 2**32)
+            try:
+                out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
+            finally:
+                np.random.set_state(state)
     # shap spends max_evals - 2 on the tree; a run the budget cut short ends at or past that
     exact = int(getattr(explainer, "last_eval_count", max_evals)) < max_evals - 2
     return np.asarray(out.values[0], dtype=np.float64), float(np.ravel(out.base_values)[0]), exact
