@@ -117,3 +117,42 @@ def test_metrics_on_run_and_evaluate_a_saved_run(tiny_bert: Path, tmp_path: Path
     save_bert(other, seed=3)
     wrong = run_cli("evaluate", str(out / "results.json"), "--checkpoint", str(other), "--out", str(tmp_path / "x"))
     assert_user_error(wrong, "made with another checkpoint")
+
+
+def test_the_fast_exit_finishes_what_a_normal_exit_would(tmp_path: Path) -> None:
+    """`leave` skips the interpreter's teardown (~1 s) but joins threads, runs atexit and flushes.
+
+    Without the join the thread's file would be missing; without atexit its line; without the
+    flush most of the 200,000 characters written to a pipe; and the exit code must survive.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    marker = tmp_path / "thread-done"
+    script = textwrap.dedent(f"""
+        import atexit, sys, threading, time
+        from pathlib import Path
+        from explain.cli.main import leave
+
+        def late() -> None:
+            time.sleep(0.5)
+            Path({str(marker)!r}).write_text("done")
+
+        threading.Thread(target=late).start()  # non-daemon: a normal exit waits for it
+        atexit.register(lambda: sys.stderr.write("atexit ran\\n"))
+        sys.stdout.write("x" * 200_000)
+        leave(3)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3
+    assert proc.stdout == "x" * 200_000
+    assert proc.stderr == "atexit ran\n"
+    assert marker.read_text() == "done"
+
+
+def test_the_console_script_uses_the_fast_exit() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["explain"] == "explain.cli.main:entry"
