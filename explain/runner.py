@@ -30,6 +30,11 @@ class SharedCalls(Protocol):
     ) -> torch.Tensor: ...
 
 DEFAULT_BATCH = {"cpu": 64, "cuda": 256}
+# CPU, no batch size set: text rows are batched to about this many tokens per model call (8 to
+# 256 rows). Measured on the MiniLM-sized classifier (2 cores): 16-token rows ran 10-15% faster
+# per row in calls of 128-256 rows than of 64; 64-token rows fastest at 64; 256-token rows at 8-16.
+TOKENS_PER_CALL = {"cpu": 4096}
+ROWS_PER_CALL = (8, 256)
 
 
 class Runner:
@@ -45,6 +50,7 @@ class Runner:
         self.device = device
         self.max_memory = parse_size(max_memory) if max_memory is not None else None
         self.batch_size = batch_size or DEFAULT_BATCH.get(device.type, 64)
+        self.fixed = batch_size is not None  # a set batch size (or one an out-of-memory forced) is kept as is
         if autocast not in (None, "bf16", "fp16"):
             raise ExplainError(f"unknown autocast {autocast!r}: use bf16, fp16 or leave it off")
         self.autocast = autocast
@@ -107,7 +113,7 @@ class Runner:
         n = len(rows)
         if n == 0:
             raise ValueError("Runner.map needs at least one row")
-        size = max(1, batch_size or self.batch_size)
+        size = max(1, batch_size or self.rows_per_call(rows, key))
         batcher = self.batcher
         if batcher is not None and batcher.serves_this_thread():
             result = batcher.submit(rows, fn, key, size, share)
@@ -115,6 +121,15 @@ class Runner:
             result = self.evaluate(rows, fn, key=key, size=size)
         self.rows += n
         return result
+
+    def rows_per_call(self, rows: Sequence[T], key: Callable[[T], int] | None) -> int:
+        """Return the rows per model call: the batch size, or on CPU with none set and rows whose
+        `key` is their length in tokens, as many as make about TOKENS_PER_CALL tokens."""
+        budget = TOKENS_PER_CALL.get(self.device.type)
+        if self.fixed or budget is None or key is None:
+            return self.batch_size
+        longest = max(key(r) for r in rows)
+        return max(ROWS_PER_CALL[0], min(ROWS_PER_CALL[1], budget // max(1, longest)))
 
     def evaluate(
         self,
@@ -142,6 +157,7 @@ class Runner:
                         ) from None
                     size = max(1, size // 2)
                     self.batch_size = min(self.batch_size, size)
+                    self.fixed = True
                     if self.device.type == "cuda":
                         torch.cuda.empty_cache()
                     continue

@@ -167,3 +167,47 @@ def test_a_relu_shared_with_a_residual_stays_out_of_place() -> None:
     assert fast is not None and not any(getattr(m, "inplace", False) for m in fast.modules())
     with torch.inference_mode():
         torch.testing.assert_close(fast(probe.contiguous(memory_format=torch.channels_last)), model(probe), rtol=1e-4, atol=1e-5)
+
+
+def test_cpu_calls_hold_about_a_token_budget_of_rows() -> None:
+    """On CPU with no batch size set, text rows go to the model ~4096 tokens per call (8-256 rows)."""
+    from explain.runner import Runner
+
+    runner = Runner(torch.device("cpu"))
+    sizes: list[int] = []
+
+    def fn(batch: list[list[int]]) -> torch.Tensor:
+        sizes.append(len(batch))
+        return torch.zeros(len(batch), 2)
+
+    for length, expected in [(16, 256), (20, 204), (64, 64), (256, 16), (2000, 8)]:
+        sizes.clear()
+        runner.map([[1] * length] * 600, fn, key=len)
+        assert max(sizes) == min(expected, 600), (length, sizes)
+    sizes.clear()
+    runner.map([torch.zeros(3)] * 100, fn)  # rows without a length (images): the batch size
+    assert max(sizes) == 64
+    fixed = Runner(torch.device("cpu"), batch_size=32)  # a set batch size is kept
+    sizes.clear()
+    fixed.map([[1] * 16] * 100, fn, key=len)
+    assert max(sizes) == 32
+
+
+def test_an_out_of_memory_ends_the_token_budget() -> None:
+    from explain.runner import Runner
+
+    runner = Runner(torch.device("cpu"))
+    sizes: list[int] = []
+
+    def fn(batch: list[list[int]]) -> torch.Tensor:
+        if len(batch) > 100:
+            raise torch.OutOfMemoryError("injected: more than 100 rows")
+        sizes.append(len(batch))
+        return torch.arange(len(batch), dtype=torch.float32)[:, None]
+
+    out = runner.map([[1] * 16] * 300, fn, key=len)
+    assert out.shape == (300, 1) and max(sizes) == 64  # 256, then halved to 128, then 64
+    assert runner.fixed and runner.batch_size == 64
+    sizes.clear()
+    runner.map([[1] * 16] * 300, fn, key=len)
+    assert max(sizes) == 64  # later calls keep the size that fitted
