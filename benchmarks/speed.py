@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="whole-process runs per side, median kept (default 3; quick 1)")
     parser.add_argument("--warm-repeats", type=int, default=1, help="warm in-process runs per side (default 1)")
     parser.add_argument("--configs", help="comma-separated indices of the configurations (default: all)")
-    parser.add_argument("--methods", help="comma-separated (default ig,shap,lime; quick: ig,lime, as shap's numba compile costs ~10 s a process)")
+    parser.add_argument("--methods", help="comma-separated (default ig,shap,lime; quick: ig,lime, as shap's numba compile costs the direct side ~5 s a process)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speed.json"))
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="combine the rows of runs made apart (e.g. one per method) into --out")
     args = parser.parse_args()
