@@ -79,6 +79,33 @@ def blocking_env(pattern: Path | str, count: int) -> dict[str, str]:
             "EXPLAIN_TEST_BLOCK_WHEN": f"{pattern}:{count}"}
 
 
+def ctrl_c_default() -> None:
+    """Popen preexec_fn: the child starts with Ctrl-C at its default, whatever the test runner has.
+
+    A job started in the background (`make test &`, `nohup`) ignores SIGINT, and a child
+    inherits that: Python then installs no KeyboardInterrupt handler and the Ctrl-C a test sends
+    is dropped (as it should be for a background job). The interrupt tests set it back, so they
+    test the CLI, not how the suite was started.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interrupt(proc: subprocess.Popen[str], timeout: float) -> str:
+    """Press Ctrl-C once on a CLI subprocess; return its stderr. A run still going after
+    `timeout` is killed (never left running) and the test fails."""
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError(f"the run was still going {timeout:.0f} s after Ctrl-C") from None
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     """Run `explain ARGS...` as a subprocess, as a user would; return the finished process."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}

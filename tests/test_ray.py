@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 import explain
-from conftest import FILLER, ROOT, SENTIMENT, blocking_env, run_cli
+from conftest import FILLER, ROOT, SENTIMENT, blocking_env, ctrl_c_default, interrupt, run_cli
 from explain.distributed import open_sharded, read_file
 from explain.distributed.shards import Store, shard_files, write_shard
 
@@ -134,13 +133,12 @@ def test_interrupt_keeps_finished_shards_and_resume_completes(tiny_bert: Path, d
     # The workers' model calls block by themselves once 3 shards are written (blocking_env), so
     # the Ctrl-C always lands mid-run, however fast the machine.
     env = blocking_env(out / "shards" / "part-*.json", 3)
-    proc = subprocess.Popen([sys.executable, "-m", "explain.cli.main", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "explain.cli.main", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_default)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and len(shard_files(Store(out))) < 3 and proc.poll() is None:
         time.sleep(0.2)
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)  # Ctrl-C
-    _, stderr = proc.communicate(timeout=120)
+    stderr = interrupt(proc, timeout=180)  # Ctrl-C
     assert proc.returncode == 130, stderr
     assert "--resume" in stderr and "Traceback" not in stderr
     kept = shard_files(Store(out))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import explain
 from explain.errors import InputError
 from explain.results_io import dumps, loads
 
-from conftest import ROOT, blocking_env, run_cli
+from conftest import ROOT, blocking_env, ctrl_c_default, interrupt, run_cli
 
 
 def test_interrupt_keeps_finished_inputs_and_resume_completes(tiny_bert: Path, tmp_path: Path) -> None:
@@ -32,13 +31,12 @@ def test_interrupt_keeps_finished_inputs_and_resume_completes(tiny_bert: Path, t
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "explain.cli.main", "run", str(tiny_bert), "--input", str(data), "--methods", "ig,lime",
            "--set", "lime.num_samples=400", "--out", str(out), "--no-report", "--quiet"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=blocking_env(out / "results.json", 1), stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=blocking_env(out / "results.json", 1), stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_default)
     deadline = time.time() + 120
     while not (out / "results.json").exists() and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(0.5)  # the run is blocked now: nothing can finish after results.json appeared
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    err = interrupt(proc, timeout=120)
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
     partial = explain.open_results(out / "results.json")
