@@ -265,6 +265,8 @@ def build_hf_adapter(
         heads=getattr(text_cfg, "num_attention_heads", None),
         max_length=_max_length(tokenizer, text_cfg) if tokenizer is not None else None,
     )
+    width = getattr(text_cfg, "hidden_size", None)
+    runner.width = width if isinstance(width, int) and width > 0 else None  # sizes CPU calls of text rows
     if family == "image-classifier":
         from .adapters.image import ImageClassifierAdapter
 

@@ -169,8 +169,9 @@ def test_a_relu_shared_with_a_residual_stays_out_of_place() -> None:
         torch.testing.assert_close(fast(probe.contiguous(memory_format=torch.channels_last)), model(probe), rtol=1e-4, atol=1e-5)
 
 
-def test_cpu_calls_hold_about_a_token_budget_of_rows() -> None:
-    """On CPU with no batch size set, text rows go to the model ~4096 tokens per call (8-256 rows)."""
+def test_cpu_calls_hold_about_a_budget_of_activations() -> None:
+    """On CPU with no batch size set, text rows of a model of known width go to it about
+    4096 x 384 activation elements per call (8-256 rows); without a width, the flat batch size."""
     from explain.runner import Runner
 
     runner = Runner(torch.device("cpu"))
@@ -180,23 +181,34 @@ def test_cpu_calls_hold_about_a_token_budget_of_rows() -> None:
         sizes.append(len(batch))
         return torch.zeros(len(batch), 2)
 
-    for length, expected in [(16, 256), (20, 204), (64, 64), (256, 16), (2000, 8)]:
+    runner.map([[1] * 16] * 600, fn, key=len)
+    assert max(sizes) == 64  # width unknown (an own model): the batch size
+    for width, length, expected in [(384, 16, 256), (384, 20, 204), (384, 64, 64), (384, 256, 16), (384, 2000, 8),
+                                    (768, 32, 64), (768, 20, 102), (4096, 512, 8)]:
+        runner.width = width
         sizes.clear()
         runner.map([[1] * length] * 600, fn, key=len)
-        assert max(sizes) == min(expected, 600), (length, sizes)
+        assert max(sizes) == min(expected, 600), (width, length, sizes)
     sizes.clear()
     runner.map([torch.zeros(3)] * 100, fn)  # rows without a length (images): the batch size
     assert max(sizes) == 64
     fixed = Runner(torch.device("cpu"), batch_size=32)  # a set batch size is kept
+    fixed.width = 384
     sizes.clear()
     fixed.map([[1] * 16] * 100, fn, key=len)
     assert max(sizes) == 32
+
+
+def test_the_loader_tells_the_runner_the_hidden_size(tiny_bert) -> None:  # type: ignore[no-untyped-def]
+    model = explain.load(tiny_bert, device="cpu")
+    assert model.runner.width == 32  # conftest's tiny BERT
 
 
 def test_an_out_of_memory_ends_the_token_budget() -> None:
     from explain.runner import Runner
 
     runner = Runner(torch.device("cpu"))
+    runner.width = 384
     sizes: list[int] = []
 
     def fn(batch: list[list[int]]) -> torch.Tensor:
