@@ -9,8 +9,9 @@ the whole-process time of a bare script that only loads the same model and token
 (`python -c "import torch, transformers; ...from_pretrained(folder)"`: Python, torch and
 transformers start-up, building the model, reading its weights), what any script explaining
 this model pays. Both leave without the interpreter's teardown (explain calls os._exit once its
-files are written; the bare script does the same); the bare script leaving normally is timed too. What is left is what explain adds: its own imports, argument parsing,
-captum/shap/lime imports, checks, the results file and the report. `fixed_in_process_s`
+files are written; the bare script does the same); the bare script leaving normally is timed
+too. What is left is what explain adds: its own imports, argument parsing, captum/shap/lime
+imports, checks, the results file and the report. `fixed_in_process_s`
 subtracts instead the CLI's own timing of explain.load (run["load_seconds"]), which leaves
 Python and torch start-up inside the fixed cost. Measured on the bundled BERT with one input and IG, with and
 without the report. Writes benchmarks/results/startup.json. Targets (issue 18): --help <= 0.5 s,
