@@ -217,13 +217,7 @@ class PairTextClassifierAdapter(TextClassifierAdapter):
                 raise InputError(f"input {index}: {name} is a {type(value).__name__}, not a text")
             if not value.strip():
                 raise InputError(f"input {index}: the pair's {name} is empty")
-        limits = [x for x in (max_length, self.info.max_length) if x]
-        limit = min(limits) if limits else None
-        tok = tokenize_pair(self.tokenizer, text, pair, limit)
-        if tok.truncated_from is not None and not truncate:
-            raise InputError(f"input {index}: {tok.truncated_from} tokens is longer than the limit of {limit}")
-        if not tok.word_tokens:
-            raise InputError(f"input {index}: the pair has no tokens besides special tokens")
+        tok, limit = self._within_limit(lambda limit: tokenize_pair(self.tokenizer, text, pair, limit), index, max_length, truncate, "pair")
         probs = self.predict_pairs([(np.asarray(tok.ids), np.asarray(tok.type_ids))])[0]
         pred = int(np.argmax(probs))
         note = None

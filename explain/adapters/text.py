@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -16,6 +16,8 @@ from .attention_impl import eager_attention
 from . import removal, textview
 from .base import Adapter, AttentionView, Example, GradientView, PerturbationView, select_output, transform
 from .words import Tokenized, Units, tokenize, units
+
+Tok = TypeVar("Tok", bound=Tokenized)
 
 # Removals in order of preference for the default (see default_baseline); "drop" needs no token.
 REMOVALS = ("mask", "unk", "pad", "drop")
@@ -99,13 +101,19 @@ class TextClassifierAdapter(Adapter):
             raise InputError(f"input {index}: expected a text, got {type(raw).__name__}")
         if not raw.strip():
             raise InputError(f"input {index}: the text is empty")
+        return self._within_limit(lambda limit: tokenize(self.tokenizer, raw, limit), index, max_length, truncate, "text")
+
+    def _within_limit(
+        self, make: Callable[[int | None], Tok], index: int, max_length: int | None, truncate: bool, what: str
+    ) -> tuple[Tok, int | None]:
+        """Return make(limit) under the run's and the model's length limit (and that limit), or raise InputError."""
         limits = [x for x in (max_length, self.info.max_length) if x]
         limit = min(limits) if limits else None
-        tok = tokenize(self.tokenizer, raw, limit)
+        tok = make(limit)
         if tok.truncated_from is not None and not truncate:
             raise InputError(f"input {index}: {tok.truncated_from} tokens is longer than the limit of {limit}")
         if not tok.word_tokens:
-            raise InputError(f"input {index}: the text has no tokens besides special tokens")
+            raise InputError(f"input {index}: the {what} has no tokens besides special tokens")
         return tok, limit
 
     def units(self, tok: Tokenized, granularity: str) -> Units:
