@@ -130,11 +130,10 @@ class Runner:
         """Return the rows per model call: the batch size, or on CPU with none set, a known hidden
         size and rows whose `key` is their length in tokens, as many as fill ELEMENTS_PER_CALL."""
         budget = ELEMENTS_PER_CALL.get(self.device.type)
-        width = getattr(self, "width", None)
-        if self.fixed or budget is None or key is None or not width:
+        if self.fixed or budget is None or key is None or not self.width:
             return self.batch_size
         longest = max(key(r) for r in rows)
-        return max(ROWS_PER_CALL[0], min(ROWS_PER_CALL[1], budget // (max(1, longest) * width)))
+        return max(ROWS_PER_CALL[0], min(ROWS_PER_CALL[1], budget // (max(1, longest) * self.width)))
 
     def evaluate(
         self,
