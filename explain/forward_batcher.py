@@ -3,9 +3,10 @@
 While `input_batching` explains K inputs in K worker threads, every `Runner.map` call of a
 worker comes here. The batcher waits until every worker still running has a call pending,
 then the engine's own thread (`serve`) runs them: calls with the same `share` key (the same
-function of a row, e.g. a text row's logits) are concatenated into one `Runner.evaluate` (rows sorted by length, padded by
-the adapter as for one input, batches of the sum of the calls' batch sizes), and each worker
-gets back its own rows' outputs. Calls without a key run one by one. Only that one thread
+function of a row, e.g. a text row's logits) are concatenated into one `Runner.evaluate`
+(rows sorted by length, padded by the adapter as for one input; batches of the sum of the
+calls' batch sizes, held to the CPU activation budget where it applies:
+Runner.shared_rows_per_call), and each worker gets back its own rows' outputs. Calls without a key run one by one. Only that one thread
 ever runs the model (never two at once, and with the caller's torch thread settings).
 
 A row's output must not depend on the rows beside it: the adapters pad with an attention
@@ -140,7 +141,8 @@ class ForwardBatcher:
     def _shared(self, calls: list[_Call]) -> None:
         rows = [r for c in calls for r in c.rows]
         first = calls[0]
-        out = self.runner.evaluate(rows, first.fn, key=first.key, size=sum(c.size for c in calls))
+        size = self.runner.shared_rows_per_call(rows, first.key, [c.size for c in calls])
+        out = self.runner.evaluate(rows, first.fn, key=first.key, size=size)
         start = 0
         for c in calls:
             c.result, c.done = out[start : start + len(c.rows)], True

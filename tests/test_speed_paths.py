@@ -3,6 +3,8 @@ perturbations, input-only gradients and memory-capped IG chunks."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -197,6 +199,51 @@ def test_cpu_calls_hold_about_a_budget_of_activations() -> None:
     sizes.clear()
     fixed.map([[1] * 16] * 100, fn, key=len)
     assert max(sizes) == 32
+
+
+def test_merged_calls_of_several_inputs_keep_the_cpu_budget() -> None:
+    """Several inputs' calls run as one: on CPU with the budget, calls stay within it (8 inputs'
+    LIME rows once went as calls of 8 x 204); without it (a set batch size, no width, GPU),
+    the sum of the calls' sizes."""
+    from explain.forward_batcher import ForwardBatcher
+    from explain.runner import Runner
+
+    sizes: list[int] = []
+
+    def fn(batch: list[list[int]]) -> torch.Tensor:
+        sizes.append(len(batch))
+        return torch.tensor([[float(sum(r))] for r in batch])
+
+    def merged(runner: Runner, inputs: int, length: int = 20, rows: int = 400) -> list[torch.Tensor]:
+        batcher = ForwardBatcher(runner, inputs)
+        runner.batcher = batcher
+        outs: list[torch.Tensor] = [torch.empty(0)] * inputs
+
+        def work(i: int) -> None:
+            batcher.enter()
+            try:
+                outs[i] = runner.map([[i] * length] * rows, fn, key=len, share="logits")
+            finally:
+                batcher.leave()
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(inputs)]
+        for t in threads:
+            t.start()
+        batcher.serve()
+        for t in threads:
+            t.join()
+        assert batcher.merged == inputs
+        return outs
+
+    runner = Runner(torch.device("cpu"))
+    runner.width = 384
+    outs = merged(runner, 8)
+    assert max(sizes) == 204 and sum(sizes) == 8 * 400  # 4096 x 384 / (20 x 384), not 8 x 204
+    assert all(torch.equal(o, torch.full((400, 1), 20.0 * i)) for i, o in enumerate(outs))
+    for other in (Runner(torch.device("cpu")), Runner(torch.device("cpu"), batch_size=32)):
+        sizes.clear()
+        merged(other, 4, rows=100)
+        assert max(sizes) == 4 * other.batch_size  # the sum of the four calls' sizes (64 or 32 each)
 
 
 def test_the_loader_tells_the_runner_the_hidden_size(tiny_bert) -> None:  # type: ignore[no-untyped-def]
