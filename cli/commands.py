@@ -20,7 +20,9 @@ from explain.results_io import save
 
 from .options import (
     _names,
+    failure_lines,
     gather_inputs,
+    load_model,
     load_options,
     parse_settings,
     print_summary,
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     settings = parse_settings(args)
     set_threads(args.threads)
     loading = time.perf_counter()
-    model = explain.load(args.checkpoint, **load_options(args))
+    model = load_model(args.checkpoint, **load_options(args))
     load_seconds = round(time.perf_counter() - loading, 3)
     inputs = gather_inputs(args, model.family)
     methods = registry.resolve(args.methods or "ig", model)
@@ -99,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         report_path = Path(explain.report(results, str(out / "report.html"), max_inputs=report_inputs(args), assets=args.assets))
     if not args.quiet:
         print_summary(results, results_path, report_path)
+    else:  # errors only: the failed inputs, one line each (the exit code is 1)
+        for line in failure_lines(results):
+            print(f"explain: error: {line}", file=sys.stderr)
     for r in results.inputs:
         if r.note and r.note != "failed":
             print(f"explain: warning: input {r.index}: {r.note}", file=sys.stderr)
@@ -157,7 +162,7 @@ def evaluate(args: argparse.Namespace) -> int:
         raise ExplainError(f"{out / 'results.json'} already exists; pass --force to overwrite it or choose another --out")
     if (out / "results.json").resolve() == Path(args.results).resolve():
         raise ExplainError("--out would overwrite the saved run; choose another folder")
-    model = explain.load(args.checkpoint, device=args.device)
+    model = load_model(args.checkpoint, device=args.device)
     scored = evaluate_metrics(model, saved, metrics=_names(args.metrics), seed=args.seed, rationales=read_rationales(args.rationale))
     save(scored, out / "results.json")
     report_path = explain.report(scored, str(out / "report.html"))
@@ -186,7 +191,7 @@ def methods(args: argparse.Namespace) -> int:
 
 def inspect(args: argparse.Namespace) -> int:
     """Print what was detected in a checkpoint."""
-    model = explain.load(args.checkpoint, device=args.device, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+    model = load_model(args.checkpoint, device=args.device, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
     info = model.info
     labels = ", ".join(info.labels[:20]) + (" ..." if len(info.labels) > 20 else "")
     for key, value in (
@@ -199,6 +204,7 @@ def inspect(args: argparse.Namespace) -> int:
         ("layers", info.layers if info.layers is not None else "-"),
         ("heads", info.heads if info.heads is not None else "-"),
         ("max length", info.max_length if info.max_length is not None else "-"),
+        *((("image input", prep.describe()),) if (prep := getattr(model, "prep", None)) is not None else ()),
         ("device", info.device),
         ("methods", ", ".join(registry.for_family(info.family))),
     ):

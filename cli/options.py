@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,23 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_memory": args.max_memory,
         "device_map": args.device_map,
     }
+
+
+def load_model(checkpoint: str, **options: Any) -> Any:
+    """Return explain.load(checkpoint, **options), its warnings (e.g. an image preprocessing the
+    checkpoint did not state and that was assumed) printed as `explain: warning:` lines."""
+    import explain
+    from explain.errors import ExplainWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExplainWarning)
+        model = explain.load(checkpoint, **options)
+    for w in caught:
+        if issubclass(w.category, ExplainWarning):
+            print(f"explain: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return model
 
 
 def report_inputs(args: argparse.Namespace) -> int | None:
@@ -114,12 +133,20 @@ def print_summary(results: Results, results_path: Path, report_path: Path | None
         print(f"{name:<12}{n:>8}{secs:>10.2f}{nrows:>10}")
     if results.failures:
         print(f"{len(results.failures)} failure(s):")
-        for f in results.failures:
-            where = "" if f.error.startswith(f"input {f.input}") else f"input {f.input}: "
-            print(f"  {f.method + ' on ' if f.method else ''}{where}{f.error}")
+        for line in failure_lines(results):
+            print(f"  {line}")
     print(f"results: {results_path}")
     if report_path:
         print(f"report:  {report_path}")
+
+
+def failure_lines(results: Results) -> list[str]:
+    """Return one line per failure: the method (if one), the input, the error."""
+    lines = []
+    for f in results.failures:
+        where = "" if f.error.startswith(f"input {f.input}") else f"input {f.input}: "
+        lines.append(f"{f.method + ' on ' if f.method else ''}{where}{f.error}")
+    return lines
 
 
 def self_check_summary(results: Results) -> str | None:

@@ -171,7 +171,9 @@ def _finish(image: Any, channels: int, path: str | None, notes: list[str]) -> Lo
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba).convert("RGB")
         notes.append("transparency composited on white")
-    elif mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    elif mode in ("I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit: its own range, as an array's uint16 is
+        image = Image.fromarray(np.round(np.asarray(image, dtype=np.float64) * (255.0 / 65535.0)).astype(np.uint8))
+    elif mode in ("I", "F"):
         image = Image.fromarray(_scale_wide(np.asarray(image)))
     pixels = np.array(image.convert(_MODES[channels]), dtype=np.uint8)  # a writable copy
     if pixels.ndim == 2:
@@ -180,7 +182,8 @@ def _finish(image: Any, channels: int, path: str | None, notes: list[str]) -> Lo
 
 
 def _scale_wide(arr: np.ndarray) -> np.ndarray:
-    """Return 16-bit, 32-bit integer or float pixels scaled to uint8 (PIL's convert would clip)."""
+    """Return 32-bit integer or float pixels scaled to uint8 (PIL's convert would clip); these
+    modes do not say their range, so it is read from the values: [0, 1], 8-bit or 16-bit."""
     a = arr.astype(np.float64)
     if np.issubdtype(arr.dtype, np.floating):
         a = np.nan_to_num(a)

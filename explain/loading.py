@@ -20,9 +20,9 @@ import torch
 
 from .adapters.base import Adapter
 from .hashing import content_hash
-from .adapters.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from .adapters.preprocessing import Preprocessing
 from .devices import resolve_device
-from .errors import CheckpointError
+from .errors import CheckpointError, ExplainWarning
 from .explanation import ModelInfo
 from .runner import Runner
 
@@ -216,10 +216,7 @@ def _load_hf_folder(
     shards = [p / f for f in _shard_names(weights[0])] if weights[0].name.endswith(".index.json") else weights
     tokenizer, prep = None, None
     if family == "image-classifier":
-        try:
-            prep = Preprocessing.from_hf(transformers.AutoImageProcessor.from_pretrained(str(p), **common))
-        except Exception:  # no preprocessor_config.json: ImageNet defaults at 224 x 224
-            prep = Preprocessing(size=(224, 224), channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        prep = _image_preprocessing(p, model.config, common)
     else:
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(p), **common)
@@ -234,6 +231,35 @@ def _load_hf_folder(
         content_hash=content_hash([*shards, p / "config.json"]),
         runner=runner,
     )
+
+
+def _image_preprocessing(p: Path, config: Any, common: dict[str, Any]) -> Preprocessing:
+    """Return the folder's image preprocessing: its image processor's, or (none saved) what its
+    config implies, with an ExplainWarning saying what was assumed. An unreadable processor
+    file is a CheckpointError: silently replacing it by defaults would change every score."""
+    import transformers
+
+    found = [f for f in ("preprocessor_config.json", "processor_config.json") if (p / f).is_file()]
+    if not found:
+        prep = Preprocessing.from_model_config(config)
+        warnings.warn(f"{p}: {prep.assumed}", ExplainWarning, stacklevel=5)  # the caller of load()
+        return prep
+    try:
+        return Preprocessing.from_hf(transformers.AutoImageProcessor.from_pretrained(str(p), **common))
+    except Exception as e:  # transformers raises many types for a malformed processor file
+        raise CheckpointError(f"{p / found[0]} cannot be read as an image processor: {_first_line(e)}") from e
+
+
+def _runs_on(model: Any, prep: Preprocessing, device: torch.device) -> None:
+    """Raise CheckpointError unless the image model runs on one blank input of the size its
+    preprocessing gives: a model that cannot run at all fails here in one line, not on every input."""
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(1, prep.channels, *prep.size, device=device))
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as e:  # a size or channel count the model does not take, a broken config
+        raise CheckpointError(f"the model does not run on the input its preprocessing gives ({prep.describe()}): {_first_line(e)}") from e
 
 
 def build_hf_adapter(
@@ -272,6 +298,7 @@ def build_hf_adapter(
 
         if prep is None:
             raise CheckpointError("an image classifier needs its preprocessing (an image processor or size/mean/std)")
+        _runs_on(model, prep, runner.device)
         return ImageClassifierAdapter(model, prep, info, runner)
     if tokenizer is None:
         raise CheckpointError(f"a {family} needs its tokenizer")

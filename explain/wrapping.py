@@ -36,7 +36,8 @@ def from_model(
 
     - a transformers `Pipeline`: its model and tokenizer (or image processor) are used;
     - a transformers `*ForSequenceClassification` / `*ForCausalLM` model with its `tokenizer`;
-    - a transformers `*ForImageClassification` model with its image processor as `preprocessing`;
+    - a transformers `*ForImageClassification` model with its image processor (second argument
+      or `preprocessing`);
     - any `torch.nn.Module` image classifier with `preprocessing` (a `Preprocessing` or a dict
       like the plain CNN config's: size, channels, mean, std) and optionally `labels`;
     - any `torch.nn.Module` text model with `family="text-classifier"` or `"causal-lm"` and its
@@ -54,6 +55,8 @@ def from_model(
     runner = Runner(resolve_device(device), batch_size=batch_size, autocast=autocast, max_memory=max_memory)
     hf_family = family_of_class(type(model).__name__) if hasattr(model, "config") else None
     if hf_family is not None:
+        if hf_family == "image-classifier" and preprocessing is None:
+            preprocessing, tokenizer = tokenizer, None  # from_model(model, image_processor), as (model, tokenizer)
         prep = _preprocessing(preprocessing) if hf_family == "image-classifier" else None
         return build_hf_adapter(
             model, hf_family, tokenizer=tokenizer, prep=prep, path="<in memory>", content_hash=state_hash(model), runner=runner

@@ -148,7 +148,7 @@ def test_ig_equals_captum_on_an_independent_forward(resnet: ImageClassifierAdapt
     t = e.target.index
 
     def forward(p: torch.Tensor) -> torch.Tensor:  # the processor's steps, written out here
-        p = F.interpolate(p, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+        p = F.interpolate(p, size=(64, 64), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)  # resample=3
         return torch.softmax(resnet.model(pixel_values=(p - 0.5) / 0.5).logits, -1)[:, t]
 
     attr, delta = IntegratedGradients(forward).attribute(
@@ -407,6 +407,11 @@ def test_every_mode_converts_to_the_model_channels(tmp_path: Path) -> None:
             got = read_image(im, channels, f"mode {mode}")
             assert got.pixels.shape == (9, 7, channels) and got.pixels.dtype == np.uint8, (mode, channels)
     assert read_image(wide, 1, "x").pixels.min() == 255  # scaled, not clipped to 255 from 65535
+    # a dark 16-bit scan (values 0..200 of 65535) stays dark, as the same uint16 array does
+    dark = (np.arange(63).reshape(9, 7) * 3).astype(np.uint16)
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    from_file = read_image(str(tmp_path / "dark16.png"), 1, "x").pixels
+    assert np.array_equal(from_file, read_image(dark, 1, "x").pixels) and from_file.max() == 1
     assert read_image(np.full((9, 7), 0.5), 3, "x").pixels.max() == 128
     frames = [Image.new("L", (6, 5), v) for v in (10, 200)]
     gif = tmp_path / "anim.gif"

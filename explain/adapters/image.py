@@ -44,6 +44,17 @@ class ImageState:
     fills: dict[Any, torch.Tensor] = field(default_factory=dict)  # cached fills by name (noise: by name and seed)
 
 
+def resize(x: torch.Tensor, size: tuple[int, int], resample: str) -> torch.Tensor:
+    """Return (B, C, H, W) pixels in [0, 1] resized to `size` as PIL resizes with the processor's
+    filter: antialiased bilinear or bicubic (equal to PIL's when downscaling; upscaling is plain
+    interpolation either way), bicubic clamped to [0, 1] as PIL's 8-bit result is, or nearest."""
+    if resample == "nearest":
+        return F.interpolate(x, size=size, mode="nearest-exact")
+    mode = "bicubic" if resample == "bicubic" else "bilinear"
+    out = F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
+    return out.clamp(0.0, 1.0) if mode == "bicubic" else out
+
+
 class ImageClassifierAdapter(Adapter):
     """Image reading, resize + normalisation, fills, superpixels and batched forwards."""
 
@@ -88,9 +99,7 @@ class ImageClassifierAdapter(Adapter):
         with the model.
         """
         if tuple(x.shape[-2:]) != self.prep.size:
-            # antialias=True matches PIL's bilinear resize (what processors and trainers use)
-            # when downscaling; upscaling is plain bilinear either way.
-            x = F.interpolate(x, size=self.prep.size, mode="bilinear", align_corners=False, antialias=True)
+            x = resize(x, self.prep.size, self.prep.resample)
         x = (x * self._scale - self._mean) / self._std
         model = self._fast_model(x) if fast and not torch.is_grad_enabled() else None
         if model is not None:
