@@ -224,6 +224,31 @@ def test_other_encoders_explain_unchanged(tmp_path: Path, kind: str) -> None:
     assert res.by_method("ig")[0].checks["delta_relative"] < 0.01
 
 
+@pytest.mark.parametrize("kind", ["roberta", "distilbert"])
+def test_a_pad_filled_word_keeps_its_place_in_every_method(tmp_path: Path, kind: str) -> None:
+    """RoBERTa numbers positions by skipping its pad id: fed as ids, a [PAD]-filled word would
+    also move the words after it in SHAP's and ablation's rows but not in IG's embeddings. Every
+    method must remove it the same way: IG's f(x) - f(baseline) equals SHAP's output minus its
+    base value, and a word's ablation score equals a direct call on embeddings."""
+    m = explain.load(save_encoder(tmp_path / kind, kind), device="cpu")
+    assert isinstance(m, TextClassifierAdapter)
+    text = "the movie was unwatchable and awful"
+    res = explain.explain(m, [text], methods=["ig", "shap", "ablation"], baseline="pad", target=1, ig={"n_steps": 64})
+    ig, shap, ablation = (res.by_method(n)[0] for n in ("ig", "shap", "ablation"))
+    assert ig.checks["output_change"] == pytest.approx(shap.checks["output"] - shap.checks["base_value"], abs=1e-7)  # two direct forwards each
+    ids = torch.tensor([m.tokenizer(text)["input_ids"]])
+    pad = m.tokenizer.pad_token_id
+    first = ablation.extras["feature_tokens"][0]
+    at = [i for i, t in enumerate(m.tokenizer.convert_ids_to_tokens(ids[0])) if t in first][:len(first)]
+    removed = ids.clone()
+    removed[0, at] = pad
+    emb = m.model.get_input_embeddings()
+    with torch.no_grad():
+        probs = [torch.softmax(m.model(inputs_embeds=emb(x), attention_mask=torch.ones_like(x)).logits, -1)[0, 1] for x in (ids, removed)]
+    assert ablation.scores[0] == pytest.approx(float(probs[0] - probs[1]), abs=1e-7)
+    assert m._pad_positions is (kind == "roberta")  # only a model that skips pads is fed embeddings
+
+
 # ---- decoder-only classifiers (GPT-2 *ForSequenceClassification) -----------------------------
 def gpt2_classifier(pad_in_config: bool) -> tuple[object, object]:
     """A random GPT-2 sequence classifier over a word-level vocabulary with [PAD] and [UNK] (no download)."""

@@ -247,7 +247,7 @@ class PairTextClassifierAdapter(TextClassifierAdapter):
             types[i, : len(t)] = torch.as_tensor(t, dtype=torch.long)
             mask[i, : len(r)] = 1
         kwargs = {"token_type_ids": types.to(self.device)} if self.takes_types else {}
-        return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), **kwargs).logits
+        return self.model(**self.id_inputs(ids.to(self.device)), attention_mask=mask.to(self.device), **kwargs).logits
 
     def predict_pairs(self, rows: Sequence[tuple[np.ndarray, np.ndarray]], output: str = "probability") -> np.ndarray:
         """Return (B, C) outputs for (token ids, token types) rows through the batched runner (unique rows once)."""

@@ -40,6 +40,7 @@ class TextClassifierAdapter(Adapter):
         }
         self.mask_id = self.fill_ids.get("mask", self.fill_ids.get("unk", self.pad_id))
         self.unk_id = self.fill_ids.get("unk", self.mask_id)
+        self._pad_positions: bool | None = None  # see _pads_move_positions
 
     @property
     def baselines(self) -> tuple[str, ...]:
@@ -143,7 +144,46 @@ class TextClassifierAdapter(Adapter):
             ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
             mask[i, : len(r)] = 1
         with self._pad_named(pad if len(rows) > 1 else None):
-            return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            return self.model(**self.id_inputs(ids.to(self.device)), attention_mask=mask.to(self.device)).logits
+
+    def id_inputs(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return the model's token input for rows of ids: `input_ids`, or their embeddings when
+        the rows hold the model's pad id and the model numbers positions by skipping it.
+
+        RoBERTa, XLM-R and MPNet give a pad token no position and move every later token back
+        by one, so a word filled with [PAD] ("pad" removal) would also shift the words after it
+        in SHAP's, LIME's and ablation's rows, but not in IG's, which are embeddings (positions
+        counted plainly). Given as embeddings, every method's pad-filled word keeps its place and
+        moves no other word: the removal means the same in every method.
+        """
+        pad = getattr(getattr(self.model, "config", None), "pad_token_id", None)
+        if pad is None or not bool((ids == int(pad)).any()) or not self._pads_move_positions(int(pad)):
+            return {"input_ids": ids}
+        return {"inputs_embeds": self.model.get_input_embeddings()(ids)}
+
+    def _pads_move_positions(self, pad: int) -> bool:
+        """Return (once, then cached) whether a pad id inside a row changes the model's output other
+        than as its embedding would, while right padding under attention mask 0 changes nothing."""
+        if self._pad_positions is None:
+            vocab = int(getattr(self.model.config, "vocab_size", 0) or 0)
+            x = next(i for i in (self.unk_id, self.mask_id, pad + 1, pad - 1) if i != pad and i >= 0 and (not vocab or i < vocab))
+            emb = self.model.get_input_embeddings()
+
+            def both(row: list[int], mask: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+                ids = torch.tensor([row], device=self.device)
+                m = torch.tensor([mask], device=self.device)
+                by_id = self.model(input_ids=ids, attention_mask=m).logits
+                by_embedding = self.model(inputs_embeds=emb(ids), attention_mask=m).logits
+                if by_id.dim() == 3:  # a token classifier: the unmasked positions' logits
+                    return by_id[:, : sum(mask)], by_embedding[:, : sum(mask)]
+                return by_id, by_embedding
+
+            with torch.no_grad():
+                inside = both([x, pad, x, x], [1, 1, 1, 1])
+                right = both([x, x, x, pad], [1, 1, 1, 0])
+            moved = not torch.allclose(*inside, rtol=1e-4, atol=1e-5)
+            self._pad_positions = moved and torch.allclose(*right, rtol=1e-4, atol=1e-5)
+        return self._pad_positions
 
     @contextmanager
     def _pad_named(self, pad: int | None) -> Iterator[None]:
