@@ -299,7 +299,7 @@ def build_hf_adapter(
         if prep is None:
             raise CheckpointError("an image classifier needs its preprocessing (an image processor or size/mean/std)")
         _runs_on(model, prep, runner.device)
-        return ImageClassifierAdapter(model, prep, info, runner)
+        return _with_head(ImageClassifierAdapter(model, prep, info, runner), config)
     if tokenizer is None:
         raise CheckpointError(f"a {family} needs its tokenizer")
     if family == "text-classifier":
@@ -307,11 +307,25 @@ def build_hf_adapter(
         from .adapters.token_classifier import TokenClassifierAdapter, is_token_classifier
 
         if is_token_classifier(type(model).__name__):
-            return TokenClassifierAdapter(model, tokenizer, info, runner)
-        return PairTextClassifierAdapter(model, tokenizer, info, runner)  # single texts and sentence pairs
+            return _with_head(TokenClassifierAdapter(model, tokenizer, info, runner), config)
+        return _with_head(PairTextClassifierAdapter(model, tokenizer, info, runner), config)  # single texts and sentence pairs
     from .adapters.causal_lm import CausalLMAdapter
 
     return CausalLMAdapter(model, tokenizer, info, runner)
+
+
+def _with_head(adapter: Adapter, config: Any) -> Adapter:
+    """Return the classifier adapter with its head set from the config, as transformers' own loss reads it:
+    problem_type "multi_label_classification" -> a sigmoid per label; "regression" (or one label
+    and no problem_type) -> the value itself, said in an ExplainWarning; else one softmax."""
+    problem = getattr(config, "problem_type", None)
+    if problem == "multi_label_classification":
+        adapter.head = "sigmoid"
+    elif problem == "regression" or (problem is None and _num_labels(config) == 1):
+        adapter.head = "identity"
+        warnings.warn(f"{adapter.info.path}: a regression head (one output, no problem_type or 'regression'): every method explains "
+                      "the predicted value itself; what results and reports call its probability is that value", ExplainWarning, stacklevel=3)
+    return adapter
 
 
 def first_device(model: Any) -> torch.device:

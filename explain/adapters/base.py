@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import numpy as np
 import torch
 
-from ..errors import TargetError
+from ..errors import MethodError, TargetError
 from ..explanation import InputRecord, ModelInfo, Target
 from ..runner import Runner
 from .targets import as_list, class_indices
@@ -90,6 +90,7 @@ class Adapter(ABC):
         self.model: Any = model  # a torch module; Hugging Face ones add methods mypy cannot see
         self.info = info
         self.runner = runner
+        self.head = "softmax"  # how logits become probabilities: one of HEADS (set by the loader)
 
     @property
     def device(self) -> torch.device:
@@ -154,20 +155,35 @@ class Adapter(ABC):
         return Target(index=index, label=self.labels[index], probability=float(example.probs[index]))
 
 
-def transform(logits: torch.Tensor, output: str) -> torch.Tensor:
-    """Return (..., C) probabilities, log-probabilities or logits (float32) from logits."""
-    if output == "probability":
-        return torch.softmax(logits.float(), dim=-1)
-    if output == "log-probability":
-        return torch.log_softmax(logits.float(), dim=-1)
+# How a head's logits become probabilities (Adapter.head; from a Hugging Face config's
+# problem_type and num_labels): one softmax over the classes, an independent sigmoid per label
+# (multi-label), or none (regression: the output is the predicted value itself).
+HEADS = ("softmax", "sigmoid", "identity")
+
+
+def transform(logits: torch.Tensor, output: str, head: str = "softmax") -> torch.Tensor:
+    """Return (..., C) probabilities, log-probabilities or logits (float32) from logits.
+
+    A multi-label head's probabilities are per-label sigmoids; a regression head ("identity")
+    has no probabilities: "probability" and "logit" are both its predicted value.
+    """
+    x = logits.float()
     if output == "logit":
-        return logits.float()
-    raise ValueError(f"unknown output {output!r}: use one of {', '.join(OUTPUTS)}")
+        return x
+    if output not in ("probability", "log-probability"):
+        raise ValueError(f"unknown output {output!r}: use one of {', '.join(OUTPUTS)}")
+    if head == "identity":
+        if output == "log-probability":
+            raise MethodError("a regression head has no log-probability: explain its value (output=probability or logit)")
+        return x
+    if head == "sigmoid":
+        return torch.sigmoid(x) if output == "probability" else torch.nn.functional.logsigmoid(x)
+    return torch.softmax(x, dim=-1) if output == "probability" else torch.log_softmax(x, dim=-1)
 
 
-def select_output(logits: torch.Tensor, index: int | torch.Tensor, output: str) -> torch.Tensor:
+def select_output(logits: torch.Tensor, index: int | torch.Tensor, output: str, head: str = "softmax") -> torch.Tensor:
     """Return the (B,) target output from (B, C) logits: probability, logit or log-probability."""
-    values = transform(logits, output)
+    values = transform(logits, output, head)
     if isinstance(index, torch.Tensor):
         return values.gather(-1, index.view(-1, 1)).squeeze(-1)
     return values[:, index]

@@ -75,7 +75,7 @@ class ImageClassifierAdapter(Adapter):
         """Read one image (path, PIL image or array), convert it, and compute its class probabilities once."""
         image = read_image(raw, self.prep.channels, f"input {index}")
         pixels = torch.from_numpy(image.pixels).to(self.device).permute(2, 0, 1).unsqueeze(0).float() / 255.0
-        probs = transform(self.runner.map([pixels], lambda b: self.logits(torch.cat(b))), "probability")[0].numpy()
+        probs = transform(self.runner.map([pixels], lambda b: self.logits(torch.cat(b))), "probability", self.head)[0].numpy()
         pred = int(np.argmax(probs))
         record = InputRecord(
             index=index,
@@ -124,7 +124,7 @@ class ImageClassifierAdapter(Adapter):
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])
-            return select_output(self.logits(x, fast=fast), target.index, output)
+            return select_output(self.logits(x, fast=fast), target.index, output, self.head)
 
         return forward
 
@@ -236,7 +236,7 @@ class ImageClassifierAdapter(Adapter):
         def run(rows: list[np.ndarray]) -> torch.Tensor:
             keep = torch.as_tensor(np.stack(rows), dtype=torch.bool, device=self.device)  # (b, d)
             keep_px = keep[:, seg_t].unsqueeze(1)  # (b, 1, H, W): is this pixel's segment kept?
-            return select_output(self.logits(torch.where(keep_px, x, fill), fast=True), target.index, output)
+            return select_output(self.logits(torch.where(keep_px, x, fill), fast=True), target.index, output, self.head)
 
         def evaluate(keep: np.ndarray) -> np.ndarray:
             # identical perturbations (common with few superpixels) are evaluated once

@@ -255,7 +255,7 @@ class PairTextClassifierAdapter(TextClassifierAdapter):
         keys = [unique.setdefault((tuple(int(x) for x in r), tuple(int(x) for x in t)), len(unique)) for r, t in rows]
         distinct = [(np.asarray(r), np.asarray(t)) for r, t in unique]
         logits = self.runner.map(distinct, lambda b: self.pair_logits_of(b), key=lambda r: len(r[0]), share="pair-logits")
-        return transform(logits, output).numpy()[np.asarray(keys)]
+        return transform(logits, output, self.head).numpy()[np.asarray(keys)]
 
     # ---- views --------------------------------------------------------------------------
     def _type_kwargs(self, tok: PairTokenized, batch: int = 1) -> dict[str, torch.Tensor]:
@@ -277,7 +277,7 @@ class PairTextClassifierAdapter(TextClassifierAdapter):
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])
             out = self.model(inputs_embeds=x, attention_mask=mask.expand(x.shape[0], -1), **self._type_kwargs(tok, x.shape[0]))
-            return select_output(out.logits, target.index, output)
+            return select_output(out.logits, target.index, output, self.head)
 
         u = units(tok, granularity)
         view = textview.gradient_view(inputs, base, forward, u, tok.tokens, name, output)
@@ -334,7 +334,7 @@ class PairTextClassifierAdapter(TextClassifierAdapter):
         u = units(tok, granularity)
         return AttentionView(
             attentions=list(out.attentions),
-            output=select_output(out.logits, target.index, "probability")[0],
+            output=select_output(out.logits, target.index, "probability", self.head)[0],
             query=answer_rows(self, example, target, out.attentions)[0],  # [CLS] / <s> for encoders
             tokens=tok.tokens,
             features=u.names,

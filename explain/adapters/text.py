@@ -210,7 +210,7 @@ class TextClassifierAdapter(Adapter):
         distinct = list(unique)
         # share: any input's rows go through logits_of alike, so inputs explained side by side share calls
         logits = self.runner.map(distinct, lambda b: self.logits_of(b), key=len, share="text-logits")
-        return transform(logits, output).numpy()[np.asarray(keys)]
+        return transform(logits, output, self.head).numpy()[np.asarray(keys)]
 
     # ---- views --------------------------------------------------------------------------
     def resolve_baseline(self, options: dict[str, Any], gradient: bool) -> str:
@@ -238,7 +238,7 @@ class TextClassifierAdapter(Adapter):
             # without input ids a decoder-only classifier reads each row's last token (no padding here)
             with self._pad_named(self.pad_id):
                 out = self.model(inputs_embeds=x, attention_mask=mask.expand(x.shape[0], -1))
-            return select_output(out.logits, target.index, output)
+            return select_output(out.logits, target.index, output, self.head)
 
         return textview.gradient_view(inputs, base, forward, self.units(tok, granularity), tok.tokens, name, output)
 
@@ -277,7 +277,7 @@ class TextClassifierAdapter(Adapter):
         units = self.units(tok, granularity)
         return AttentionView(
             attentions=list(out.attentions),
-            output=select_output(out.logits, target.index, "probability")[0],
+            output=select_output(out.logits, target.index, "probability", self.head)[0],
             # the row the classifier answers from: [CLS] / <s> for encoders, the last non-pad token
             # for decoder-only classifiers (GPT-2, Llama ... *ForSequenceClassification)
             query=answer_rows(self, example, target, out.attentions)[0],

@@ -206,7 +206,7 @@ class TokenClassifierAdapter(TextClassifierAdapter):
     def token_outputs(self, rows: Sequence[Sequence[int]], output: str = "probability") -> np.ndarray:
         """Return (B, T, C) outputs at every position of equal-length rows (one batch through the runner)."""
         logits = self.runner.map(list(rows), lambda b: self.token_logits_of(b, None))
-        return transform(logits, output).numpy()
+        return transform(logits, output, self.head).numpy()
 
     def predict_at(self, rows: Sequence[tuple[Sequence[int] | np.ndarray, int]], output: str = "probability") -> np.ndarray:
         """Return (B, C) outputs for (token ids, answering position) rows (unique rows once)."""
@@ -219,7 +219,7 @@ class TokenClassifierAdapter(TextClassifierAdapter):
             return logits[torch.arange(len(batch), device=logits.device), at]
 
         logits = self.runner.map(list(unique), run, key=lambda k: len(k[0]), share="token-logits-at")
-        return transform(logits, output).numpy()[np.asarray(keys)]
+        return transform(logits, output, self.head).numpy()[np.asarray(keys)]
 
     # ---- views --------------------------------------------------------------------------
     def _extras(self, example: Example, target: Target) -> dict[str, Any]:
@@ -240,7 +240,7 @@ class TokenClassifierAdapter(TextClassifierAdapter):
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])
             out = self.model(inputs_embeds=x, attention_mask=mask.expand(x.shape[0], -1))
-            return select_output(out.logits[:, row, :], target.index, output)
+            return select_output(out.logits[:, row, :], target.index, output, self.head)
 
         view = textview.gradient_view(inputs, base, forward, self.units(tok, granularity), tok.tokens, name, output)
         view.extras.update(self._extras(example, target))
@@ -304,7 +304,7 @@ class TokenClassifierAdapter(TextClassifierAdapter):
         u = self.units(tok, granularity)
         return AttentionView(
             attentions=list(out.attentions),
-            output=select_output(out.logits[:, row, :], target.index, "probability")[0],
+            output=select_output(out.logits[:, row, :], target.index, "probability", self.head)[0],
             query=row,  # the explained word's first token answers
             tokens=tok.tokens,
             features=u.names,
