@@ -33,6 +33,9 @@ from .options import (
 )
 from .progress import Progress
 
+# Parts of an input's note that inform and warn of nothing (a token classifier's predicted
+# labels): the report shows them; the command line does not print them as warnings.
+INFO_NOTES = ("predicted: ",)
 FLUSH_SECONDS = 2.0  # results.json is rewritten at most this often while a run goes on
 
 
@@ -105,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
         for line in failure_lines(results):
             print(f"explain: error: {line}", file=sys.stderr)
     for r in results.inputs:
-        if r.note and r.note != "failed":
-            print(f"explain: warning: input {r.index}: {r.note}", file=sys.stderr)
+        said = [part for part in (r.note or "").split("; ") if part and part != "failed" and not part.startswith(INFO_NOTES)]
+        if said:  # what changed the input (truncated, a frame, transparency) or left nothing to explain
+            print(f"explain: warning: input {r.index}: {'; '.join(said)}", file=sys.stderr)
     flagged = self_check_summary(results)
     if flagged and not args.quiet:
         print(f"explain: warning: {flagged}", file=sys.stderr)

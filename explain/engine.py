@@ -232,7 +232,7 @@ class _Job:
             raise MethodError(
                 f"settings given for unknown method(s) {sorted(unknown)}; methods are: {', '.join(registry.REGISTRY)}"
             )
-        check_baseline(model, baseline)
+        check_baseline(model, baseline, self.chosen)
         self.parsed = {m.name: m.settings(_with_baseline(m, settings.get(m.name), baseline)) for m in self.chosen}
         check_settings(model, self.parsed)
         if top_classes is not None:

@@ -13,6 +13,7 @@ import sys
 import typing
 from typing import Any, Mapping, Sequence
 
+from .adapters import removal
 from .adapters.base import OUTPUTS, Adapter
 from .errors import MethodError
 
@@ -80,8 +81,21 @@ def _check_type(where: str, value: Any, hint: Any) -> None:
         raise MethodError(f"{where} must be {names}, not {type(value).__name__}")
 
 
-def check_baseline(model: Adapter, baseline: str | None) -> None:
-    """Raise MethodError when the run-level baseline is not one the adapter offers (when it says)."""
+def check_baseline(model: Adapter, baseline: str | None, methods: Sequence[Any] = ()) -> None:
+    """Raise MethodError when the run-level baseline is not one the adapter offers (when it says)
+    to the chosen methods that take a baseline: a gradient-only one (text's `zero`) is fine when
+    IG is the only such method. The error says why: IG only, or a token this tokenizer lacks."""
     offered: Sequence[str] | None = getattr(model, "baselines", None)
-    if baseline is not None and offered is not None and baseline not in offered:
-        raise MethodError(f"baseline {baseline!r} is not available for {model.family} models; use one of: {', '.join(offered)}")
+    if baseline is None or offered is None or baseline in offered:
+        return
+    takers = [m.name for m in methods if "baseline" in getattr(m.Settings, "__dataclass_fields__", {})]
+    if takers and all(n in GRADIENT_METHODS for n in takers) and hasattr(model, "check_baseline"):
+        model.check_baseline(baseline, gradient=True)  # raises with IG's own reason when IG cannot either
+        return
+    others = [n for n in takers if n not in GRADIENT_METHODS]
+    if model.family != "image-classifier" and baseline in removal.GRADIENT_ONLY:
+        raise MethodError(f"baseline {baseline!r} is a point in embedding space that only IG can use, and this run also has "
+                          f"{', '.join(others) or 'other methods'}: give it to IG alone (--set ig.baseline={baseline}) or use one of: {', '.join(offered)}")
+    if baseline in removal.DESCRIPTIONS.get(model.family, {}):
+        raise MethodError(f"baseline {baseline!r} needs a {baseline} token, which this model's tokenizer does not have; use one of: {', '.join(offered)}")
+    raise MethodError(f"baseline {baseline!r} is not available for {model.family} models; use one of: {', '.join(offered)}")

@@ -109,6 +109,20 @@ def test_ig_completeness_at_defaults(model: TextClassifierAdapter) -> None:
         assert np.isclose(e.scores.sum(), e.checks["output_change"], atol=abs(e.checks["output_change"]) * 0.01 + 1e-7)
 
 
+def test_a_run_baseline_only_ig_can_use_is_taken_when_ig_is_the_only_method(model: TextClassifierAdapter) -> None:
+    [e] = explain.explain(model, [TEXT], methods=["ig", "attention"], baseline="zero").by_method("ig")
+    assert e.settings["baseline"] == "zero"
+    with pytest.raises(explain.MethodError, match=r"only IG can use, and this run also has shap: give it to IG alone \(--set ig.baseline=zero\)"):
+        explain.explain(model, [TEXT], methods=["ig", "shap"], baseline="zero")
+
+
+def test_a_removal_whose_token_the_tokenizer_lacks_says_so() -> None:
+    classifier, tok = gpt2_classifier(True)  # [PAD] and [UNK], no mask token
+    wrapped = explain.from_model(classifier, tok, device="cpu")
+    with pytest.raises(explain.MethodError, match="needs a mask token, which this model's tokenizer does not have; use one of: unk, pad, drop"):
+        explain.explain(wrapped, ["a good film"], methods=["shap"], baseline="mask")
+
+
 @pytest.mark.parametrize("baseline", ["pad", "mask", "zero"])
 def test_every_ig_baseline_runs(model: TextClassifierAdapter, baseline: str) -> None:
     [e] = explain.explain(model, [TEXT], methods=["ig"], ig={"baseline": baseline})

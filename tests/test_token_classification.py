@@ -397,6 +397,8 @@ def test_cli_target_word(saved_token_model: Path, tmp_path: Path) -> None:
     res = json.loads((tmp_path / "results.json").read_text())
     assert [e["extras"]["target_word"] for e in res["explanations"]] == [6, 6, 6]
     assert all(e["features"][int(np.argmax(e["scores"]))] == "city" for e in res["explanations"])
+    assert res["inputs"][0]["note"].startswith("predicted: ")  # the report shows the predicted labels ...
+    assert "explain: warning" not in done.stderr  # ... the command line does not call them a warning
 
 
 def test_the_planted_check_catches_an_adapter_reading_the_wrong_row(adapter: TokenClassifierAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
