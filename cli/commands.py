@@ -104,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
         report_path = Path(explain.report(results, str(out / "report.html"), max_inputs=report_inputs(args), assets=args.assets))
     if not args.quiet:
         print_summary(results, results_path, report_path)
-    else:  # errors only: the failed inputs, one line each (the exit code is 1)
+    else:  # warnings only: the failed inputs, one line each (the exit code is 1)
         for line in failure_lines(results):
-            print(f"explain: error: {line}", file=sys.stderr)
+            print(f"explain: warning: failed: {line}", file=sys.stderr)
     for r in results.inputs:
         said = [part for part in (r.note or "").split("; ") if part and part != "failed" and not part.startswith(INFO_NOTES)]
         if said:  # what changed the input (truncated, a frame, transparency) or left nothing to explain

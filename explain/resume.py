@@ -29,10 +29,16 @@ def resumed(results: Results, resume: Results | None, inputs: Sequence[Any], fir
             continue
         raw = inputs[i - first]
         expected = raw.get("prompt") if isinstance(raw, dict) else raw
-        same = record.path == str(raw) if record.kind == "image" else record.text == expected
+        same = record.path == str(raw) if record.kind == "image" else record.text == expected or _cut_from(record, expected)
         if not same:
             raise ExplainError(f"cannot resume: input {i} differs from the saved run's; rerun with --force instead")
         done.add(i)
     results.inputs.extend(r for r in resume.inputs if r.index in done)
     results.extend(e for e in resume if e.input in done)
     return done
+
+
+def _cut_from(record: Any, prompt: Any) -> bool:
+    """Return True when `record` holds `prompt` truncated from its start (a causal LM's long prompt)."""
+    cut = "its first words were cut" in (record.note or "")
+    return cut and isinstance(prompt, str) and isinstance(record.text, str) and prompt.endswith(record.text)

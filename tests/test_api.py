@@ -153,5 +153,5 @@ def test_run_baseline_fills_unset_baselines_only(tiny_bert: Path) -> None:
     model = explain.load(tiny_bert, device="cpu")
     results = explain.explain(model, [TEXT], ig=FAST_IG, baseline="unk")
     assert results.run["baseline"] == "unk" and results.run["settings"]["ig"]["baseline"] == "unk"
-    with pytest.raises(explain.MethodError, match="baseline 'blur' is not available"):
+    with pytest.raises(explain.MethodError, match="unknown baseline 'blur'"):
         explain.explain(model, [TEXT], baseline="blur")

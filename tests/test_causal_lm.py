@@ -279,14 +279,33 @@ def test_a_continuation_can_finish_the_prompts_last_word(gpt2: CausalLMAdapter) 
         ({"text": "hi"}, {}, "needs a 'prompt'"),
         (PROMPT, {"max_new_tokens": 0}, "generate at least 1 token"),
         ({"prompt": PROMPT, "continuation": ""}, {}, "non-empty text"),
-        (" ".join(["cat"] * 60), {}, "the model maximum is 48"),
+        (" ".join(["cat"] * 60), {"truncate": False}, "the model maximum is 48"),
         (PROMPT, {"continuation": " cat" * 50}, "exceed the model maximum of 48"),
+        (PROMPT, {"continuation": " cat" * 50, "truncate": False}, "exceed the model maximum of 48"),
     ],
 )
 def test_input_errors_are_one_line_input_errors(gpt2: CausalLMAdapter, raw: object, options: dict, message: str) -> None:
     with pytest.raises(InputError, match=message) as info:
         gpt2.prepare(raw, 3, **options)
     assert "\n" not in str(info.value) and str(info.value).startswith("input 3")
+
+
+def test_a_prompt_too_long_loses_its_first_words(gpt2: CausalLMAdapter) -> None:
+    """By default (--long-inputs truncate) a prompt over the model maximum keeps its last whole
+    words, the context nearest the continuation, with room for it; the note says so."""
+    words = [f"{w}" for w in ("the cat sat on a mat and the dog says moo " * 8).split()]
+    prompt = " ".join(words)
+    example = gpt2.prepare(prompt, 0, max_new_tokens=4)
+    kept = example.record.text
+    assert prompt.endswith(" " + kept) and len(kept.split()) < len(words)
+    assert len(example.state.continuation) + len(gpt2.tokenizer(kept)["input_ids"]) <= 48
+    assert "prompt tokens (model maximum 48): its first words were cut" in (example.record.note or "")
+    assert example.state.n_prompt <= 48 - 4  # room for every generated token
+    given = gpt2.prepare({"prompt": prompt, "continuation": " moo moo"}, 0)
+    assert prompt.endswith(given.record.text) and given.record.continuation == " moo moo"
+    res = explain.explain(gpt2, [prompt], methods=["ig"], max_new_tokens=2)
+    assert res.inputs[0].note and "first words were cut" in res.inputs[0].note and res[0].reliable
+    assert res[0].features[-1] == words[-1] or res[0].features[-1].startswith(words[-1])
 
 
 def test_a_bad_prompt_fails_alone(gpt2: CausalLMAdapter) -> None:

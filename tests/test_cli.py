@@ -57,11 +57,11 @@ def test_a_bad_line_fails_alone(tiny_bert: Path, tmp_path: Path) -> None:
     assert sorted({e["input"] for e in doc["explanations"]}) == [0, 3]
     errors = {f["input"]: f["error"] for f in doc["failures"]}
     assert "not valid JSON" in errors[1] and "empty" in errors[2]
-    # --quiet prints errors only: the failed inputs still are (one line each), nothing else
+    # --quiet prints warnings only: the failed inputs still are (one line each), nothing else
     quiet = run_cli("run", str(tiny_bert), "--input", str(data), "--out", str(out), "--no-report", "--force", "--quiet")
     assert quiet.returncode == 1 and quiet.stdout == ""
     lines = quiet.stderr.strip().splitlines()
-    assert len(lines) == 2 and all(l.startswith("explain: error: ") for l in lines), quiet.stderr
+    assert len(lines) == 2 and all(l.startswith("explain: warning: failed: ") for l in lines), quiet.stderr
     assert "input 1" in lines[0] and "not valid JSON" in lines[0] and "input 2" in lines[1] and "empty" in lines[1]
 
 

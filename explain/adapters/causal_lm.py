@@ -15,6 +15,7 @@ steps whose token has that text (e.g. "meow"); a list combines these in order.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,27 @@ class CausalLMAdapter(Adapter):
         self.scorer = PrefixScorer(model, runner, pad_id=int(pad), start_id=start)
 
     # ---- inputs -------------------------------------------------------------------------
+    def _last_words(self, prompt: str, budget: int, index: int) -> tuple[str, Any, Any]:
+        """Return (the prompt's shortest suffix of whole words that fits `budget` tokens, its raw and
+        stripped Tokenized); the cut falls before a word, found by bisection over word starts."""
+        starts = [m.start() for m in re.finditer(r"\S+", prompt)]
+
+        def tokens(i: int) -> tuple[Any, Any]:
+            raw = tokenize(self.tokenizer, prompt[starts[i]:], None)
+            return raw, strip_trailing_special(raw)
+
+        lo, hi = 1, len(starts) - 1  # the first start that fits lies in [lo, hi]
+        if hi < lo or len(tokens(hi)[1].ids) > budget:
+            raise InputError(f"input {index}: even the prompt's last word does not fit the model maximum with the continuation")
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(tokens(mid)[1].ids) <= budget:
+                hi = mid
+            else:
+                lo = mid + 1
+        raw, stripped = tokens(lo)
+        return prompt[starts[lo]:], raw, stripped
+
     def prepare(
         self,
         raw: Any,
@@ -75,24 +97,39 @@ class CausalLMAdapter(Adapter):
         max_length: int | None = None,
         max_new_tokens: int | None = 8,
         continuation: str | None = None,
+        truncate: bool = True,
         **_: Any,
     ) -> Example:
-        """Tokenise a prompt, generate (or take) its continuation, and score it in one forward."""
+        """Tokenise a prompt, generate (or take) its continuation, and score it in one forward.
+
+        A prompt too long for the model maximum (with room for the continuation) loses whole
+        words from its start when `truncate` (the words nearest the continuation are kept, as
+        a language model's context window keeps them), with a note; else the input fails.
+        """
         prompt, given = _read_input(raw, index, continuation)
         limits = [x for x in (max_length, self.info.max_length) if x]
         limit = min(limits) if limits else None
         raw_tok = tokenize(self.tokenizer, prompt, None)
         prompt_tok = strip_trailing_special(raw_tok)  # a prompt must not end in an end-of-text mark
-        added = len(raw_tok.ids) - len(prompt_tok.ids)
         if not prompt_tok.word_tokens:
             raise InputError(f"input {index}: the prompt has no tokens besides special tokens")
+        note = None
+        if limit is not None and truncate:
+            # a prompt that leaves room for some generation is kept whole (generation is shortened,
+            # noted below); one that does not, or a given continuation that does not fit, is cut
+            wanted = len(self.tokenizer(given, add_special_tokens=False)["input_ids"]) if given is not None else int(max_new_tokens or 8)
+            budget = limit - wanted if limit - wanted >= 1 else limit - 1
+            if len(prompt_tok.ids) > (budget if given is not None else limit - 1):
+                before = len(prompt_tok.ids)
+                prompt, raw_tok, prompt_tok = self._last_words(prompt, budget, index)
+                note = f"truncated from {before} to {len(prompt_tok.ids)} prompt tokens (model maximum {limit}): its first words were cut"
+        added = len(raw_tok.ids) - len(prompt_tok.ids)
         n_prompt = len(prompt_tok.ids)
         if limit is not None and n_prompt >= limit:
             raise InputError(
                 f"input {index}: the prompt has {n_prompt} tokens and the model maximum is {limit} "
                 "for prompt and continuation together: shorten the prompt"
             )
-        note = None
         if given is not None:
             cont = continuation_ids(self.tokenizer, prompt, prompt_tok, given, added)
             if not cont:
@@ -108,7 +145,8 @@ class CausalLMAdapter(Adapter):
             room = max_new_tokens if limit is None else min(max_new_tokens, limit - n_prompt)
             cont = greedy(self.model, self.runner, prompt_tok.ids, room, self.stop_ids)
             if room < max_new_tokens and len(cont) == room:
-                note = f"generated {room} of {max_new_tokens} tokens: the model maximum is {limit} tokens"
+                short = f"generated {room} of {max_new_tokens} tokens: the model maximum is {limit} tokens"
+                note = f"{note}; {short}" if note else short
         ids = list(prompt_tok.ids) + list(cont)
         labels, text = decoded_labels(self.tokenizer, ids, n_prompt)
         text = given if given is not None else text
