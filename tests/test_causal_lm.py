@@ -388,3 +388,29 @@ def test_results_round_trip(lm: CausalLMAdapter, run: explain.Results, tmp_path:
     assert back == run
     assert back.inputs[0].continuation == run.inputs[0].continuation
     assert [e.target for e in back] == [e.target for e in run]
+
+
+def test_byte_tokens_are_named_by_their_bytes_never_mojibake_or_blank(gpt2: CausalLMAdapter) -> None:
+    """A byte-level vocabulary spells "é" as "Ã©" and an emoji as four lone symbols; decoded
+    alone or by prefix difference, a byte of an unfinished character is '' or U+FFFD, which
+    made empty target labels that --target "" matched. Names are text or <0xNN> bytes."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    from explain.adapters.token_names import _byte_of, readable_tokens
+
+    assert _byte_of() == {c: b for b, c in bytes_to_unicode().items()}
+    text = "café 😀 東京"
+    ids = gpt2.tokenizer(text)["input_ids"]
+    names = readable_tokens(gpt2.tokenizer, gpt2.tokenizer.convert_ids_to_tokens(ids))
+    assert not any(c in "".join(names) for c in "ÃðŁæ")  # no mojibake
+    rebuilt = b""
+    for n in names:  # the names spell the text's bytes back exactly
+        body = n[1:] if n.startswith("Ġ") else n
+        rebuilt += (b" " if n.startswith("Ġ") else b"") + (bytes([int(body[3:5], 16)]) if body.startswith("<0x") else body.encode())
+    assert rebuilt.decode() == text
+    res = explain.explain(gpt2, [{"prompt": PROMPT, "continuation": " 😀 東京"}], methods=["ig"], target="steps")
+    labels = [e.target.label for e in res]
+    assert all(labels) and not any("\ufffd" in l for l in labels), labels
+    assert any(l.startswith("<0x") for l in labels)
+    token = explain.explain(gpt2, [PROMPT + " café"], methods=["ig"], granularity="token", max_new_tokens=1)[0]
+    assert not any(c in "".join(token.features) for c in "ÃðŁæ") and "<0xC3>" in "".join(token.features)

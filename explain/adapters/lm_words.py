@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from ..errors import InputError
 from .lm_sequence import Generation
+from .token_names import REPLACEMENT, readable_tokens, token_label
 from .words import _SPACE_MARKERS, Tokenized, Units, tokenize
 
 
@@ -25,8 +26,7 @@ def context_units(tokenizer: Any, gen: Generation, length: int, granularity: str
         if len(inside) == len(toks):
             names.append(tok.words[w])
         else:  # a word the target token itself continues: only its pieces so far are context
-            piece = tokenizer.decode([tok.ids[t] for t in inside]).strip()
-            names.append(piece or "".join(tok.tokens[t] for t in inside))
+            names.append(group_name(tokenizer, [tok.ids[t] for t in inside]))
         groups.append(inside)
     return Units(tuple(names), tuple(groups), "word")
 
@@ -72,8 +72,13 @@ def decoded_labels(tokenizer: Any, ids: Sequence[int], start: int) -> tuple[list
         before, after = texts[k], texts[k + 1]
         # SentencePiece decoders drop a token's leading space when decoded alone; the difference
         # of two prefixes keeps it. Partial UTF-8 bytes break the prefix property: decode alone.
-        labels.append(after[len(before) :] if after.startswith(before) else tokenizer.decode([ids[i]]))
+        label = after[len(before) :] if after.startswith(before) else tokenizer.decode([ids[i]])
+        # A byte of a character that is not finished (or not valid) decodes to nothing or to
+        # U+FFFD, in place and alone: it is named by its byte, <0xNN>, never '' or '\ufffd'.
+        labels.append(label if label and REPLACEMENT not in label else token_label(tokenizer, ids[i]))
     whole = texts[-1][len(texts[0]) :] if texts[-1].startswith(texts[0]) else tokenizer.decode(list(ids[start:]))
+    if REPLACEMENT in whole:  # a character left unfinished (or invalid): spelt as its steps are
+        whole = "".join(labels)
     return labels, whole
 
 
@@ -88,7 +93,7 @@ def group_sequence(
     # Otherwise extend the prompt's words with the continuation's pieces: a piece starts a new
     # word at a space marker or a leading blank, and otherwise continues the word before it.
     special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
-    tokens = list(prompt_tok.tokens) + list(tokenizer.convert_ids_to_tokens(list(cont)))
+    tokens = list(prompt_tok.tokens) + readable_tokens(tokenizer, tokenizer.convert_ids_to_tokens(list(cont)))
     special = list(prompt_tok.special) + [i in special_ids for i in cont]
     groups = [list(w) for w in prompt_tok.word_tokens]
     # The continuation's first piece may continue the prompt's last word ("cap" + "ital").
@@ -126,4 +131,18 @@ def group_sequence(
 def _word_name(tokenizer: Any, ids: Sequence[int], prompt_tok: Tokenized, w: int, group: list[int]) -> str:
     if w < len(prompt_tok.word_tokens) and tuple(group) == prompt_tok.word_tokens[w]:
         return prompt_tok.words[w]  # untouched prompt word: keep its offset-based text
-    return tokenizer.decode([ids[t] for t in group]).strip() or "".join(tokenizer.convert_ids_to_tokens([ids[t] for t in group]))
+    return group_name(tokenizer, [ids[t] for t in group])
+
+
+def group_name(tokenizer: Any, ids: Sequence[int]) -> str:
+    """Return the name of a word made of token `ids`: its text (partial characters as <0xNN>
+    bytes), or, for a word of only white space (e.g. generated spaces), that space made visible."""
+    text = tokenizer.decode(list(ids))
+    if REPLACEMENT in text:  # a partial character: each token by its text or its bytes
+        text = "".join(token_label(tokenizer, i) for i in ids)
+    return text.strip() or _visible_blank(text) or "".join(readable_tokens(tokenizer, tokenizer.convert_ids_to_tokens(list(ids))))
+
+
+def _visible_blank(text: str) -> str:
+    """Return white space made visible (a word of only blanks, e.g. generated spaces): ␣ ⏎ ⇥."""
+    return text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥").replace("\r", "")

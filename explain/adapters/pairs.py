@@ -24,6 +24,7 @@ import torch
 from ..errors import InputError
 from ..explanation import InputRecord, Target
 from . import textview
+from .token_names import readable_tokens
 from .answer_row import answer_rows
 from .attention_impl import eager_attention
 from .base import AttentionView, Example, GradientView, PerturbationView, select_output, transform
@@ -103,7 +104,7 @@ def tokenize_pair(tokenizer: Any, text: str, text_pair: str, max_length: int | N
         token_segment[t] = 0 if k < len(a.ids) else 1
     return PairTokenized(
         ids=tuple(ids),
-        tokens=tuple(tokenizer.convert_ids_to_tokens(ids)),
+        tokens=tuple(readable_tokens(tokenizer, tokenizer.convert_ids_to_tokens(ids))),
         special=tuple(special),
         word_of_token=tuple(word_of_token),
         words=words,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from .token_names import readable_tokens
 
 _SPACE_MARKERS = ("Ġ", "▁", "Ċ", " ")
 
@@ -47,7 +48,7 @@ def tokenize(tokenizer: Any, text: str, max_length: int | None, add_special_toke
     if max_length is not None and len(ids) > max_length:
         truncated_from = len(ids)
         ids, special, offsets = _truncate(tokenizer, ids, special, offsets, max_length)
-    tokens = tokenizer.convert_ids_to_tokens(ids)
+    tokens = readable_tokens(tokenizer, tokenizer.convert_ids_to_tokens(ids))  # byte-level: no mojibake
     if offsets is not None and _offsets_usable(offsets, special):
         starts = _word_starts_from_offsets(text, offsets, special)
         spans = offsets
