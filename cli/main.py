@@ -185,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    if not getattr(args, "verbose", False):  # transformers' advice (attention implementation, masks) is not the user's to act on
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
