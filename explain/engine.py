@@ -292,16 +292,17 @@ class _Job:
             return self.model.prepare(raw, i, **options)
         except ExplainError as e:
             kind = {"text-classifier": "text", "causal-lm": "prompt"}.get(self.model.family, "image")
-            text, path = None, None
+            text, path, pair = None, None, None
             if isinstance(raw, InvalidInput):
                 text = raw.text
             elif kind == "image" and isinstance(raw, (str, os.PathLike)):
                 path = str(raw)
             elif isinstance(raw, str):
                 text = raw
-            elif isinstance(raw, dict) and isinstance(raw.get("text"), str):
-                text = raw["text"]
-            results.inputs.append(InputRecord(index=i, kind=kind, text=text, path=path, note="failed"))
+            elif isinstance(raw, dict):  # a pair keeps both texts, a prompt its text: the failure shows which input
+                text = next((v for k in ("text", "prompt") if isinstance(v := raw.get(k), str)), None)
+                pair = raw.get("text_pair") if isinstance(raw.get("text_pair"), str) else None
+            results.inputs.append(InputRecord(index=i, kind=kind, text=text, text_pair=pair, path=path, note="failed"))
             self.fail(results, i, None, e)
             return None
 

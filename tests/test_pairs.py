@@ -281,6 +281,8 @@ def test_bad_pairs_fail_alone(adapter: PairTextClassifierAdapter) -> None:
     assert [f.input for f in res.failures] == [0, 2]
     assert "empty" in res.failures[0].error and "keys" in res.failures[1].error
     assert len(res) == 1
+    failed = next(r for r in res.inputs if r.index == 0)
+    assert (failed.text, failed.text_pair, failed.note) == ("the dog", "", "failed")  # which pair failed stays visible
 
 
 def test_single_texts_still_work_on_the_pair_adapter(adapter: PairTextClassifierAdapter) -> None:
