@@ -57,8 +57,8 @@ class _Job(Protocol):
 
 
 # Inputs in flight when batch_inputs is "auto". Measured on CPU (benchmarks/batching.py, 100
-# texts of 10-15 words, MiniLM-sized, 1 torch thread, idle 2-core machine): SHAP 1.03-1.05x with
-# 8-16 in flight, LIME 0.91-1.01x (its 400 rows already fill a call; bigger calls are no faster
+# texts of 10-15 words, MiniLM-sized, 1 torch thread, idle 2-core machine): SHAP 0.96-0.99x with
+# 8-16 in flight, LIME 0.96-0.99x (its 400 rows already fill a call; bigger calls are no faster
 # on a CPU). No gain worth a default, so "auto" is one at a time; GPUs are not measured yet.
 AUTO_IN_FLIGHT: dict[str, int] = {"cpu": 1}
 WINDOW = 4  # inputs prepared and sorted by length together: WINDOW x K
