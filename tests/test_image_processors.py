@@ -170,15 +170,21 @@ def test_without_a_processor_the_config_size_is_used_and_said(tmp_path: Path) ->
     assert inspect.returncode == 0 and "48x48, 3 channels, bilinear resize" in inspect.stdout and "assumed" in inspect.stdout
 
 
-def test_an_unreadable_processor_file_is_a_one_line_error(tmp_path: Path) -> None:
-    folder = _save(tmp_path / "broken", _resnet(), _processor("ViTImageProcessor")(size={"height": 32, "width": 32}))
-    (folder / "preprocessor_config.json").write_text("{not json")
+def _one_line_load_error(folder: Path, tmp_path: Path) -> list[str]:
+    """Run the CLI on one image with `folder`; check it exits 2 with one line on stderr; return the lines."""
     image = tmp_path / "x.png"
     _photo(3).save(image)
     proc = subprocess.run([sys.executable, "-m", "explain.cli.main", "run", str(folder), "--image", str(image), "--out", str(tmp_path / "out"),
                            "--device", "cpu"], capture_output=True, text=True, timeout=300)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    return lines
+
+
+def test_an_unreadable_processor_file_is_a_one_line_error(tmp_path: Path) -> None:
+    folder = _save(tmp_path / "broken", _resnet(), _processor("ViTImageProcessor")(size={"height": 32, "width": 32}))
+    (folder / "preprocessor_config.json").write_text("{not json")
+    lines = _one_line_load_error(folder, tmp_path)
     assert lines[0].startswith("explain: error:") and "preprocessor_config.json cannot be read" in lines[0]
     assert not (tmp_path / "out" / "results.json").exists()
 
@@ -195,10 +201,5 @@ def test_from_model_takes_the_image_processor_as_its_second_argument() -> None:
 
 def test_a_model_that_cannot_take_its_processors_size_fails_at_load_in_one_line(tmp_path: Path) -> None:
     folder = _save(tmp_path / "vit32-proc64", _vit(size=32), _processor("ViTImageProcessor")(size={"height": 64, "width": 64}))
-    image = tmp_path / "x.png"
-    _photo(3).save(image)
-    proc = subprocess.run([sys.executable, "-m", "explain.cli.main", "run", str(folder), "--image", str(image), "--out", str(tmp_path / "out"),
-                           "--device", "cpu"], capture_output=True, text=True, timeout=300)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    lines = _one_line_load_error(folder, tmp_path)
     assert "does not run on the input its preprocessing gives (64x64, 3 channels" in lines[0]
