@@ -19,7 +19,10 @@ REPLACEMENT = "\ufffd"
 
 @functools.lru_cache(maxsize=1)
 def _byte_of() -> dict[str, int]:
-    """Return GPT-2's printable character -> byte table (the inverse of its bytes_to_unicode)."""
+    """Return GPT-2's printable character -> byte table (the inverse of its bytes_to_unicode).
+
+    Written out rather than imported from transformers.convert_slow_tokenizer, whose import
+    took 1.3 s here, in every process that tokenises; a test checks the two tables are equal."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     chars, extra = list(printable), 0
     for b in range(256):
