@@ -8,16 +8,43 @@ STAMP  := $(VENV)/.installed
 # present a plain `torch` gives the CUDA build. Override with `make TORCH=...`.
 TORCH  ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+# Exact versions of everything but torch, as the tests last passed with them (make lock refreshes it).
+LOCK   := requirements.lock
 
-.PHONY: setup demo test test-fast browser wheel-check bench typecheck clean
+.PHONY: setup lock test-latest demo test test-fast browser wheel-check bench typecheck clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# torch first (the CPU build on CPU machines), then the locked versions, then the project itself
+# without resolving again, so a fresh clone gets the tested environment whatever was released since.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) "$(TORCH)"
-	$(PIP) -e ".[test,distributed]"
+	$(PIP) -r $(LOCK)
+	$(PIP) --no-deps -e .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# Refresh the lock from pyproject's ranges: the newest releases they allow, resolved against the
+# CPU torch wheel (so no CUDA packages enter the lock), torch itself left out (the TORCH line
+# above installs it). Run `make test-latest` first: it tries those same newest releases.
+UV := build/uv/bin/uv
+lock:
+	test -x $(UV) || { python3 -m venv build/uv && build/uv/bin/pip install --quiet uv==0.13.9; }
+	$(UV) pip compile pyproject.toml --extra test --extra distributed --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels --override .ci/torch-cpu.txt \
+	  --no-emit-package torch --upgrade --custom-compile-command "make lock" -o $(LOCK)
+
+# The newest releases pyproject allows, in a venv of their own: how drift upstream (a new
+# transformers that changes its type hints, say) shows here before it reaches users.
+LATEST := .venv-latest
+test-latest: browser
+	rm -rf $(LATEST) && python3 -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(LATEST)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade -e ".[test,distributed]"
+	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
+	$(LATEST)/bin/python -m mypy
+	EXPLAIN_NO_SKIP=1 $(LATEST)/bin/python -m pytest -q -p no:cacheprovider
 
 demo: $(STAMP)
 	$(VENV)/bin/explain demo --out explain-demo
@@ -55,4 +82,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/speed.py
 
 clean:
-	rm -rf $(VENV) explain-demo explain-out build *.egg-info
+	rm -rf $(VENV) $(LATEST) explain-demo explain-out build *.egg-info

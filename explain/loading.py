@@ -194,7 +194,7 @@ def _load_hf_folder(
 
     if any(is_token_classifier(str(a)) for a in cfg.get("architectures") or []):
         auto = transformers.AutoModelForTokenClassification
-    common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
