@@ -27,9 +27,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
 import explain  # noqa: E402
 from explain import methods as registry  # noqa: E402
-from explain.explanation import Results  # noqa: E402
+from explain.results.explanation import Results  # noqa: E402
 from explain.metrics import baseline_explanation, evaluate, prepare_record  # noqa: E402
-from explain.results_io import _plain  # noqa: E402  # the results file's own JSON conversion
+from explain.results.results_io import _plain  # noqa: E402  # the results file's own JSON conversion
 from planted_data import digit_images, gpt_prompts, sentiment_examples  # noqa: E402
 
 MODELS = ROOT / "examples" / "models"

@@ -97,7 +97,7 @@ def main() -> None:
     help_s = statistics.median(_wall([py, "-m", "explain.cli.main", "--help"]) for _ in range(n))
     help_cpu = statistics.median(CPU[-n:])
     import_s = statistics.median(_wall([py, "-c", "import explain"]) for _ in range(n))
-    engine_s = statistics.median(_wall([py, "-c", "import explain.engine"]) for _ in range(n))
+    engine_s = statistics.median(_wall([py, "-c", "import explain.running.engine"]) for _ in range(n))
     # interleaved (bare, with report, without), so a drift in the machine's load hits all three alike
     bares: list[float] = []
     bares_teardown: list[float] = []
@@ -138,7 +138,7 @@ def main() -> None:
         ("python -c pass", python_s),
         ("explain --help", help_s),
         ("python -c 'import explain'", import_s),
-        ("python -c 'import explain.engine' (torch)", engine_s),
+        ("python -c 'import explain.running.engine' (torch)", engine_s),
         ("bare script: load the model and tokenizer", bare_s),
         ("  same, leaving with the interpreter's teardown", bare_teardown_s),
     ):

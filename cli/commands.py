@@ -13,10 +13,10 @@ import explain
 from explain import methods as registry
 from explain.adapters.base import Adapter
 from explain.errors import ExplainError
-from explain.explanation import Results
-from explain.input_batching import check_batch_inputs
+from explain.results.explanation import Results
+from explain.running.input_batching import check_batch_inputs
 from explain.methods.base import Method
-from explain.results_io import save
+from explain.results.results_io import save
 
 from .options import (
     _names,
@@ -131,7 +131,7 @@ def _explain(
     previous: Results | None,
 ) -> Results:
     """Call the engine with the run's options, recording failures (the summary prints them)."""
-    from explain.engine import run as run_engine
+    from explain.running.engine import run as run_engine
 
     return run_engine(
         model,

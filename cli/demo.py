@@ -8,9 +8,9 @@ from typing import Any
 
 import explain
 from explain import methods as registry
-from explain.engine import run
+from explain.running.engine import run
 from explain.errors import ExplainError
-from explain.results_io import save, write_atomic
+from explain.results.results_io import save, write_atomic
 
 from .options import print_summary
 from .inputs import expand_images, read_input_file

@@ -12,7 +12,7 @@ from explain.adapters.pairs import pair_inputs
 from explain import methods as registry
 from explain.distributed.sources import FILE_SUFFIXES, FileInput
 from explain.errors import ExplainError, InputError, MethodError
-from explain.explanation import Results
+from explain.results.explanation import Results
 
 from .inputs import expand_images, read_input_file
 
@@ -151,7 +151,7 @@ def failure_lines(results: Results) -> list[str]:
 
 def self_check_summary(results: Results) -> str | None:
     """Return the run's failed self-checks counted in one line (failures and notes print apart)."""
-    from explain.run_warnings import summary
+    from explain.running.run_warnings import summary
 
     text = summary(Results(list(results), model=results.model, inputs=[], failures=[], run=results.run))
     return text

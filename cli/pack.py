@@ -48,7 +48,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Pack the folder; print where it is and the command that explains it; return 0 (errors raise ExplainError)."""
     from explain.errors import CheckpointError
-    from explain.packing import _arch_args, pack
+    from explain.loading.packing import _arch_args, pack
 
     prep = None
     if args.preprocessing:

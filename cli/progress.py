@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from explain.explanation import Explanation
+from explain.results.explanation import Explanation
 
 
 class Progress:

@@ -13,10 +13,10 @@ from typing import Any, cast
 from explain import methods as registry
 from explain.adapters.base import Adapter
 from explain.distributed import RayOptions, RunSummary, open_sharded, plan, run_ray
-from explain.distributed.shards import MANIFEST, Store, clear
+from explain.results.shards import MANIFEST, Store, clear
 from explain.errors import ExplainError, InputError
-from explain.explanation import Results
-from explain.loading import checkpoint_family
+from explain.results.explanation import Results
+from explain.loading.checkpoint import checkpoint_family
 
 from .options import input_groups, load_options, no_inputs_message, parse_settings, report_inputs
 

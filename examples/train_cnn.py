@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `explain`
-from explain.cnn import build_architecture  # noqa: E402
+from explain.loading.cnn import build_architecture  # noqa: E402
 from planted_data import DIGIT_LABELS, cover, digit_images, seed_everything  # noqa: E402
 
 SEED = 0

@@ -20,26 +20,26 @@ from .errors import CheckpointError, DeviceError, ExplainError, ExplainWarning, 
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .engine import explain
-    from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, SelfCheck, Target
-    from .loading import load
-    from .results_files import open_results
-    from .results_io import save
-    from .wrapping import from_model
+    from .running.engine import explain
+    from .results.explanation import Explanation, Failure, InputRecord, ModelInfo, Results, SelfCheck, Target
+    from .loading.checkpoint import load
+    from .results.results_files import open_results
+    from .results.results_io import save
+    from .loading.wrapping import from_model
 
 _LAZY = {
-    "explain": "engine",
-    "Explanation": "explanation",
-    "Failure": "explanation",
-    "InputRecord": "explanation",
-    "ModelInfo": "explanation",
-    "Results": "explanation",
-    "SelfCheck": "explanation",
-    "Target": "explanation",
-    "load": "loading",
-    "open_results": "results_files",
-    "save": "results_io",
-    "from_model": "wrapping",
+    "explain": "running.engine",
+    "Explanation": "results.explanation",
+    "Failure": "results.explanation",
+    "InputRecord": "results.explanation",
+    "ModelInfo": "results.explanation",
+    "Results": "results.explanation",
+    "SelfCheck": "results.explanation",
+    "Target": "results.explanation",
+    "load": "loading.checkpoint",
+    "open_results": "results.results_files",
+    "save": "results.results_io",
+    "from_model": "loading.wrapping",
 }
 
 

@@ -22,7 +22,7 @@ from .plotly_bundle import write_asset
 from .show import show
 
 if TYPE_CHECKING:
-    from explain.explanation import Results
+    from explain.results.explanation import Results
 
 __all__ = ["render", "write_report", "show", "write_index"]
 
@@ -49,7 +49,7 @@ def write_report(
     assets="inline" (the default) makes one self-contained file; assets="shared" writes plotly.js
     once beside the report (several reports in one folder share it) and loads it from there.
     """
-    from explain.results_io import write_atomic
+    from explain.results.results_io import write_atomic
 
     if assets not in ASSETS:
         raise ValueError(f"assets must be one of {', '.join(ASSETS)}, got {assets!r}")

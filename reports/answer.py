@@ -18,7 +18,7 @@ from .quality import flagged
 from .removal_text import run_sentence
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation, InputRecord, Results
+    from explain.results.explanation import Explanation, InputRecord, Results
 
 TOP_CLASSES = 5  # probability bars shown per input (the rest summed as "other classes")
 WHY_SHARE = 0.2  # the inputs table names a feature when its consensus score is at least this share of the strongest

@@ -16,7 +16,7 @@ from explain.metrics.agreement import basis, default_k, pair_agreement
 from .encode import number
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation
+    from explain.results.explanation import Explanation
 
 
 def comparable(exps: Sequence[Explanation]) -> list[int]:

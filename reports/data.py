@@ -16,7 +16,7 @@ from .removal_text import input_sentence
 from .trust import TrustContext, trust_doc
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation, InputRecord, Target
+    from explain.results.explanation import Explanation, InputRecord, Target
 
 MAX_SIDE = 320  # pixel maps larger than this are shown (and compared) as block means
 

@@ -25,7 +25,7 @@ from .quality import SERIES, check_value, flagged, series_limit
 from .trust import AGREEMENT, FAITHFULNESS, SANITY, per_method_values
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation, Results
+    from explain.results.explanation import Explanation, Results
 
 MAX_INPUTS = 100  # sections shown by default: 100 texts x 4 methods with attention made an 8.2 MB report
 AGGREGATE_MIN = 20  # runs with at least this many inputs get the across-inputs view

@@ -14,7 +14,7 @@ from .dataset import aggregate, metric_distributions, sample_note, slowest
 from .encode import esc, fmt
 
 if TYPE_CHECKING:
-    from explain.explanation import InputRecord, Results
+    from explain.results.explanation import InputRecord, Results
 
 
 def dataset_doc(results: Results) -> dict[str, Any]:

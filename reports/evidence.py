@@ -17,7 +17,7 @@ from .constants import NO_EVIDENCE, UNITLESS, units
 from .encode import fmt, number
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation
+    from explain.results.explanation import Explanation
 
 _BPE_SPACE = re.compile("^[\u0120\u2581]")  # GPT-2 "Ġ", sentencepiece "▁": a leading space
 

@@ -15,7 +15,7 @@ from .quality import flagged
 from .style import CSS
 
 if TYPE_CHECKING:
-    from explain.explanation import Results
+    from explain.results.explanation import Results
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ a.icard:hover { border-color: var(--accent); text-decoration: none; } a.icard h2
 
 def write_index(entries: Sequence[IndexEntry | Mapping[str, Any]], path: str | os.PathLike[str], title: str = "explain reports") -> Path:
     """Write the index of `entries` (IndexEntry or {'title', 'href', 'results', 'note'}) to `path`; return the path."""
-    from explain.results_io import write_atomic
+    from explain.results.results_io import write_atomic
 
     path = Path(path)
     write_atomic(path, render_index(entries, title))

@@ -16,7 +16,7 @@ from .quality import check_lines
 from .style import COLORSCALE
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation
+    from explain.results.explanation import Explanation
 
 _STOPS = np.array([t for t, _ in COLORSCALE])
 _RGB = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for _, c in COLORSCALE], dtype=np.float64)

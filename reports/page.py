@@ -25,7 +25,7 @@ from .trust import TrustContext, definitions
 from .trust_summary import summary_doc, summary_html
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation, Failure, InputRecord, Results
+    from explain.results.explanation import Explanation, Failure, InputRecord, Results
 
 PREVIEW = 160  # characters of an input shown in the index
 # Nothing may leave the page: scripts and styles are inline, images are data: URIs; a page made with

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from .encode import fmt, number
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation, Results
+    from explain.results.explanation import Explanation, Results
 
 from .constants import IG_DELTA_LIMIT, METHOD_TITLES
 

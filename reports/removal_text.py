@@ -17,7 +17,7 @@ from explain.adapters import removal
 from .constants import METHOD_TITLES, UNITLESS
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation, Results
+    from explain.results.explanation import Explanation, Results
 
 
 def used(e: Explanation) -> str | None:

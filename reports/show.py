@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation, Results
+    from explain.results.explanation import Explanation, Results
 
 
 def show(obj: Results | Explanation, *, display: bool = True) -> str:
@@ -13,7 +13,7 @@ def show(obj: Results | Explanation, *, display: bool = True) -> str:
 
     Outside IPython (or with display=False) only the HTML text is returned.
     """
-    from explain.explanation import Explanation
+    from explain.results.explanation import Explanation
 
     from .inline import explanation_html
 

@@ -19,7 +19,7 @@ from .quality import CHECK_HELP, verdicts
 from .removal_text import phrase
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation, Results
+    from explain.results.explanation import Explanation, Results
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from .removal_text import faithfulness_sentence
 from .trust import AGREEMENT, FAITHFULNESS, RATIONALE, SANITY, Figure, beats, has_metrics, metric_keys
 
 if TYPE_CHECKING:
-    from explain.explanation import Results
+    from explain.results.explanation import Results
 
 RHO_LIMIT = 0.5  # used when the results do not record evaluate()'s own sanity_rho_limit
 

@@ -17,7 +17,7 @@ import numpy as np
 from explain.reports.inline import png_base64
 
 if TYPE_CHECKING:
-    from explain.explanation import Explanation, Results
+    from explain.results.explanation import Explanation, Results
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 WORDS = "the a movie film was is plot acting story and with of it this that very some great awful good bad dull".split()
@@ -73,7 +73,7 @@ def _overlap(what: str, value: float, k: int, threshold: float = 0.75) -> tuple[
 
 def _self_checks(method: str, checks: dict[str, float], rng: np.random.Generator, bad: bool) -> tuple:
     """Return the verdicts the methods write, in their words: IG completeness, SHAP stability, LIME surrogate fit and stability."""
-    from explain.explanation import SelfCheck
+    from explain.results.explanation import SelfCheck
 
     if method == "ig" and "delta_relative" in checks:
         gap, change = float(checks["convergence_delta"]), float(checks["output_change"])
@@ -141,7 +141,7 @@ def text_results(
     Removal: the run's is `mask` (IG and attention too), SHAP was told `drop`, and LIME records it
     under the old settings name `mask` (the hostile string when `hostile`).
     """
-    from explain.explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
+    from explain.results.explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
 
     rng = np.random.default_rng(seed)
     labels = ("negative", "neutral", HOSTILE if hostile else "positive")
@@ -207,7 +207,7 @@ def lm_results(
     *, hostile: bool = True, seed: int = 1,
 ) -> Results:
     """Return causal-LM Results: one explanation per generated token and method, then the whole continuation."""
-    from explain.explanation import Explanation, InputRecord, ModelInfo, Results, Target
+    from explain.results.explanation import Explanation, InputRecord, ModelInfo, Results, Target
 
     rng = np.random.default_rng(seed)
     exps, inputs = [], []
@@ -254,7 +254,7 @@ def image_results(
     targets: int = 1,
 ) -> Results:
     """Return image-classifier Results: image_png inputs, H x W pixel scores, LIME segments, `targets` classes each."""
-    from explain.explanation import Explanation, InputRecord, ModelInfo, Results, Target
+    from explain.results.explanation import Explanation, InputRecord, ModelInfo, Results, Target
 
     rng = np.random.default_rng(seed)
     labels = tuple(str(d) for d in range(10))
@@ -305,7 +305,7 @@ def with_metrics(results: Results, *, flagged: Sequence[str] = ("attention",), r
     Every method beats its random baseline except LIME's deletion AUC; the methods in `flagged`
     fail the sanity check; the first `rationale_inputs` inputs carry rationale scores.
     """
-    from explain.explanation import Results
+    from explain.results.explanation import Results
     from explain.metrics import agreement as agree
     from explain.metrics.summary import summarise
 
@@ -366,7 +366,7 @@ def planted_text_results(
     Each input holds one cue word, which gets score 1 (the others ~N(0, 0.1)); every 97th input's
     LIME fails and input 500 (when there is one) fails altogether; input 7 is the slowest.
     """
-    from explain.explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
+    from explain.results.explanation import Explanation, Failure, InputRecord, ModelInfo, Results, Target
 
     rng = np.random.default_rng(seed)
     labels = ("negative", "positive")

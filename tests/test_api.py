@@ -38,7 +38,7 @@ def test_in_memory_model_and_tokenizer_equal_the_loaded_folder(tiny_bert: Path) 
 
 
 def test_plain_module_with_preprocessing() -> None:
-    from explain.cnn import build_architecture
+    from explain.loading.cnn import build_architecture
 
     torch.manual_seed(0)
     net = build_architecture("SmallCNN", {"in_channels": 1, "num_classes": 3, "width": 8})
@@ -123,8 +123,8 @@ def test_one_counted_warning_for_truncation(tiny_bert: Path) -> None:
 
 
 def test_failed_self_checks_are_counted_per_method_and_check() -> None:
-    from explain.explanation import Explanation, InputRecord, ModelInfo, Results, SelfCheck, Target
-    from explain.run_warnings import summary
+    from explain.results.explanation import Explanation, InputRecord, ModelInfo, Results, SelfCheck, Target
+    from explain.running.run_warnings import summary
 
     def exp(method: str, i: int, name: str, passed: bool) -> Explanation:
         check = SelfCheck(name, passed, 0.5, 0.1, "")
@@ -143,7 +143,7 @@ def test_failed_self_checks_are_counted_per_method_and_check() -> None:
 
 
 def test_run_baseline_fills_unset_baselines_only(tiny_bert: Path) -> None:
-    from explain.engine import _with_baseline
+    from explain.running.engine import _with_baseline
     from explain.methods import get
 
     assert _with_baseline(get("ig"), None, "mask")["baseline"] == "mask"

@@ -15,7 +15,7 @@ import torch
 import explain
 from conftest import MODELS, run_cli
 from explain.errors import CheckpointError
-from explain.loading import _placement, first_device
+from explain.loading.checkpoint import _placement, first_device
 
 pytest.importorskip("accelerate")
 

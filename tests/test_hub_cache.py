@@ -13,7 +13,7 @@ import pytest
 
 import explain
 from explain.errors import CheckpointError
-from explain.hub_cache import looks_like_hub_id
+from explain.loading.hub_cache import looks_like_hub_id
 
 from conftest import ROOT, save_bert
 
@@ -114,7 +114,7 @@ def _snapshot(repo: Path, commit: str) -> Path:
 
 def test_an_asked_revision_is_never_replaced_by_another(tmp_path: Path) -> None:
     """refs/main and refs/v1.0 cached, v2.0 and commit bbbb... not: asking for those finds nothing."""
-    from explain.hub_cache import cached_snapshot
+    from explain.loading.hub_cache import cached_snapshot
 
     repo = tmp_path / "models--org--m"
     (repo / "refs").mkdir(parents=True)

@@ -325,7 +325,7 @@ def test_out_of_memory_at_one_row_is_a_one_line_error(bert, monkeypatch: pytest.
 
     from captum.attr import IntegratedGradients
 
-    from explain.runner import Runner
+    from explain.execution.runner import Runner
 
     monkeypatch.setattr(bert.model, "forward", no_memory)
     runner = Runner(torch.device("cpu"), batch_size=4)

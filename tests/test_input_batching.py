@@ -17,9 +17,9 @@ import pytest
 import torch
 
 import explain
-from explain.engine import run
+from explain.running.engine import run
 from explain.errors import ExplainError
-from explain.input_batching import resolve
+from explain.running.input_batching import resolve
 
 from conftest import MODELS, ROOT, run_cli
 
@@ -67,7 +67,7 @@ def test_text_classifier_equals_one_at_a_time(bert: Any, baseline: str | None) -
 
 
 def test_rows_share_model_calls(bert: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from explain.forward_batcher import ForwardBatcher
+    from explain.execution.forward_batcher import ForwardBatcher
 
     seen: list[ForwardBatcher] = []
     original = ForwardBatcher.serve

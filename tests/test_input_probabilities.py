@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import explain
-from explain.results_io import loads, save
+from explain.results.results_io import loads, save
 
 from conftest import MODELS
 

@@ -10,9 +10,9 @@ import torch
 
 import explain
 from explain.adapters.base import Adapter, Example, PerturbationView, contiguous_linkage
-from explain.explanation import Explanation, InputRecord, ModelInfo, Results, Target
+from explain.results.explanation import Explanation, InputRecord, ModelInfo, Results, Target
 from explain.metrics import agreement, curves, eraser, evaluate, faithfulness, rationale, sanity, summary
-from explain.runner import Runner
+from explain.execution.runner import Runner
 
 WEIGHTS = {"a": 4.0, "b": 3.0, "c": 2.0, "d": 1.0}
 
@@ -199,7 +199,7 @@ def test_summary_mean_and_std() -> None:
 
 # ---- sanity ---------------------------------------------------------------------------------
 def test_blocks_go_from_the_output_layer_down() -> None:
-    from explain.cnn import SmallCNN
+    from explain.loading.cnn import SmallCNN
 
     names = [n for n, _ in sanity.blocks(SmallCNN(1, 3, 4))]
     assert names == ["classifier", "features.8", "features.4", "features.0"]  # BatchNorms join their conv

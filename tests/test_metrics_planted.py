@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import explain
-from explain.explanation import Explanation, Results
+from explain.results.explanation import Explanation, Results
 from explain.metrics import baseline_explanation, evaluate, prepare_record
 
 from conftest import MODELS

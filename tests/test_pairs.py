@@ -22,9 +22,9 @@ import explain
 from explain.adapters.pairs import PairTextClassifierAdapter, PairTokenized, segment_linkage, split_pair, tokenize_pair
 from explain.distributed.sources import FileInput, plan, read_file
 from explain.errors import InputError
-from explain.loading import build_hf_adapter
-from explain.runner import Runner
-from explain.hashing import state_hash
+from explain.loading.checkpoint import build_hf_adapter
+from explain.execution.runner import Runner
+from explain.results.hashing import state_hash
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 FILLER = "the a man dog cat sat ran on in park house today with red big small old new".split()
@@ -215,7 +215,7 @@ def test_pair_record_and_results_file_keep_both_texts(heldout_results: Any, tmp_
     assert getattr(rec, "text_pair", None) == hyp or hyp in (rec.note or "")
     path = explain.save(results, tmp_path / "results.json") if hasattr(explain, "save") else None
     if path is None:
-        from explain.results_io import save
+        from explain.results.results_io import save
 
         path = save(results, tmp_path / "results.json")
     back = explain.open_results(path) if hasattr(explain, "open_results") else None
@@ -321,7 +321,7 @@ def test_jsonl_and_csv_pairs(tmp_path: Path) -> None:
 
 
 def _hooked_loading() -> bool:
-    from explain.loading import family_of_class
+    from explain.loading.checkpoint import family_of_class
 
     return family_of_class("BertForTokenClassification") == "text-classifier"
 
@@ -347,7 +347,7 @@ def _hooked_cli() -> bool:
 
 
 def _hooked_record() -> bool:
-    from explain.explanation import InputRecord
+    from explain.results.explanation import InputRecord
 
     return "text_pair" in InputRecord.__dataclass_fields__
 
@@ -381,7 +381,7 @@ def test_api_text_pair_keyword(adapter: PairTextClassifierAdapter) -> None:
 
 @needs(_hooked_record, "H5 (InputRecord.text_pair)")
 def test_input_record_keeps_the_pair(heldout_results: Any, tmp_path: Path) -> None:
-    from explain.results_io import read_file as read_results, save
+    from explain.results.results_io import read_file as read_results, save
 
     results, rows = heldout_results
     assert results.inputs[0].text_pair == " ".join(rows[0][1])  # type: ignore[attr-defined]

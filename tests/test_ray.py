@@ -21,7 +21,7 @@ import pytest
 import explain
 from conftest import FILLER, ROOT, SENTIMENT, blocking_env, ctrl_c_default, interrupt, run_cli
 from explain.distributed import open_sharded, read_file
-from explain.distributed.shards import Store, shard_files, write_shard
+from explain.results.shards import Store, shard_files, write_shard
 
 import ray  # the distributed extra is part of `make setup`: a missing ray fails, never skips
 pytestmark = pytest.mark.slow
@@ -186,7 +186,7 @@ def test_user_errors_fail_before_ray_starts(tiny_bert: Path, tmp_path: Path, ext
 
 def test_sharded_reader_takes_each_input_from_its_newest_attempt(reference: explain.Results, tmp_path: Path) -> None:
     """No Ray: shards written by hand, one input re-explained by a later attempt (resume)."""
-    from explain.distributed.shards import LAYOUT, write_manifest
+    from explain.results.shards import LAYOUT, write_manifest
 
     def part(indices: range, failures: bool = True) -> explain.Results:
         keep = set(indices)

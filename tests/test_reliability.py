@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import explain
 from explain.errors import InputError
-from explain.results_io import dumps, loads
+from explain.results.results_io import dumps, loads
 
 from conftest import ROOT, blocking_env, ctrl_c_default, interrupt, run_cli
 
@@ -117,7 +117,7 @@ def test_any_text_is_explained_or_fails_alone(tiny_bert: Path, texts: list[str])
 @given(st.lists(st.text(TEXT_CHARS, max_size=40), max_size=6))
 def test_any_input_file_reads_or_records_failures(tmp_path: Path, lines: list[str]) -> None:
     from explain.cli.inputs import read_input_file
-    from explain.engine import InvalidInput
+    from explain.running.engine import InvalidInput
 
     for suffix, text in ((".txt", "\n".join(lines)), (".jsonl", "\n".join(lines)), (".csv", "text\n" + "\n".join(lines))):
         path = tmp_path / f"in{suffix}"
@@ -188,7 +188,7 @@ def test_malformed_csv_line_fails_alone(tiny_bert: Path, tmp_path: Path) -> None
 
 def test_out_of_memory_halves_the_batch_then_says_so() -> None:
     from explain.errors import ExplainError
-    from explain.runner import Runner
+    from explain.execution.runner import Runner
 
     runner = Runner(torch.device("cpu"), batch_size=64)
     sizes: list[int] = []

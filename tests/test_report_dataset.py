@@ -14,7 +14,7 @@ import pytest
 
 import explain
 from explain import reports
-from explain.explanation import Explanation, InputRecord, ModelInfo, Results, Target
+from explain.results.explanation import Explanation, InputRecord, ModelInfo, Results, Target
 from explain.reports import dataset
 import report_samples as samples
 from explain.reports.encode import unpack

@@ -15,7 +15,7 @@ import pytest
 
 import explain
 from explain import reports
-from explain.explanation import Explanation, InputRecord, ModelInfo, Results, SelfCheck, Target
+from explain.results.explanation import Explanation, InputRecord, ModelInfo, Results, SelfCheck, Target
 import report_samples as samples
 from explain.reports.trust import metric_keys
 

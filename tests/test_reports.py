@@ -218,7 +218,7 @@ def test_hundred_inputs_stay_under_ten_megabytes() -> None:
 
 # ---- issue 16: honest colour, the first screen, shared assets, the index ----
 
-from explain.explanation import Explanation, SelfCheck, Target  # noqa: E402
+from explain.results.explanation import Explanation, SelfCheck, Target  # noqa: E402
 from explain.reports import answer, evidence  # noqa: E402
 from explain.reports.constants import NO_EVIDENCE  # noqa: E402
 
@@ -388,7 +388,7 @@ def test_true_labels_and_probabilities_come_from_the_input_records() -> None:
 def test_a_schema_1_results_file_still_opens_and_renders(tmp_path: Path) -> None:
     # Schema 1: metrics lived in `checks`, no self_checks / metrics / cached_rows, no true label or probabilities on inputs.
     r = samples.with_metrics(samples.text_results(3, hostile=False))
-    doc = json.loads(explain.results_io.dumps(r))
+    doc = json.loads(explain.results.results_io.dumps(r))
     doc["schema"] = "explain.results/1"
     labels, probs = {}, {}
     for d in doc["inputs"]:

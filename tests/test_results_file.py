@@ -10,7 +10,7 @@ import pytest
 
 import explain
 from explain.errors import InputError
-from explain.results_io import SCHEMA, dumps, loads
+from explain.results.results_io import SCHEMA, dumps, loads
 
 TEXTS = ["the movie was unwatchable", "a great film", "   "]
 

@@ -16,10 +16,10 @@ import torch
 
 import explain
 from explain.adapters.base import Adapter, Example, PerturbationView, contiguous_linkage
-from explain.explanation import Explanation, InputRecord, ModelInfo, SelfCheck, Target
+from explain.results.explanation import Explanation, InputRecord, ModelInfo, SelfCheck, Target
 from explain.methods import get
 from explain.methods.stability import STABILITY_THRESHOLD, average_overlap, depths, stability
-from explain.runner import Runner
+from explain.execution.runner import Runner
 
 from conftest import MODELS
 from planted_data import digit_images, sentiment_examples

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import explain
-from explain.fast_inference import fast_copy
+from explain.execution.fast_inference import fast_copy
 from explain.gradients import frozen_parameters, saved_bytes_per_row
-from explain.runner import parse_size
+from explain.execution.runner import parse_size
 
 from conftest import MODELS
 
@@ -174,7 +174,7 @@ def test_a_relu_shared_with_a_residual_stays_out_of_place() -> None:
 def test_cpu_calls_hold_about_a_budget_of_activations() -> None:
     """On CPU with no batch size set, text rows of a model of known width go to it about
     4096 x 384 activation elements per call (8-256 rows); without a width, the flat batch size."""
-    from explain.runner import Runner
+    from explain.execution.runner import Runner
 
     runner = Runner(torch.device("cpu"))
     sizes: list[int] = []
@@ -205,8 +205,8 @@ def test_merged_calls_of_several_inputs_keep_the_cpu_budget() -> None:
     """Several inputs' calls run as one: on CPU with the budget, calls stay within it (8 inputs'
     LIME rows once went as calls of 8 x 204); without it (a set batch size, no width, GPU),
     the sum of the calls' sizes."""
-    from explain.forward_batcher import ForwardBatcher
-    from explain.runner import Runner
+    from explain.execution.forward_batcher import ForwardBatcher
+    from explain.execution.runner import Runner
 
     sizes: list[int] = []
 
@@ -252,7 +252,7 @@ def test_the_loader_tells_the_runner_the_hidden_size(tiny_bert) -> None:  # type
 
 
 def test_an_out_of_memory_ends_the_token_budget() -> None:
-    from explain.runner import Runner
+    from explain.execution.runner import Runner
 
     runner = Runner(torch.device("cpu"))
     runner.width = 384

@@ -19,9 +19,9 @@ import torch
 import explain
 from explain.adapters.token_classifier import TokenClassifierAdapter, is_token_classifier, outside_index
 from explain.errors import MethodError, TargetError
-from explain.explanation import ModelInfo
-from explain.runner import Runner
-from explain.hashing import state_hash
+from explain.results.explanation import ModelInfo
+from explain.execution.runner import Runner
+from explain.results.hashing import state_hash
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 FILLER = "the a we saw met went to from with at and then later today old new".split()
@@ -274,7 +274,7 @@ def test_perturbation_outputs_are_read_at_the_words_row(adapter: TokenClassifier
 
 
 def test_results_file_round_trip(heldout_results: Any, tmp_path: Path) -> None:
-    from explain.results_io import read_file, save
+    from explain.results.results_io import read_file, save
 
     results, _ = heldout_results
     back = read_file(save(results, tmp_path / "results.json"))
@@ -301,7 +301,7 @@ def test_word_targets_helper(adapter: TokenClassifierAdapter) -> None:
 
 
 def _hooked_loading() -> bool:
-    from explain.loading import family_of_class
+    from explain.loading.checkpoint import family_of_class
 
     return family_of_class("BertForTokenClassification") == "text-classifier"
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from ..errors import MethodError, TargetError
-from ..explanation import InputRecord, ModelInfo, Target
-from ..runner import Runner
+from ..results.explanation import InputRecord, ModelInfo, Target
+from ..execution.runner import Runner
 from .targets import as_list, class_indices
 
 OUTPUTS = ("probability", "logit", "log-probability")

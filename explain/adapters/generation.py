@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TargetError
-from ..explanation import Target
+from ..results.explanation import Target
 
 # The jobs live in their own modules; their names are re-exported here for existing callers.
 from .lm_decoding import PrefixScorer, greedy

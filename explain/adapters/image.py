@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import MethodError
-from ..explanation import InputRecord, ModelInfo, Target
+from ..results.explanation import InputRecord, ModelInfo, Target
 from ..images import LoadedImage, read_image
-from ..runner import Runner
+from ..execution.runner import Runner
 from . import removal
 from .base import Adapter, Example, GradientView, PerturbationView, select_output, transform
 from .preprocessing import Preprocessing
@@ -109,7 +109,7 @@ class ImageClassifierAdapter(Adapter):
         return getattr(out, "logits", out)
 
     def _fast_model(self, probe: torch.Tensor) -> torch.nn.Module | None:
-        from ..fast_inference import fast_copy, weights_key
+        from ..execution.fast_inference import fast_copy, weights_key
 
         # Rebuilt whenever the model's weights change (in place, or replaced, as the sanity
         # check's randomised copies do): the copy must never answer for old weights.

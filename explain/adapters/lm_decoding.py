@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..runner import Runner
+from ..execution.runner import Runner
 
 from .lm_sequence import Generation
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..explanation import InputRecord, Target
+from ..results.explanation import InputRecord, Target
 from . import textview
 from .token_names import readable_tokens
 from .answer_row import answer_rows

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError, MethodError
-from ..explanation import InputRecord, ModelInfo, Target
-from ..runner import Runner
+from ..results.explanation import InputRecord, ModelInfo, Target
+from ..execution.runner import Runner
 from .answer_row import answer_rows
 from .attention_impl import eager_attention
 from . import removal, textview

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, TargetError
-from ..explanation import InputRecord, Target
+from ..results.explanation import InputRecord, Target
 from . import textview
 from .attention_impl import eager_attention
 from .base import AttentionView, Example, GradientView, PerturbationView, contiguous_linkage, select_output, transform

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .ray_engine import RayOptions, RunSummary
 from .ray_engine import run as run_ray
-from .shards import LAYOUT, is_sharded, iter_shards, open_sharded
+from ..results.shards import LAYOUT, is_sharded, iter_shards, open_sharded
 from .sources import FileInput, Part, plan, read_file
 
 __all__ = ["LAYOUT", "FileInput", "Part", "RayOptions", "RunSummary", "is_sharded", "iter_shards", "open_sharded", "plan", "read_file", "run_ray"]

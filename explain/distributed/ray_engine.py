@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import ExplainError
-from ..results_io import SCHEMA
-from .shards import INFLIGHT, LAYOUT, MANIFEST, SHARDS, Store, _load, read_manifest, shard_files, write_manifest
+from ..results.results_io import SCHEMA
+from ..results.shards import INFLIGHT, LAYOUT, MANIFEST, SHARDS, Store, _load, read_manifest, shard_files, write_manifest
 from .sources import Part
 from .worker import _INTERNAL, Worker, WorkerError
 

@@ -13,9 +13,9 @@ import os
 from typing import Any
 
 from ..errors import ExplainError
-from ..explanation import Results
+from ..results.explanation import Results
 from ..invalid import InvalidInput
-from .shards import INFLIGHT, Store, write_shard
+from ..results.shards import INFLIGHT, Store, write_shard
 from .sources import decode_item
 
 
@@ -50,7 +50,7 @@ class Worker:
     ) -> None:
         import torch
 
-        from ..loading import load as load_model
+        from ..loading.checkpoint import load as load_model
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if os.path.isdir(cwd):  # relative input paths mean what they meant to the driver
@@ -75,7 +75,7 @@ class Worker:
         return {"summary": [json.dumps({"error": self.error})]}
 
     def _explain(self, batch: Any) -> dict[str, list[str]]:
-        from ..engine import run
+        from ..running.engine import run
 
         indices = [int(i) for i in batch.column("index").to_pylist()]
         items = [decode_item(s) for s in batch.column("item").to_pylist()]
@@ -132,7 +132,7 @@ class WorkerError(RuntimeError):
 def _summary(results: Results, name: str, attempt: int) -> dict[str, Any]:
     import dataclasses
 
-    from ..results_io import _plain
+    from ..results.results_io import _plain
 
     methods: dict[str, list[float]] = {}
     for e in results:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..adapters.base import Adapter, Example
-from ..explanation import Explanation, Target
+from ..results.explanation import Explanation, Target
 from .registry import register
 from .base import BASELINE_HELP, Cost, Method, setting, view_options
 

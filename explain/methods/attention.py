@@ -36,7 +36,7 @@ from ..adapters.answer_row import answer_rows, answer_rule, combines_by_mean
 from ..adapters.attention_impl import recording_logits
 from ..adapters.base import Adapter, AttentionView, Example
 from ..errors import MethodError
-from ..explanation import Explanation, Target
+from ..results.explanation import Explanation, Target
 from .registry import register
 from .base import Cost, Method, setting
 

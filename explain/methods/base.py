@@ -13,7 +13,7 @@ import numpy as np
 from ..adapters.base import Adapter, Example, PerturbationView
 from ..adapters.removal import DESCRIPTIONS
 from ..errors import MethodError
-from ..explanation import Explanation, SelfCheck, Target
+from ..results.explanation import Explanation, SelfCheck, Target
 
 
 class Method(ABC):

@@ -19,7 +19,7 @@ import torch
 from ..adapters.base import Adapter, Example
 from ..adapters.feature_map import is_traced, spatial_maps
 from ..errors import MethodError
-from ..explanation import Explanation, Target
+from ..results.explanation import Explanation, Target
 from .registry import register
 from .base import Cost, Method, setting
 

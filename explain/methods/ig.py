@@ -29,7 +29,7 @@ import torch
 
 from ..adapters.base import Adapter, Example
 from ..errors import MethodError
-from ..explanation import Explanation, SelfCheck, Target
+from ..results.explanation import Explanation, SelfCheck, Target
 from ..gradients import PathSum, frozen_parameters, saved_bytes_per_row, trapezoid_level, trapezoid_points
 from .registry import register
 from .base import BASELINE_HELP, Cost, Method, setting, view_options

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..adapters.base import Adapter, Example
-from ..explanation import Explanation, SelfCheck, Target
+from ..results.explanation import Explanation, SelfCheck, Target
 from .registry import register
 from . import stability
 from .base import BASELINE_HELP, Cost, Method, setting, view_options

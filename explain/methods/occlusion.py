@@ -19,7 +19,7 @@ import numpy as np
 
 from ..adapters.base import Adapter, Example
 from ..errors import MethodError
-from ..explanation import Explanation, Target
+from ..results.explanation import Explanation, Target
 from .base import Cost, Method, baseline_help, setting
 from .registry import register
 

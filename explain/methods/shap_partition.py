@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..adapters.base import Adapter, Example, PerturbationView
-from ..explanation import Explanation, Target
+from ..results.explanation import Explanation, Target
 from .registry import register
 from . import stability
 from .base import BASELINE_HELP, Cost, Method, setting, view_options

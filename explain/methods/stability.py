@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..explanation import SelfCheck
+from ..results.explanation import SelfCheck
 
 TOP_K = 3  # the features a reader looks at first
 SHARE = 0.25  # a feature counts among the top when |value| is at least this share of the largest

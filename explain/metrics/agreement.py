@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..explanation import Explanation
+from ..results.explanation import Explanation
 
 TOP_FRACTION = 0.2  # top-k overlap compares the top 20 % of features (at least one)
 IMAGE_CELLS = 64  # image maps are pooled to about 8 x 8 cells before comparing

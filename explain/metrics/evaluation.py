@@ -12,7 +12,7 @@ import numpy as np
 
 from ..adapters.base import Adapter, Example
 from ..errors import ExplainError, InputError
-from ..explanation import Explanation, InputRecord, Results
+from ..results.explanation import Explanation, InputRecord, Results
 from . import agreement as agree
 from . import eraser, rationale, sanity, summary
 from .faithfulness import IMAGE_CELLS, RANDOM_ORDERS, Faithfulness

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..adapters.base import Adapter, Example, PerturbationView
 from ..errors import ExplainError, MethodError
-from ..explanation import Explanation
+from ..results.explanation import Explanation
 from . import curves, eraser
 
 RANDOM_ORDERS = 5  # random orders averaged for each chance baseline

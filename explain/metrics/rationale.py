@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..explanation import Explanation
+from ..results.explanation import Explanation
 
 Rationale = Sequence[str] | np.ndarray
 

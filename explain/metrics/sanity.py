@@ -27,7 +27,7 @@ from .. import methods as registry
 from ..adapters import removal
 from ..adapters.base import Adapter, Example
 from ..errors import MethodError
-from ..explanation import Explanation, Target
+from ..results.explanation import Explanation, Target
 from .agreement import spearman
 
 RHO_LIMIT = 0.5  # |Spearman rho| above this after randomisation: the explanation barely changed

@@ -7,7 +7,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from ..explanation import Explanation
+from ..results.explanation import Explanation
 
 # The metrics evaluate() writes, with which direction is better (None: read against its pair).
 METRIC_KEYS: Mapping[str, str | None] = {

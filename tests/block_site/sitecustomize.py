@@ -1,7 +1,7 @@
 """Test-only: make a process's model calls block once its own progress reaches a point.
 
 With EXPLAIN_TEST_BLOCK_WHEN="GLOB:N" in the environment and this folder on PYTHONPATH, every
-`explain.runner.Runner.map` / `with_backoff` call waits forever once N files match GLOB. The
+`explain.execution.runner.Runner.map` / `with_backoff` call waits forever once N files match GLOB. The
 interrupt tests use it so that the run they interrupt cannot finish first, however fast the
 machine: the run blocks by itself once it has saved work (results.json, or 3 Ray shards), and
 the test sends Ctrl-C to a run that is certainly still going. Ray's worker processes inherit the
@@ -34,13 +34,13 @@ def _blocking(fn: Any, pattern: str, count: int) -> Any:
 
 
 class _PatchRunner(importlib.abc.MetaPathFinder):
-    """Wrap explain.runner.Runner's model-call entry points right after the module loads."""
+    """Wrap explain.execution.runner.Runner's model-call entry points right after the module loads."""
 
     def __init__(self, pattern: str, count: int) -> None:
         self.pattern, self.count = pattern, count
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "explain.runner":
+        if name != "explain.execution.runner":
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from .distributed.shards import is_sharded, open_sharded
-from .errors import InputError
+from .shards import is_sharded, open_sharded
+from ..errors import InputError
 from .explanation import Results
 from .results_io import read_file
 

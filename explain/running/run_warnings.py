@@ -5,8 +5,8 @@ from __future__ import annotations
 import warnings
 from collections import defaultdict
 
-from .errors import ExplainWarning
-from .explanation import Results
+from ..errors import ExplainWarning
+from ..results.explanation import Results
 
 # How a failed self-check reads in the summary (method, check name); others read generically.
 _PHRASES = {

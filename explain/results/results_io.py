@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .explanation import Explanation, Failure, InputRecord, ModelInfo, Results, SelfCheck, Target
 
 SCHEMA = "explain.results/2"
@@ -53,7 +53,7 @@ def dumps(results: Results) -> str:
 def read_file(path: str | os.PathLike[str]) -> Results:
     """Read one results file written by `save` (or a folder holding results.json) into Results.
 
-    `explain.open_results` also reads a sharded run's folder: see explain/results_files.py.
+    `explain.open_results` also reads a sharded run's folder: see explain/results/results_files.py.
     """
     path = Path(path)
     if path.is_dir():

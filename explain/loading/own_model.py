@@ -12,14 +12,14 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from .adapters.answer_row import check_rule
-from .adapters.base import Adapter
-from .adapters.preprocessing import Preprocessing
-from .adapters.torch_shim import OwnTextModel
-from .adapters.torch_tokenizer import as_hf_tokenizer, vocab_size
-from .errors import CheckpointError
-from .explanation import ModelInfo
-from .runner import Runner
+from ..adapters.answer_row import check_rule
+from ..adapters.base import Adapter
+from ..adapters.preprocessing import Preprocessing
+from ..adapters.torch_shim import OwnTextModel
+from ..adapters.torch_tokenizer import as_hf_tokenizer, vocab_size
+from ..errors import CheckpointError
+from ..results.explanation import ModelInfo
+from ..execution.runner import Runner
 
 FAMILIES = ("causal-lm", "text-classifier", "image-classifier")
 _POSITION_HINTS = ("pos", "wpe", "position")
@@ -76,10 +76,10 @@ def build_own_adapter(
         max_length=max_length or _max_length(module, emb_name, tok),
     )
     if family == "text-classifier":
-        from .adapters.text import TextClassifierAdapter
+        from ..adapters.text import TextClassifierAdapter
 
         return TextClassifierAdapter(model, tok, info, runner)
-    from .adapters.causal_lm import CausalLMAdapter
+    from ..adapters.causal_lm import CausalLMAdapter
 
     return CausalLMAdapter(model, tok, info, runner)
 
@@ -139,7 +139,7 @@ def check_contract(model: OwnTextModel, family: str, labels: Sequence[str] | Non
 def _image_adapter(
     module: nn.Module, prep: Preprocessing | None, labels: Sequence[str] | None, runner: Runner, path: str, content_hash: str, arch: str
 ) -> Adapter:
-    from .adapters.image import ImageClassifierAdapter
+    from ..adapters.image import ImageClassifierAdapter
 
     if prep is None:
         raise CheckpointError("an image classifier needs preprocessing (size, channels, mean, std)")

@@ -33,16 +33,16 @@ import copy
 import threading
 from typing import Any, Callable, Protocol, Sequence
 
-from .adapters.base import Adapter, Example
-from .errors import ExplainError
-from .explanation import Results
-from .forward_batcher import ForwardBatcher, Stopped
-from .methods.base import Method
-from .scope import seed_all
+from ..adapters.base import Adapter, Example
+from ..errors import ExplainError
+from ..results.explanation import Results
+from ..execution.forward_batcher import ForwardBatcher, Stopped
+from ..methods.base import Method
+from ..execution.scope import seed_all
 
 
 class _Job(Protocol):
-    """What this module needs of the engine's job (explain.engine._Job; named here: no import cycle)."""
+    """What this module needs of the engine's job (explain.running.engine._Job; named here: no import cycle)."""
 
     model: Adapter
     chosen: list[Method]
@@ -110,7 +110,7 @@ def explain_side_by_side(
 ) -> None:
     """Explain the (index, raw input) pairs `todo` into `results`, K inputs sharing model calls."""
     if any(m.name == "shap" for m in job.chosen):
-        from .methods.shap_partition import own_streams
+        from ..methods.shap_partition import own_streams
 
         own_streams()  # shap's tie-breaks from each thread's own stream
     window = WINDOW * k

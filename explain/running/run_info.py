@@ -7,7 +7,7 @@ import platform
 from importlib import metadata
 from typing import Any, Iterable, Mapping
 
-from .version import __version__
+from ..version import __version__
 
 # Distribution names whose versions a results file records. Read from the installed metadata:
 # importing captum, shap or transformers only to read `__version__` cost seconds per run.

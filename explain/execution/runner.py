@@ -14,13 +14,13 @@ from typing import Any, Callable, Hashable, Iterator, Protocol, Sequence, TypeVa
 
 import torch
 
-from .errors import ExplainError
+from ..errors import ExplainError
 
 T = TypeVar("T")
 
 
 class SharedCalls(Protocol):
-    """What `map` needs of explain.forward_batcher.ForwardBatcher (named here: no import cycle)."""
+    """What `map` needs of explain.execution.forward_batcher.ForwardBatcher (named here: no import cycle)."""
 
     def serves_this_thread(self) -> bool: ...
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import torch
 
-from .adapters.base import Adapter
-from .hashing import content_hash
-from .adapters.preprocessing import Preprocessing
-from .devices import resolve_device
-from .errors import CheckpointError, ExplainWarning
-from .explanation import ModelInfo
-from .runner import Runner
+from ..adapters.base import Adapter
+from ..results.hashing import content_hash
+from ..adapters.preprocessing import Preprocessing
+from ..execution.devices import resolve_device
+from ..errors import CheckpointError, ExplainWarning
+from ..results.explanation import ModelInfo
+from ..execution.runner import Runner
 
 _FAMILY_SUFFIXES = (
     ("ForSequenceClassification", "text-classifier"),
@@ -190,7 +190,7 @@ def _load_hf_folder(
         "causal-lm": transformers.AutoModelForCausalLM,
         "image-classifier": transformers.AutoModelForImageClassification,
     }[family]
-    from .adapters.token_classifier import is_token_classifier
+    from ..adapters.token_classifier import is_token_classifier
 
     if any(is_token_classifier(str(a)) for a in cfg.get("architectures") or []):
         auto = transformers.AutoModelForTokenClassification
@@ -294,7 +294,7 @@ def build_hf_adapter(
     width = getattr(text_cfg, "hidden_size", None)
     runner.width = width if isinstance(width, int) and width > 0 else None  # sizes CPU calls of text rows
     if family == "image-classifier":
-        from .adapters.image import ImageClassifierAdapter
+        from ..adapters.image import ImageClassifierAdapter
 
         if prep is None:
             raise CheckpointError("an image classifier needs its preprocessing (an image processor or size/mean/std)")
@@ -303,13 +303,13 @@ def build_hf_adapter(
     if tokenizer is None:
         raise CheckpointError(f"a {family} needs its tokenizer")
     if family == "text-classifier":
-        from .adapters.pairs import PairTextClassifierAdapter
-        from .adapters.token_classifier import TokenClassifierAdapter, is_token_classifier
+        from ..adapters.pairs import PairTextClassifierAdapter
+        from ..adapters.token_classifier import TokenClassifierAdapter, is_token_classifier
 
         if is_token_classifier(type(model).__name__):
             return _with_head(TokenClassifierAdapter(model, tokenizer, info, runner), config)
         return _with_head(PairTextClassifierAdapter(model, tokenizer, info, runner), config)  # single texts and sentence pairs
-    from .adapters.causal_lm import CausalLMAdapter
+    from ..adapters.causal_lm import CausalLMAdapter
 
     return CausalLMAdapter(model, tokenizer, info, runner)
 
@@ -357,7 +357,7 @@ def _placement(device_map: str | dict[str, Any] | None, max_memory: int | str | 
     if max_memory is not None:
         import psutil
 
-        from .runner import parse_size
+        from ..execution.runner import parse_size
 
         cap = parse_size(max_memory)
         gpus = torch.cuda.device_count()
@@ -407,7 +407,7 @@ def _load_plain_cnn(
 ) -> Adapter:
     from safetensors.torch import load_file
 
-    from .adapters.image import ImageClassifierAdapter
+    from ..adapters.image import ImageClassifierAdapter
     from .cnn import build_architecture
 
     cfg_path = folder / "config.json"

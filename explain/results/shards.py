@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import InputError
-from ..explanation import Explanation, Failure, InputRecord, Results
-from ..results_io import dumps, loads
+from .explanation import Explanation, Failure, InputRecord, Results
+from .results_io import dumps, loads
 
 LAYOUT = "explain.sharded/1"
 MANIFEST = "manifest.json"

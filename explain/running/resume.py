@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .errors import ExplainError
-from .explanation import Results
-from .results_io import _plain
+from ..errors import ExplainError
+from ..results.explanation import Results
+from ..results.results_io import _plain
 
 # The run fields that must match for a saved run's explanations to be this job's.
 SAME_JOB = ("methods", "settings", "seed", "granularity", "target", "top_classes", "baseline")

@@ -13,9 +13,9 @@ import sys
 import typing
 from typing import Any, Mapping, Sequence
 
-from .adapters import removal
-from .adapters.base import OUTPUTS, Adapter
-from .errors import MethodError
+from ..adapters import removal
+from ..adapters.base import OUTPUTS, Adapter
+from ..errors import MethodError
 
 GRADIENT_METHODS = ("ig",)  # methods whose baseline is a point on a gradient path, not a removal
 # Named options: (the adapter module's constant of allowed names, the adapter attribute adding more).

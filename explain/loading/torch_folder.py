@@ -22,12 +22,12 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from .adapters.base import Adapter
-from .hashing import content_hash
-from .adapters.preprocessing import Preprocessing
-from .errors import CheckpointError
+from ..adapters.base import Adapter
+from ..results.hashing import content_hash
+from ..adapters.preprocessing import Preprocessing
+from ..errors import CheckpointError
 from .own_model import FAMILIES, build_own_adapter
-from .runner import Runner
+from ..execution.runner import Runner
 
 FORMAT = "explain-torch"
 WEIGHT_NAMES = ("model.safetensors", "model.pt", "model.pth", "ckpt.pt", "pytorch_model.bin")

@@ -6,13 +6,13 @@ from typing import Any, Mapping
 
 import torch
 
-from .adapters.base import Adapter
-from .adapters.preprocessing import Preprocessing
-from .devices import resolve_device
-from .errors import CheckpointError
-from .hashing import state_hash
-from .loading import build_hf_adapter, family_of_class
-from .runner import Runner
+from ..adapters.base import Adapter
+from ..adapters.preprocessing import Preprocessing
+from ..execution.devices import resolve_device
+from ..errors import CheckpointError
+from ..results.hashing import state_hash
+from .checkpoint import build_hf_adapter, family_of_class
+from ..execution.runner import Runner
 
 
 def from_model(

@@ -12,20 +12,20 @@ import time
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 from . import input_batching
-from . import methods as registry
+from .. import methods as registry
 from . import run_warnings
-from .adapters.base import Adapter, Example
-from .methods.base import Method
-from .adapters.targets import top_indices
-from .errors import ExplainError, InputError, MethodError, TargetError
-from .explanation import Failure, InputRecord, Results
-from .images import image_inputs
-from .invalid import InvalidInput
+from ..adapters.base import Adapter, Example
+from ..methods.base import Method
+from ..adapters.targets import top_indices
+from ..errors import ExplainError, InputError, MethodError, TargetError
+from ..results.explanation import Failure, InputRecord, Results
+from ..images import image_inputs
+from ..invalid import InvalidInput
 from .resume import resumed
 from .run_info import run_info
-from .scope import isolated, seed_all
+from ..execution.scope import isolated, seed_all
 from .settings_check import check_baseline, check_settings
-from .wrapping import as_adapter
+from ..loading.wrapping import as_adapter
 
 __all__ = ["InvalidInput", "Progress", "explain", "run"]
 
@@ -72,7 +72,7 @@ def explain(
     (SHAP, LIME, ablation; other methods run one input at a time): same scores and row
     counts as K=1, one input at a time; "auto" (the default) picks K for the device: 1 for
     now (no gain measured on CPU), and 1 when no chosen method is batchable. See
-    `explain.input_batching`.
+    `explain.running.input_batching`.
 
     `settings` maps a method name to its settings, e.g. ``ig={"n_steps": 32}``; every setting
     is checked before the model runs. `errors="raise"` (the default) raises the first input's
@@ -148,11 +148,11 @@ def run(
     with isolated(_torch_module(model)):
         adapter = as_adapter(model)
         if text_pair is not None:  # sentence pairs: inputs[i] with text_pair[i]
-            from .adapters.pairs import pair_inputs
+            from ..adapters.pairs import pair_inputs
 
             inputs = pair_inputs(inputs, text_pair)
         if word is not None:  # token classifiers: these words' labels
-            from .adapters.token_classifier import word_targets
+            from ..adapters.token_classifier import word_targets
 
             target = word_targets(adapter, word, target)
         job = _Job(adapter, methods, target, top_classes, baseline, granularity, seed, errors, progress, settings)

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .own_model import FAMILIES
 from .torch_folder import FORMAT, read_weights
 
@@ -76,7 +76,7 @@ def pack(
     dest.mkdir(parents=True, exist_ok=True)
     try:
         _write(dest, code, state, tokenizer, config)
-        from .loading import load
+        from .checkpoint import load
 
         load(dest, device="cpu", trust_remote_code=True)  # builds, loads the weights, runs one forward
     except BaseException:

@@ -1,0 +1,1 @@
+"""How rows reach the model: batching, devices, fast copies and scoped hooks (below the adapters)."""

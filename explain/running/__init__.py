@@ -1,0 +1,1 @@
+"""The run loop: inputs in, methods called per input, results and progress out (above methods and loading)."""
