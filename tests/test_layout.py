@@ -111,3 +111,62 @@ def test_every_package_folder_is_installed() -> None:
                 continue
             assert ".".join((name, *pkg)) in listed, f"{init.parent} holds modules but is not in pyproject's packages"
     assert {"explain.cli", "explain.reports"} <= listed and not {"cli", "reports"} & listed
+
+
+# The pipeline, top to bottom: a module may import from its own stage or any stage below it,
+# never above. Leaves are the single modules at explain/'s top (errors, version, ...).
+STAGES = ["cli", "distributed", "reports", "running", "metrics", "loading", "methods", "adapters", "execution",
+          "results", "leaves"]
+
+
+def _stage(module: str) -> str:
+    """Return the stage of a project module ('init' for the package itself)."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "init"
+    if parts[1] in STAGES:
+        return parts[1]
+    return "leaves"
+
+
+def _stage_edges(graph: dict[str, set[str]]) -> dict[tuple[str, str], list[str]]:
+    """Return {(stage, stage it imports): ['module -> module', ...]} over stages that differ."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for m, deps in graph.items():
+        for d in deps:
+            a, b = _stage(m), _stage(d)
+            if a != b and "init" not in (a, b):
+                out.setdefault((a, b), []).append(f"{m} -> {d}")
+    return out
+
+
+def _upward(edges: dict[tuple[str, str], list[str]]) -> list[str]:
+    """Return the imports that point up the pipeline."""
+    return [x for (a, b), xs in edges.items() if STAGES.index(a) > STAGES.index(b) for x in xs]
+
+
+def test_stages_import_downwards_only() -> None:
+    known = _modules()
+    assert {_stage(m) for m in known} - {"init"} <= set(STAGES)
+    bad = _upward(_stage_edges({m: _imports(m, p, known) for m, p in known.items()}))
+    assert not bad, "imports that run up the pipeline:\n" + "\n".join(sorted(bad))
+
+
+def test_stage_check_finds_a_planted_upward_import() -> None:
+    graph = {"explain.results.explanation": {"explain.running.engine"}, "explain.running.engine": set()}
+    assert _upward(_stage_edges(graph)) == ["explain.results.explanation -> explain.running.engine"]
+
+
+def test_explain_top_level_holds_only_stages_and_leaves() -> None:
+    top = {p.name for p in (ROOT / "explain").iterdir() if p.name != "__pycache__"}
+    folders = {n for n in top if (ROOT / "explain" / n).is_dir()}
+    assert folders == set(STAGES) - {"cli", "reports", "leaves"}
+    assert top - folders == {"__init__.py", "errors.py", "gradients.py", "images.py", "invalid.py", "version.py"}
+
+
+if __name__ == "__main__":  # python tests/test_layout.py: the stage graph, top to bottom
+    known = _modules()
+    edges = _stage_edges({m: _imports(m, p, known) for m, p in known.items()})
+    for stage in STAGES:
+        below = sorted({b for (a, b) in edges if a == stage}, key=STAGES.index)
+        print(f"{stage:>12} -> {', '.join(below) or '(nothing of ours)'}")
