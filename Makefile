@@ -25,15 +25,17 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip check
 	touch $(STAMP)
 
-# Refresh the lock from pyproject's ranges: the newest releases they allow, resolved against the
-# CPU torch wheel (so no CUDA packages enter the lock), torch itself left out (the TORCH line
-# above installs it). Run `make test-latest` first: it tries those same newest releases.
+# Re-resolve the lock after a change to pyproject's dependencies, keeping every pin that still
+# fits; `make lock UPGRADE=1` moves every pin to the newest release the ranges allow (run
+# `make test-latest` first: it tries those same releases). Resolved against the CPU torch wheel
+# (so no CUDA packages enter the lock), torch itself left out (the TORCH line above installs it).
 UV := build/uv/bin/uv
+UPGRADE ?=
 lock:
 	test -x $(UV) || { python3 -m venv build/uv && build/uv/bin/pip install --quiet uv==0.13.9; }
 	$(UV) pip compile pyproject.toml --extra test --extra distributed --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels --override .ci/torch-cpu.txt \
-	  --no-emit-package torch --upgrade --custom-compile-command "make lock" -o $(LOCK)
+	  --no-emit-package torch $(if $(UPGRADE),--upgrade) --custom-compile-command "make lock" -o $(LOCK)
 
 # The newest releases pyproject allows, in a venv of their own: how drift upstream (a new
 # transformers that changes its type hints, say) shows here before it reaches users.
