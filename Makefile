@@ -1,6 +1,8 @@
 # Set-up and the two README commands. A fresh clone needs nothing else:
 #   make demo   sets up .venv and explains the bundled BERT, GPT and CNN models (reports in explain-demo/)
-#   make test   sets up .venv (and Chromium for the browser tests) and runs the test suite
+#   make test   sets up .venv (and Chromium for the browser tests), checks the wheel, the sdist and the
+#               docs site, and runs the test suite
+#   make docs   builds the documentation site into site/ (open site/index.html)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -11,7 +13,7 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 # Exact versions of everything but torch, as the tests last passed with them (make lock refreshes it).
 LOCK   := requirements.lock
 
-.PHONY: setup lock test-latest demo test test-fast browser wheel-check bench typecheck clean
+.PHONY: setup lock test-latest demo test test-fast browser wheel-check dist-check docs bench typecheck clean
 
 setup: $(STAMP)
 
@@ -33,7 +35,7 @@ UV := build/uv/bin/uv
 UPGRADE ?=
 lock:
 	test -x $(UV) || { python3 -m venv build/uv && build/uv/bin/pip install --quiet uv==0.13.9; }
-	$(UV) pip compile pyproject.toml --extra test --extra distributed --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra test --extra distributed --extra docs --extra release --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels --override .ci/torch-cpu.txt \
 	  --no-emit-package torch $(if $(UPGRADE),--upgrade) --custom-compile-command "make lock" -o $(LOCK)
 
@@ -63,14 +65,35 @@ browser:
 # with no top-level `cli` or `reports` package, and `explain --help` and `explain demo` run from it.
 WHEEL_DIR := build/wheel-check
 SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# The distribution is explain-models on the package index (`explain` there is someone else's);
+# the import name stays `explain`. Wheel files spell the name with an underscore.
+WHEEL  := explain_models-*.whl
 wheel-check: $(STAMP)
 	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(WHEEL_DIR) .
 	python3 -m venv $(WHEEL_DIR)/venv
-	$(WHEEL_DIR)/venv/bin/python -m pip install --quiet --no-deps --no-index $(WHEEL_DIR)/explain-*.whl
-	cd $(WHEEL_DIR) && PYTHONPATH=$(SITE) venv/bin/python ../../.ci/wheel_check.py explain-*.whl
+	$(WHEEL_DIR)/venv/bin/python -m pip install --quiet --no-deps --no-index $(WHEEL_DIR)/$(WHEEL)
+	cd $(WHEEL_DIR) && PYTHONPATH=$(SITE) venv/bin/python ../../.ci/wheel_check.py $(WHEEL)
 
-test: $(STAMP) browser wheel-check
+# What a release uploads: `python -m build` writes the sdist, then builds the wheel from that
+# sdist (so a file the sdist leaves out fails here, not on a user's machine), and twine checks
+# both as the package index would (metadata, README rendering). Built without isolation from the
+# locked setuptools, so it needs no download.
+DIST_DIR := build/dist
+dist-check: $(STAMP)
+	rm -rf $(DIST_DIR)
+	mkdir -p build && $(PY) -m build --no-isolation --outdir $(DIST_DIR) . >build/dist.log 2>&1 || { cat build/dist.log; exit 1; }
+	$(PY) -m twine check --strict $(DIST_DIR)/*
+	$(PY) .ci/dist_check.py $(DIST_DIR)
+
+# The documentation site (docs/*.md, nav in mkdocs.yml) into site/. --strict: a link to a page or
+# an anchor that does not exist, a docstring the API reference cannot read, or a generated table
+# whose JSON is missing fails the build. Not --quiet: mkdocs then drops the warnings that --strict
+# counts, and a broken anchor passes. NO_MKDOCS_2_WARNING: material's notice about MkDocs 2.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+test: $(STAMP) browser wheel-check dist-check docs
 	$(PY) -m mypy
 	EXPLAIN_NO_SKIP=1 $(PY) -m pytest -q -p no:cacheprovider --durations=15
 
@@ -84,4 +107,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/speed.py
 
 clean:
-	rm -rf $(VENV) $(LATEST) explain-demo explain-out build *.egg-info
+	rm -rf $(VENV) $(LATEST) explain-demo explain-out build site *.egg-info
