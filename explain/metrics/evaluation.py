@@ -36,19 +36,19 @@ def evaluate(
     removals: Sequence[str] | None = None,
     mask: str | None = None,
 ) -> Results:
-    """Return new Results whose explanations carry metric values in `metrics`, with a summary in run["metrics"].
+    """Return new Results whose explanations carry metric values in `metrics`, with a summary in `run["metrics"]`.
 
     - "faithfulness": deletion/insertion AUC (RISE, https://arxiv.org/abs/1806.07421) over
       `steps` points and ERASER comprehensiveness/sufficiency (https://arxiv.org/abs/1911.03429),
       each with a `_random` chance level over `random_orders` seeded random orders. Features
       are removed by the metric's own `removal` (the adapter's baseline names; text: mask | pad
       | unk | drop; causal LMs: eos | pad | unk | drop; images: blur | black | mean | noise, on
-      a grid of about `cells` cells), recorded in run["metrics"]["settings"]["removal"] and
-      with each score. By default it is the run's baseline (run["baseline"]) where the model
+      a grid of about `cells` cells), recorded in `run["metrics"]["settings"]["removal"]` and
+      with each score. By default it is the run's baseline (`run["baseline"]`) where the model
       can remove features that way, else the adapter's default. `removals=("mask", "drop")`
       scores under several: the first fills the plain keys (`deletion_auc`, ...), and every
       one adds `<key>@<removal>` keys and a per-method summary in
-      run["metrics"]["faithfulness"][removal]. `mask` is the old name of `removal`;
+      `run["metrics"]["faithfulness"][removal]`. `mask` is the old name of `removal`;
     - "sanity": cascading model randomisation (https://arxiv.org/abs/1810.03292) in
       `sanity_steps` cumulative stages from the output layer down to a fully random network,
       re-running each method once per stage: `sanity_rank_corr` (after the last stage) and
@@ -59,7 +59,7 @@ def evaluate(
 
     `model` must be the checkpoint the results were made with; it may be None when only
     "agreement" (and rationales) are asked for. Inputs that fail to prepare are skipped and
-    listed in run["metrics"]["errors"].
+    listed in `run["metrics"]["errors"]`.
     """
     started = time.perf_counter()
     chosen = _check_metrics(metrics, steps, random_orders, sanity_steps)
