@@ -281,6 +281,7 @@ def runner(sandbox: Path) -> Runner:
     return Runner(sandbox)
 
 
+@pytest.mark.slow  # the pages together run about 30 commands and snippets: 30-50 s on 2 cores
 @pytest.mark.parametrize("page", pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_snippet_of_the_page_runs(page: Path, runner: Runner) -> None:
     """Each block of the page runs (or, marked not run, passes its checks)."""
