@@ -45,7 +45,7 @@ LATEST := .venv-latest
 test-latest: browser
 	rm -rf $(LATEST) && python3 -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(LATEST)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade -e ".[test,distributed]"
+	$(LATEST)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade -e ".[test,distributed,docs,release]"
 	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
 	$(LATEST)/bin/python -m mypy
 	EXPLAIN_NO_SKIP=1 $(LATEST)/bin/python -m pytest -q -p no:cacheprovider
