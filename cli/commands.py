@@ -210,7 +210,8 @@ def inspect(args: argparse.Namespace) -> int:
         ("max length", info.max_length if info.max_length is not None else "-"),
         *((("image input", prep.describe()),) if (prep := getattr(model, "prep", None)) is not None else ()),
         ("device", info.device),
-        ("methods", ", ".join(registry.for_family(info.family))),
+        ("methods", ", ".join(n for n in registry.for_family(info.family) if n not in model.refused)),
+        *((("refused", "; ".join(f"{n}: {why}" for n, why in model.refused.items())),) if model.refused else ()),
     ):
         print(f"{key:<14}{value}")
     return 0

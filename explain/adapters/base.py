@@ -91,6 +91,9 @@ class Adapter(ABC):
         self.info = info
         self.runner = runner
         self.head = "softmax"  # how logits become probabilities: one of HEADS (set by the loader)
+        # Methods this model cannot serve although its family can, each with the reason (a
+        # TorchScript program takes no hooks: no Grad-CAM layer, no embedding replacement, no attention).
+        self.refused: dict[str, str] = {}
 
     @property
     def device(self) -> torch.device:
