@@ -14,6 +14,8 @@ EXAMPLES = """examples:
       --tokenizer tok.json --family text-classifier --labels negative,positive --out my-bert/
   explain pack --architecture net.py:Net --weights net.pth --family image-classifier \\
       --preprocessing '{"size": [32, 32], "channels": 3, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}' --labels cat,dog --out my-cnn/
+  explain pack --weights traced.pt --family image-classifier --preprocessing prep.json --out my-cnn/   # TorchScript
+  explain pack --architecture model.py:Net --weights lightning.ckpt --family image-classifier --preprocessing prep.json --out my-cnn/
 then: explain run my-gpt/ --prompt "..." --trust-remote-code
 """
 
@@ -28,8 +30,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--architecture", required=True, metavar="FILE.py:Name", help="your model class or factory: FILE.py:Name or package.module:Name")
-    p.add_argument("--weights", required=True, metavar="FILE", help="state dict: .safetensors, .pt/.pth, or a nanoGPT ckpt.pt ({'model': ..., 'model_args': ...})")
+    p.add_argument("--architecture", metavar="FILE.py:Name",
+                   help="your model class or factory: FILE.py:Name or package.module:Name (not needed for a TorchScript file)")
+    p.add_argument("--weights", required=True, metavar="FILE",
+                   help="a state dict (.safetensors, .pt/.pth), a training checkpoint (nanoGPT ckpt.pt, Lightning .ckpt, "
+                   "{'model_state_dict': ...}), a TorchScript file, or a whole pickled module (with --allow-pickle)")
+    p.add_argument("--weights-key", metavar="KEY",
+                   help="the checkpoint entry (e.g. ema) or key prefix ending in '.' (e.g. ema_model.) holding the model's weights "
+                   "(default: found)")
     p.add_argument("--family", required=True, choices=("causal-lm", "text-classifier", "image-classifier"))
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to write (never overwritten without --force)")
     p.add_argument("--arch-args", metavar="JSON", help="constructor keyword arguments: a JSON file or JSON text (default: the checkpoint's model_args)")
@@ -39,7 +47,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--embeddings", metavar="MODULE", help="the token embedding module's name (default: the nn.Embedding that fits the vocabulary)")
     p.add_argument("--attention-probs", metavar="GLOB", help="module-name glob whose outputs are attention probabilities, e.g. 'transformer.h.*.attn.attn_dropout'")
     p.add_argument("--force", action="store_true", help="write into an existing, non-empty --out")
-    p.add_argument("--allow-pickle", action="store_true", help="read weights that hold pickled objects besides tensors")
+    p.add_argument("--allow-pickle", action="store_true", help="read a whole pickled module (torch.save(model)): it runs pickled code")
     p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
     p.add_argument("--verbose", "-v", action="store_true", help="print tracebacks with errors")
     return p
@@ -48,7 +56,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Pack the folder; print where it is and the command that explains it; return 0 (errors raise ExplainError)."""
     from explain.errors import CheckpointError
-    from explain.loading.packing import _arch_args, pack
+    from explain.loading.packing import _arch_args, pack, run_flags
 
     prep = None
     if args.preprocessing:
@@ -70,12 +78,13 @@ def run(args: argparse.Namespace) -> int:
         attention_probs=args.attention_probs,
         force=args.force,
         allow_pickle=args.allow_pickle,
+        weights_key=args.weights_key,
     )
     if not args.quiet:
         cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         flag = "--prompt" if args.family == "causal-lm" else "--image" if args.family == "image-classifier" else "--text"
-        print(f"wrote {folder}/ ({cfg['architecture']}, {args.family}); loaded it and ran one forward", file=sys.stderr)
-        print(f"next: explain run {folder} {flag} ... --trust-remote-code", file=sys.stderr)
+        print(f"wrote {folder}/ ({cfg.get('architecture', 'a pickled module')}, {args.family}); loaded it and ran one forward", file=sys.stderr)
+        print(f"next: explain run {folder} {flag} ... {run_flags(cfg)}", file=sys.stderr)
     return 0
 
 

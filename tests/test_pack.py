@@ -99,3 +99,12 @@ def test_pack_labels_from_a_file_keep_commas(tmp_path: Path) -> None:
     names.write_text("tench, Tinca tinca\n\ngoldfish, Carassius auratus\n", encoding="utf-8")
     assert _labels(str(names)) == ["tench, Tinca tinca", "goldfish, Carassius auratus"]
     assert _labels("cat, dog") == ["cat", "dog"]
+
+
+def test_pack_without_architecture_needs_one_for_a_state_dict(nanogpt_ckpt: Path, tmp_path: Path) -> None:
+    """--architecture may be left out only for a file that holds its own code (TorchScript)."""
+    args = _parse("--weights", str(nanogpt_ckpt / "ckpt.pt"), "--tokenizer", str(nanogpt_ckpt / "tokenizer.json"),
+                  "--family", "causal-lm", "--out", str(tmp_path / "x"))
+    with pytest.raises(CheckpointError, match=r"ckpt\.pt holds a state dict .*--architecture FILE\.py:Name"):
+        pack_cli.run(args)
+    assert not (tmp_path / "x").exists()

@@ -74,8 +74,9 @@ class OwnTextModel(nn.Module):
         self.empty_id = empty_id  # stands for a row with no tokens left (see _fill_empty)
         try:
             params = inspect.signature(inner.forward).parameters
-        except (TypeError, ValueError):  # builtins without a signature
-            params = {}  # type: ignore[assignment]
+        except (TypeError, ValueError):  # builtins and TorchScript methods have no Python signature
+            schema = getattr(getattr(inner, "forward", None), "schema", None)  # TorchScript's own: its argument names
+            params = {a.name: a for a in schema.arguments} if schema is not None else {}  # type: ignore[assignment]
         self.takes_mask = "attention_mask" in params
         self._override: torch.Tensor | None = None
 

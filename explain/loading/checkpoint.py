@@ -25,6 +25,7 @@ from ..execution.devices import resolve_device
 from ..errors import CheckpointError, ExplainWarning
 from ..results.explanation import ModelInfo
 from ..execution.runner import Runner
+from .weights_file import WEIGHT_SUFFIXES, bare_file_message
 
 _FAMILY_SUFFIXES = (
     ("ForSequenceClassification", "text-classifier"),
@@ -68,10 +69,12 @@ def load(
     if device_map is not None and (_is_plain_cnn(p) or _torch_format(p)):
         raise CheckpointError(f"--device-map needs a Hugging Face checkpoint; {path} is a plain PyTorch one: give it one --device")
     if p.is_file():
-        if p.suffix in (".safetensors", ".pt", ".pth"):
+        if p.suffix in (".safetensors", ".pt", ".pth") and _plain_cnn_config(p) is not None:
             return _load_plain_cnn(p.parent, p, dev, runner)
         if p.name == "config.json":
             p = p.parent
+        elif p.suffix in WEIGHT_SUFFIXES:  # weights alone: say how to make them a checkpoint folder
+            raise CheckpointError(bare_file_message(p))
         else:
             raise CheckpointError(
                 f"{path} is a file; give a checkpoint folder (with config.json) or a plain CNN's .safetensors file"
@@ -369,9 +372,22 @@ def _placement(device_map: str | dict[str, Any] | None, max_memory: int | str | 
     return out
 
 
+def _plain_cnn_config(weights: Path) -> Path | None:
+    """Return the plain CNN config beside a weights file (config.json in its folder, or NAME.json), or None."""
+    for cfg in (weights.parent / "config.json", weights.with_suffix(".json")):
+        if cfg.is_file():
+            try:
+                doc = json.loads(cfg.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return cfg  # unreadable: the plain CNN loader says so
+            if isinstance(doc, dict) and "architecture" in doc and doc.get("format") in (None, "explain-cnn"):
+                return cfg
+    return None
+
+
 def _is_plain_cnn(p: Path) -> bool:
     if p.is_file():
-        return p.suffix in (".safetensors", ".pt", ".pth")
+        return p.suffix in (".safetensors", ".pt", ".pth") and _plain_cnn_config(p) is not None
     cfg = p / "config.json"
     if not cfg.is_file():
         return False
@@ -386,6 +402,8 @@ def checkpoint_family(path: str | os.PathLike[str]) -> str:
     p = locate(path)
     if _is_plain_cnn(p):
         return "image-classifier"
+    if p.is_file() and p.suffix in WEIGHT_SUFFIXES:
+        raise CheckpointError(bare_file_message(p))
     folder = p.parent if p.is_file() and p.name == "config.json" else p
     if not (folder / "config.json").is_file():
         raise CheckpointError(

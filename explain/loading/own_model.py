@@ -23,6 +23,13 @@ from ..execution.runner import Runner
 
 FAMILIES = ("causal-lm", "text-classifier", "image-classifier")
 _POSITION_HINTS = ("pos", "wpe", "position")
+# A TorchScript program takes no Python hooks ("register_forward_hook is not supported on
+# ScriptModules"); forward and input gradients work, so the other methods run.
+_SCRIPTED = {
+    "gradcam": "Grad-CAM reads a layer's activations and gradients through hooks, which a TorchScript program does not take",
+    "ig": "IG on text replaces the token embeddings inside the model through a hook, which a TorchScript program does not take",
+    "attention": "attention maps are read inside the model through hooks, which a TorchScript program does not take",
+}
 
 
 def build_own_adapter(
@@ -52,7 +59,7 @@ def build_own_adapter(
     module.to(runner.device).eval()
     arch = architecture or type(module).__name__
     if family == "image-classifier":
-        return _image_adapter(module, preprocessing, labels, runner, path, content_hash, arch)
+        return _limited(_image_adapter(module, preprocessing, labels, runner, path, content_hash, arch), module)
     if tokenizer is None:
         raise CheckpointError(f"a {family} needs its tokenizer (a tokenizers JSON file, an HF tokenizer, or an encode/decode object)")
     tok = as_hf_tokenizer(tokenizer, special_tokens)
@@ -78,10 +85,18 @@ def build_own_adapter(
     if family == "text-classifier":
         from ..adapters.text import TextClassifierAdapter
 
-        return TextClassifierAdapter(model, tok, info, runner)
+        return _limited(TextClassifierAdapter(model, tok, info, runner), module)
     from ..adapters.causal_lm import CausalLMAdapter
 
-    return CausalLMAdapter(model, tok, info, runner)
+    return _limited(CausalLMAdapter(model, tok, info, runner), module)
+
+
+def _limited(adapter: Adapter, module: nn.Module) -> Adapter:
+    """Return the adapter with the methods a TorchScript program cannot serve refused, each with its reason."""
+    if isinstance(module, torch.jit.ScriptModule):
+        names = ("gradcam",) if adapter.family == "image-classifier" else ("ig", "attention")
+        adapter.refused.update({n: _SCRIPTED[n] for n in names})
+    return adapter
 
 
 def embedding_name(module: nn.Module, given: str | nn.Module | None, n_vocab: int | None) -> str:
@@ -99,19 +114,29 @@ def embedding_name(module: nn.Module, given: str | nn.Module | None, n_vocab: in
                 return near[0]
             raise CheckpointError(f"the model has no module named {given!r} (embeddings)")
         return given
-    embs = [(n, m) for n, m in named.items() if isinstance(m, nn.Embedding)]
+    embs = [(n, size) for n, m in named.items() if (size := embedding_size(m)) is not None]
     if not embs:
         raise CheckpointError("the model has no nn.Embedding: name its token embedding module with 'embeddings'")
     if n_vocab is not None:
-        exact = [n for n, m in embs if m.num_embeddings == n_vocab]
+        exact = [n for n, size in embs if size == n_vocab]
         if len(exact) == 1:
             return exact[0]
         # nanoGPT pads the vocabulary up (50257 -> 50304): the smallest table that holds every id.
-        holds = sorted((m.num_embeddings, n) for n, m in embs if m.num_embeddings >= n_vocab)
+        holds = sorted((size, n) for n, size in embs if size >= n_vocab)
         if holds and not exact:
             return holds[0][1]
-    largest = max(embs, key=lambda x: x[1].num_embeddings)
+    largest = max(embs, key=lambda x: x[1])
     return largest[0]
+
+
+def embedding_size(m: nn.Module) -> int | None:
+    """Return the table size of an nn.Embedding (also one compiled into TorchScript), else None."""
+    if isinstance(m, nn.Embedding):
+        return int(m.num_embeddings)
+    weight = getattr(m, "weight", None)
+    if isinstance(m, torch.jit.ScriptModule) and getattr(m, "original_name", "") == "Embedding" and isinstance(weight, torch.Tensor):
+        return int(weight.shape[0])
+    return None
 
 
 def check_contract(model: OwnTextModel, family: str, labels: Sequence[str] | None, n_vocab: int | None, device: torch.device) -> tuple[str, ...]:
@@ -171,8 +196,9 @@ def _image_adapter(
 def _max_length(module: nn.Module, emb_name: str, tok: Any) -> int | None:
     """Return the longest input: a position embedding's size, else the tokenizer's limit, else None."""
     for name, m in module.named_modules():
-        if isinstance(m, nn.Embedding) and name != emb_name and any(h in name.lower() for h in _POSITION_HINTS):
-            return int(m.num_embeddings)
+        size = embedding_size(m)
+        if size is not None and name != emb_name and any(h in name.lower() for h in _POSITION_HINTS):
+            return size
     for name, p in module.named_parameters():
         if any(h in name.lower() for h in _POSITION_HINTS) and p.dim() >= 2:
             return int(p.shape[-2])  # a learnt position table (1, max_len, D) or (max_len, D)

@@ -1,9 +1,11 @@
 """Turn the pieces a user has (code file, checkpoint, tokenizer) into an explain-torch folder.
 
-`pack` copies the architecture's code file in, writes the weights as safetensors (a nanoGPT
-checkpoint dict's `model` and `model_args` included, `_orig_mod.` prefixes stripped), copies
-the tokenizer, writes config.json, and checks the folder by loading it once (which runs one
-forward against the forward contract). A failed check removes what it wrote.
+`pack` copies the architecture's code file in, writes the weights as safetensors (the state
+dict found inside a training checkpoint: nanoGPT's `model` and `model_args`, Lightning's
+`state_dict`, ...; its keys fitted to the class, wrapper prefixes stripped), copies the
+tokenizer, writes config.json, and checks the folder by loading it once (which runs one
+forward against the forward contract). A TorchScript program or a whole pickled module is
+copied as it is. A failed check removes what it wrote.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import CheckpointError
 from .own_model import FAMILIES
-from .torch_folder import FORMAT, read_weights
+from .state_fit import fit_state
+from .torch_folder import FORMAT, TORCHSCRIPT, build_architecture, container_key, prefix_key
+from .weights_file import CodeFolder, read_weights
+
+TORCHSCRIPT_FILE = "model.torchscript.pt"  # a TorchScript program, copied as given
+PICKLED_FILE = "model.pickled.pt"  # a whole pickled module, copied as given (runs with --allow-pickle)
 
 
 def pack(
-    architecture: str,
+    architecture: str | None,
     weights: str | Path,
     family: str,
     out: str | Path,
@@ -32,34 +39,46 @@ def pack(
     attention_probs: str | None = None,
     force: bool = False,
     allow_pickle: bool = False,
+    weights_key: str | None = None,
 ) -> Path:
-    """Write an explain-torch folder at `out` and check it loads and runs one forward; return the folder."""
+    """Write an explain-torch folder at `out` and check it loads and runs one forward; return the folder.
+
+    `architecture` may be None for a TorchScript weights file (it holds its own code) and for a
+    pickled whole module whose class is installed; `weights_key` names the checkpoint entry
+    ("ema") or key prefix ("ema_model.") holding the model's weights.
+    """
     if family not in FAMILIES:
         raise CheckpointError(f"unknown family {family!r}: use one of {', '.join(FAMILIES)}")
     dest = Path(out).expanduser()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
         raise CheckpointError(f"{dest} exists and is not empty: choose another --out or pass --force to overwrite")
-    if ":" not in architecture:
-        raise CheckpointError(f"architecture {architecture!r} must be FILE.py:Name or package.module:Name")
-    where, name = architecture.rsplit(":", 1)
-    code = Path(where).expanduser() if where.endswith(".py") else None
-    if code is not None and not code.is_file():
-        raise CheckpointError(f"architecture file not found: {code}")
+    code, spec = _code(architecture)
     src = Path(weights).expanduser()
     if not src.is_file():
         raise CheckpointError(f"weights file not found: {src}")
-    state, ckpt_args = read_weights(src, allow_pickle=allow_pickle)
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{src.name} holds a whole pickled module: pack needs a state dict (torch.save(model.state_dict(), ...))")
-    args = _arch_args(arch_args) if arch_args is not None else dict(ckpt_args)
-    config: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": 1,
-        "family": family,
-        "architecture": f"{code.name}:{name}" if code is not None else architecture,
-        "arch_args": args,
-        "weights": "model.safetensors",
-    }
+    # The code file and the weights are the ones the user names here: pack runs them as they asked.
+    found = read_weights(
+        src, allow_pickle=allow_pickle, trust_remote_code=True,
+        code=CodeFolder(code.parent if code else src.parent, code, trusted=True), key=container_key(weights_key),
+    )
+    config: dict[str, Any] = {"format": FORMAT, "format_version": 1, "family": family}
+    state: dict[str, Any] | None = None
+    if found.kind == "torchscript":
+        code = None  # the program holds its own code
+        config.update(architecture=TORCHSCRIPT, weights=TORCHSCRIPT_FILE)
+    elif found.kind == "pickled module":
+        if spec is not None:
+            config["architecture"] = spec
+        config["weights"] = PICKLED_FILE
+    else:
+        if spec is None:
+            raise CheckpointError(f"{src.name} holds a state dict (weights without the model's code): give its class with --architecture FILE.py:Name")
+        assert found.state is not None
+        args = _arch_args(arch_args) if arch_args is not None else dict(found.model_args)
+        model = build_architecture(code.parent if code else Path.cwd(), spec, args, trust_remote_code=True)
+        state = fit_state(model, found.state, src.name, spec, prefix_key(weights_key))
+        del model
+        config.update(architecture=spec, arch_args=args, weights="model.safetensors")
     if family == "image-classifier":
         if not preprocessing:
             raise CheckpointError("an image classifier needs --preprocessing (size, channels, mean, std)")
@@ -75,10 +94,10 @@ def pack(
     created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        _write(dest, code, state, tokenizer, config)
+        _write(dest, code, state, src if state is None else None, tokenizer, config)
         from .checkpoint import load
 
-        load(dest, device="cpu", trust_remote_code=True)  # builds, loads the weights, runs one forward
+        load(dest, device="cpu", trust_remote_code=True, allow_pickle=allow_pickle)  # builds, loads the weights, runs one forward
     except BaseException:
         if created:
             shutil.rmtree(dest, ignore_errors=True)
@@ -86,13 +105,37 @@ def pack(
     return dest
 
 
-def _write(dest: Path, code: Path | None, state: dict[str, Any], tokenizer: str | Path | None, config: dict[str, Any]) -> None:
+def run_flags(config: Mapping[str, Any]) -> str:
+    """Return the flags `explain run` needs for a packed folder: its code, and a pickle if it holds one."""
+    return "--trust-remote-code --allow-pickle" if config.get("weights") == PICKLED_FILE else "--trust-remote-code"
+
+
+def _code(architecture: str | None) -> tuple[Path | None, str | None]:
+    """Return (the architecture's code file or None, the spec as the folder's config names it)."""
+    if architecture is None or architecture == TORCHSCRIPT:
+        return None, None
+    if ":" not in architecture:
+        raise CheckpointError(f"architecture {architecture!r} must be FILE.py:Name or package.module:Name")
+    where, name = architecture.rsplit(":", 1)
+    if not where.endswith(".py"):
+        return None, architecture
+    code = Path(where).expanduser()
+    if not code.is_file():
+        raise CheckpointError(f"architecture file not found: {code}")
+    return code, f"{code.name}:{name}"
+
+
+def _write(dest: Path, code: Path | None, state: dict[str, Any] | None, whole: Path | None, tokenizer: str | Path | None, config: dict[str, Any]) -> None:
+    """Write the folder: the code file, the weights (a state dict as safetensors, or the whole-module file copied), the tokenizer, config.json."""
     from safetensors.torch import save_file
 
     if code is not None:
         shutil.copy(code, dest / code.name)
-    # Tied weights (nanoGPT's wte / lm_head) share storage, which safetensors refuses: one copy each.
-    save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(dest / "model.safetensors"))
+    if state is not None:
+        # Tied weights (nanoGPT's wte / lm_head) share storage, which safetensors refuses: one copy each.
+        save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(dest / "model.safetensors"))
+    elif whole is not None:
+        shutil.copy(whole, dest / str(config["weights"]))
     if tokenizer is not None:
         tok = Path(tokenizer).expanduser()
         if tok.is_dir():
