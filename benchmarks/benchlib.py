@@ -155,18 +155,22 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_process(cmd: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, float, str]:
+def run_process(cmd: list[str], ok: tuple[int, ...] = (0,), epochs: dict[str, float] | None = None) -> tuple[float, float, str]:
     """Run `cmd`; return (wall seconds, that process's own peak RSS in MiB, stderr tail).
 
     The peak comes from wait4 on that child alone, not the lifetime maximum of all children.
+    `epochs`, when given, gets the wall-clock times of the launch and of the exit ("launch",
+    "exit"), to place the child's own timestamps (its start-up, its teardown) between them.
     """
     import tempfile
 
     with tempfile.TemporaryFile("w+") as err:
-        t0 = time.perf_counter()
+        launch, t0 = time.time(), time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
+        if epochs is not None:
+            epochs.update(launch=launch, exit=time.time())
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read()[-3000:]
@@ -176,10 +180,15 @@ def run_process(cmd: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, floa
 
 
 def worker(script: Path, spec: dict[str, Any], tmp: Path, name: str) -> dict[str, Any]:
-    """Run `script spec.json out.json` in its own process; return its JSON plus wall and peak."""
+    """Run `script spec.json out.json` in its own process; return its JSON plus wall and peak, and
+    (when the script writes its `t_top` and `t_end` timestamps) its start-up (launch to its first
+    line) and teardown (its last line to the exit) in seconds."""
     spec_path, out_path = tmp / f"{name}.spec.json", tmp / f"{name}.out.json"
     spec_path.write_text(json.dumps(spec))
-    wall, peak, _ = run_process([sys.executable, str(script), str(spec_path), str(out_path)])
+    epochs: dict[str, float] = {}
+    wall, peak, _ = run_process([sys.executable, str(script), str(spec_path), str(out_path)], epochs=epochs)
     doc: dict[str, Any] = json.loads(out_path.read_text())
     doc.update(process_s=wall, process_peak_mb=peak)
+    if "t_top" in doc and "t_end" in doc:
+        doc.update(startup_s=doc["t_top"] - epochs["launch"], teardown_s=epochs["exit"] - doc["t_end"])
     return doc

@@ -9,49 +9,70 @@ predicted class only; features are whitespace words (shap: a word-level Text mas
 [MASK]; lime: bow=False, removed words replaced by [MASK], as ours by default). Imports no `explain`: run as its own
 process, its wall time is what a user's short script costs. With "warm", one untimed input
 first; with "record", the exact rows are replayed as a pure forward for the time/forward ratio.
+
+Spans, the same as ours measures them: `compute_s` is each input's prediction forward and the
+method's work (ours: the results' run seconds), without the library's import, timed apart as
+`import_s` (ours: run.setup_seconds); `load_s` the tokenizer and model; epoch timestamps
+(`t_top` at the script's first line, `t_end` as it finishes) let the parent split the process's
+wall time into start-up, the work and the interpreter's teardown.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+T_TOP = time.time()  # before any import: the parent's launch time to here is the interpreter's start
+
+import importlib  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import RowRecorder, peak_mb, replay_seconds, rss_mb  # noqa: E402
+
+# What each method imports from its library, imported before the compute clock starts (as ours does)
+LIBRARY_MODULES = {"ig": "captum.attr", "shap": "shap", "lime": "lime.lime_text"}
 
 
 def main(spec_path: str, out_path: str) -> None:
     """Explain the spec's texts with the library directly; write the figures as JSON."""
     spec = json.loads(Path(spec_path).read_text())
+    t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(spec["folder"])
     model = AutoModelForSequenceClassification.from_pretrained(spec["folder"]).eval()
+    load_s = time.perf_counter() - t0
     loaded_mb = rss_mb()
     texts, work, method = spec["texts"], spec["work"], spec["method"]
+    t0 = time.perf_counter()
+    importlib.import_module(LIBRARY_MODULES[method])
+    import_s = time.perf_counter() - t0
     explain_one = {"ig": ig_one, "shap": shap_one, "lime": lime_one}[method]
     if spec.get("warm"):
         explain_one(model, tok, texts[0], work[0])
     recorder = RowRecorder(model)
-    tops, rows, n_features = [], [], []
+    tops, rows, n_features, input_s = [], [], [], []
     t0 = time.perf_counter()
     for text, w in zip(texts, work):
-        before = recorder.rows
+        before, started = recorder.rows, time.perf_counter()
         top, d = explain_one(model, tok, text, w)
+        input_s.append(time.perf_counter() - started)
         tops.append(top)
         n_features.append(d)
         rows.append(recorder.rows - before)
     compute = time.perf_counter() - t0
     recorder.remove()
-    out: dict[str, Any] = {"compute_s": compute, "rows": rows, "top": tops, "n_features": n_features, "load_rss_mb": loaded_mb}
+    out: dict[str, Any] = {"compute_s": compute, "input_s": input_s, "import_s": import_s, "load_s": load_s, "rows": rows,
+                           "top": tops, "n_features": n_features, "load_rss_mb": loaded_mb}
     if spec.get("record"):
         out["fwd_s"] = replay_seconds(model, recorder.calls)
     out["peak_mb"] = peak_mb()
+    out["t_top"], out["t_end"] = T_TOP, time.time()
     Path(out_path).write_text(json.dumps(out))
 
 

@@ -35,7 +35,7 @@ from .progress import Progress
 
 # Parts of an input's note that inform and warn of nothing (a token classifier's predicted
 # labels): the report shows them; the command line does not print them as warnings.
-INFO_NOTES = ("predicted: ",)
+INFO_NOTES = ("predicted: ", "the model sees the ")  # said in the report, not a warning: the checkpoint's own crop
 FLUSH_SECONDS = 2.0  # results.json is rewritten at most this often while a run goes on
 
 

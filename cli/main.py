@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import errno
 import os
 import sys
 import threading
@@ -204,11 +205,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("explain: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # a bug, not the user's fault: one line unless --verbose
-        if getattr(args, "verbose", False):
-            traceback.print_exc()
-        print(f"explain: internal error: {type(e).__name__}: {e} (rerun with --verbose for the traceback)", file=sys.stderr)
-        return EXIT_INTERNAL
+    except BrokenPipeError as e:
+        if _stdout_closed():  # `explain methods | head -1`: the reader has what it wanted
+            return EXIT_OK
+        return _internal(args, e)  # a pipe of our own (a worker, a socket) broke: a bug
+    except OSError as e:
+        if e.errno in _DISK_FULL:  # the results, the report or the output had nowhere to go
+            print(f"explain: error: cannot write: {e}", file=sys.stderr)
+            _said.add("disk full")  # leave() need not say it again when stdout's flush fails the same way
+            return EXIT_USER_ERROR
+        return _internal(args, e)
+    except Exception as e:
+        return _internal(args, e)
+
+
+# A full disk or quota: the user can act on it (free space, write elsewhere), so not a bug.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_said: set[str] = set()  # errors already printed as their one line
+
+
+def _internal(args: argparse.Namespace, e: BaseException) -> int:
+    """Print a bug's one line (its traceback with --verbose) and return EXIT_INTERNAL."""
+    if getattr(args, "verbose", False):
+        traceback.print_exception(e)
+    print(f"explain: internal error: {type(e).__name__}: {e} (rerun with --verbose for the traceback)", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _stdout_closed() -> bool:
+    """Return True when stdout is a pipe whose reader has gone (`explain ... | head`).
+
+    A BrokenPipeError from anything else (a worker's pipe, a socket) is not a normal end; poll
+    tells the two apart: the write end of a pipe with no reader reports POLLERR.
+    """
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no poll, or stdout is not a file
+        return False
 
 
 def _version() -> str:
@@ -230,7 +267,13 @@ def _method_names() -> str:
 
 def entry() -> NoReturn:
     """The console script: run `main`, then leave without the interpreter's slow teardown."""
-    leave(main())
+    try:
+        code = main()
+    except SystemExit as e:  # argparse's --help, --version and usage errors: their output is flushed below too
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else EXIT_USER_ERROR
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+    leave(code)
 
 
 def leave(code: int) -> NoReturn:
@@ -249,9 +292,23 @@ def leave(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (explain ... | head): nothing left to say
+        except BrokenPipeError:  # a closed pipe (explain ... | head): a normal end, nothing left to say
+            pass
+        except OSError as e:  # output lost (a full disk, /dev/full): never exit 0 on that
+            code = code or EXIT_USER_ERROR
+            if stream is sys.stdout and not (e.errno in _DISK_FULL and "disk full" in _said):
+                _say(f"explain: error: the output could not be written: {e}")
+        except ValueError:  # a stream closed by the command itself
             pass
     os._exit(code)
+
+
+def _say(line: str) -> None:
+    """Write one line to stderr, unbuffered (stdout may be what failed)."""
+    try:
+        os.write(2, (line + "\n").encode(errors="replace"))
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -160,6 +160,9 @@ def input_doc(record: InputRecord, exps: Sequence[Explanation], trust: TrustCont
     }
     if record.kind == "image" and is_base64(record.image_png):
         doc["img"] = "".join(str(record.image_png).split())
+        view = next((e.extras["model_view"] for e in exps if isinstance((e.extras or {}).get("model_view"), dict)), None)
+        if view is not None:  # a crop: the part of the image the model never saw is shaded on every overlay
+            doc["view"] = [float(v) for v in view["box"]]
     if family == "causal-lm":
         doc["prompt_n"] = prompt_features(record, exps)
     removed = input_sentence(exps, family, removal)

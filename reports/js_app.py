@@ -16,7 +16,8 @@ X.imageFigure = function (d, e, scores, card, jobs) {
   const clipped = e.clip && e.max && e.clip < e.max;
   card.append(fig, h("div", { class: "note", text: "colour scale \u00b1" + fmt(e.clip || e.max, 3) + " " + (e.units || "score") +
     (clipped ? " \u00b7 the top " + X.META.clip + "% of |score| (up to " + fmt(e.max, 3) + ") clipped to the scale's end" : "") +
-    (e.fac > 1 ? " \u00b7 shown as " + e.fac + "\u00d7" + e.fac + " pixel block means" : "") }));
+    (e.fac > 1 ? " \u00b7 shown as " + e.fac + "\u00d7" + e.fac + " pixel block means" : "") +
+    (d.view ? " \u00b7 grey: outside the part of the image the model sees (its processor's centre crop)" : "") }));
   jobs.push(() => {
     const [hh, ww] = scores.shape, f = e.fac || 1, lim = e.clip || e.max || X.maxAbs(scores) || 1;
     const z = X.rows(scores, 0, hh, ww);
@@ -35,9 +36,19 @@ X.imageFigure = function (d, e, scores, card, jobs) {
     const width = Math.max(256, fig.clientWidth || 300);
     const height = Math.round((width - 50) * hh / ww) + 12;
     return X.plot(fig, data, { xaxis: axis, yaxis: Object.assign({ scaleanchor: "x", autorange: "reversed" }, axis),
-      height: Math.min(height, 640), margin: { l: 4, r: 4, t: 6, b: 6 } }, { displayModeBar: false });
+      height: Math.min(height, 640), margin: { l: 4, r: 4, t: 6, b: 6 }, shapes: unseen(d.view, ww * f, hh * f) }, { displayModeBar: false });
   });
 };
+// A processor that centre-crops shows the model only its window ([x0, y0, x1, y1] in image pixels):
+// the rest is shaded grey with the window outlined, so no colour there reads as evidence.
+function unseen(view, ww, hh) {
+  if (!view) return [];
+  const [x0, y0, x1, y1] = view.map((v) => v - 0.5), L = -0.5, R = ww - 0.5, T = -0.5, B = hh - 0.5;
+  const grey = { type: "rect", layer: "above", line: { width: 0 }, fillcolor: "rgba(110,110,110,0.6)" };
+  const parts = [[L, T, R, y0], [L, y1, R, B], [L, y0, x0, y1], [x1, y0, R, y1]].filter(([a, b, c, d2]) => c - a > 0.01 && d2 - b > 0.01);
+  return parts.map(([a, b, c, d2]) => Object.assign({ x0: a, y0: b, x1: c, y1: d2 }, grey)).concat([{ type: "rect", layer: "above", x0, y0, x1, y1,
+    line: { color: "#333", width: 1.5, dash: "dash" }, fillcolor: "rgba(0,0,0,0)", name: "what the model sees" }]);
+}
 function opacityControl(body, d) {
   const input = h("input", { type: "range", min: "0", max: "1", step: "0.05", value: String(d.opacity), "aria-label": "overlay opacity" });
   const out = h("span", { class: "muted", text: Math.round(d.opacity * 100) + "%" });

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,12 @@ def test_benchmark_quick_run(script: str, tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     if script == "speed.py":
         check_speed(doc)
-        assert {r["method"] for r in doc["rows"]} == {"ig", "lime"}
-        assert "whole ours" in proc.stdout and doc["machine"]["date"]
+        assert doc["schema"] == 2 and {r["method"] for r in doc["rows"]} == {"ig", "shap", "lime"}  # SHAP's checks run too
+        assert "whole ours" in proc.stdout and "gain whole" in proc.stdout and doc["machine"]["date"]
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from speed_tables import render
+
+        assert "not measured alike" not in render(doc)  # every column of the page filled from a schema-2 file
     elif script == "scaling.py":
         tables = {r["table"] for r in doc["rows"]}
         assert tables == {"length", "inputs", "generated", "memory"}
@@ -59,47 +64,132 @@ def test_benchmark_quick_run(script: str, tmp_path: Path) -> None:
 
 
 def check_speed(doc: dict) -> None:
-    """Equal work on both sides, counts measured (not typed in), ratios from the stored times."""
+    """Equal work on both sides, counts measured (not typed in), every summary recomputed from the stored runs."""
+    schema = doc.get("schema", 1)
     for r in doc["rows"]:
         n = r["inputs"]
         # the direct side was handed exactly the per-input work ours did, over the same features
         assert r["work_direct"] == r["work_ours"] and len(r["work_ours"]) == n
         assert r["features_direct"] == r["features_ours"]
-        # rows are counted at the model's forward on both sides: at least the work asked for
-        # (IG: one gradient row per step; LIME: one per sample, less what our cache answered)
-        key = "n_steps" if r["method"] == "ig" else "num_samples" if r["method"] == "lime" else "max_evals"
+        # rows are counted at the model's forward on both sides (each input's prediction row included)
+        key = {"ig": "n_steps", "lime": "num_samples", "shap": "max_evals"}[r["method"]]
         asked = sum(w[key] for w in r["work_ours"])
-        assert r["rows_direct"] >= asked and r["rows_ours"] > 0
+        if r["method"] == "shap":
+            # max_evals is a cap, not the work done: shap's Partition explainer stops when its tree is
+            # exhausted. So both sides stay within the cap plus one prediction row per input, and ours,
+            # running shap's own algorithm (repeated masks evaluated once), evaluates no more than direct
+            assert n < r["rows_direct"] <= asked + n and 0 < r["rows_ours"] <= asked + n
+            assert r["rows_ours"] <= r["rows_direct"] + n
+        else:  # IG: one gradient row per step; LIME: one per sample, less what our cache answered
+            assert r["rows_direct"] >= asked and r["rows_ours"] > 0
         assert r["rows_per_input_direct"] == pytest.approx(r["rows_direct"] / n)
         # two independent counts of ours (the hook in the warm run, the results of the CLI run)
         # differ by at most the one prediction row per input
         assert abs(r["rows_ours"] - r["rows_ours_results"]) <= n
-        # every ratio is recomputed from the stored figures, and medians from the stored runs
-        assert r["whole_ratio"] == pytest.approx(r["whole_s_ours"] / r["whole_s_direct"])
-        assert r["warm_ratio"] == pytest.approx(r["warm_s_ours"] / r["warm_s_direct"])
         assert r["t_over_fwd_direct"] == pytest.approx(r["warm_s_direct"] / r["fwd_s_direct"])
-        assert r["fixed_s_ours"] == pytest.approx(r["whole_s_ours"] - r["compute_s_ours"])
-        assert len(r["runs"]["whole_s_ours"]) == doc["repeats"] == r["repeats"]
-        assert r["whole_s_ours"] == pytest.approx(sorted(r["runs"]["whole_s_ours"])[len(r["runs"]["whole_s_ours"]) // 2])
-        assert 0 < r["compute_s_ours"] < r["whole_s_ours"] and 0 < r["compute_s_direct"] < r["whole_s_direct"]
+        assert len(r["runs"]["whole_s_ours"]) == len(r["runs"]["whole_s_direct"]) == doc["repeats"] == r["repeats"]
         assert r["peak_mb_ours"] >= r["load_rss_mb_ours"] > 0 and r["peak_mb_direct"] >= r["load_rss_mb_direct"] > 0
         assert 0 <= r["top_agreement"] <= 1
+        if schema >= 2:
+            _check_spans(r, doc)
+        else:  # schema 1: ratios of medians; its compute spans differ (the direct side's held the library import)
+            assert r["whole_ratio"] == pytest.approx(r["whole_s_ours"] / r["whole_s_direct"])
+            assert r["warm_ratio"] == pytest.approx(r["warm_s_ours"] / r["warm_s_direct"])
+            assert r["fixed_s_ours"] == pytest.approx(r["whole_s_ours"] - r["compute_s_ours"])
+            assert r["whole_s_ours"] == pytest.approx(statistics.median(r["runs"]["whole_s_ours"]))
+            assert 0 < r["compute_s_ours"] < r["whole_s_ours"] and 0 < r["compute_s_direct"] < r["whole_s_direct"]
+
+
+def _check_spans(r: dict, doc: dict) -> None:
+    """Schema 2: the same spans on both sides, each ratio the median of the repeats' own ratios with
+    its spread, the gain's parts adding up, first-call costs and the verdict from the stored runs."""
+    runs = r["runs"]
+    for key, values in runs.items():
+        assert r[key] == pytest.approx(statistics.median(values)), key
+    assert len(runs["warm_s_ours"]) == len(runs["warm_s_direct"]) == doc["warm_repeats"] == r["warm_repeats"] >= 1
+    for span in ("whole", "compute", "warm"):
+        paired = [a / b for a, b in zip(runs[f"{span}_s_ours"], runs[f"{span}_s_direct"])]
+        assert r[f"{span}_ratio"] == pytest.approx(statistics.median(paired)), span
+        assert r["spread"][f"{span}_ratio"] == pytest.approx([min(paired), statistics.median(paired), max(paired)]), span
+    for side in ("ours", "direct"):
+        assert 0 < r[f"compute_s_{side}"] < r[f"whole_s_{side}"] and r[f"import_s_{side}"] >= 0
+        assert r[f"rest_s_{side}"] == pytest.approx(r[f"whole_s_{side}"] - r[f"compute_s_{side}"] - r[f"import_s_{side}"])
+        assert r[f"rest_s_{side}"] > 0  # the interpreter, torch and the model cost something on both sides
+        assert r[f"first_call_s_{side}"] == pytest.approx(r[f"compute_s_{side}"] - r[f"warm_s_{side}"])
+    g = r["gain"]
+    assert g["whole_s"] == pytest.approx(r["whole_s_direct"] - r["whole_s_ours"])
+    assert g["whole_s"] == pytest.approx(g["compute_s"] + g["import_s"] + g["rest_s"])
+    assert g["teardown_s_direct"] == pytest.approx(r["teardown_s_direct"]) and 0 <= r["teardown_s_direct"] < r["rest_s_direct"]
+    low, _, high = r["spread"]["whole_ratio"]
+    target = doc["targets_whole_ratio"][r["method"]]
+    assert r["target_met"] == ("every run" if high <= target else "median" if r["whole_ratio"] <= target else "no")
+
+
+def test_the_committed_speed_results_pass_the_checks() -> None:
+    """benchmarks/results/speed.json as committed passes: with SHAP's cap read as a cap (6,000
+    evaluations allowed, 1,708 rows done), not as the work done."""
+    check_speed(json.loads((ROOT / "benchmarks" / "results" / "speed.json").read_text()))
+
+
+def test_the_speed_page_tables_are_rendered_from_the_json() -> None:
+    """docs/speed.md's speed tables are exactly what benchmarks/speed_tables.py renders from the JSON."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from speed_tables import BEGIN, END, render
+
+    page = (ROOT / "docs" / "speed.md").read_text()
+    block = page.split(BEGIN, 1)[1].split(END, 1)[0]
+    assert block == "\n" + render(json.loads((ROOT / "benchmarks" / "results" / "speed.json").read_text())), \
+        "docs/speed.md's tables are stale: run python benchmarks/speed_tables.py --docs docs/speed.md"
+
+
+def _schema2_row(**runs: list[float]) -> tuple[dict, dict]:
+    """A schema-2 document of one SHAP row whose summaries come from speed.derive."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from speed import derive
+
+    base_runs = {"whole_s_ours": [8.0, 9.0, 8.5], "whole_s_direct": [10.0, 12.0, 9.0], "compute_s_ours": [2.5, 2.7, 2.6],
+                 "compute_s_direct": [4.5, 5.0, 4.8], "import_s_ours": [0.6, 0.6, 0.7], "import_s_direct": [2.2, 2.3, 2.2],
+                 "load_s_ours": [2.0, 2.1, 2.0], "load_s_direct": [1.5, 1.6, 1.5], "teardown_s_direct": [0.9, 1.0, 0.9],
+                 "startup_s_direct": [0.1, 0.1, 0.1], "warm_s_ours": [2.0, 2.1, 2.0], "warm_s_direct": [3.0, 3.2, 3.1]}
+    row = {"model": "m", "method": "shap", "library": "shap", "inputs": 2, "repeats": 3, "warm_repeats": 3,
+           "work_ours": [{"max_evals": 500}] * 2, "work_direct": [{"max_evals": 500}] * 2, "features_ours": [12, 12],
+           "features_direct": [12, 12], "rows_ours": 260, "rows_direct": 280, "rows_ours_results": 258,
+           "fwd_s_ours": 1.8, "fwd_s_direct": 2.5, "peak_mb_ours": 500, "peak_mb_direct": 520, "whole_peak_mb_ours": 500,
+           "whole_peak_mb_direct": 520, "load_rss_mb_ours": 400, "load_rss_mb_direct": 400, "top_ours": ["a", "b"],
+           "top_direct": ["a", "b"], "runs": {**base_runs, **runs}}
+    return derive(row), {"schema": 2, "repeats": 3, "warm_repeats": 3, "targets_whole_ratio": {"shap": 0.67}}
 
 
 def test_speed_checks_catch_unequal_work() -> None:
-    """The speed checks fail on a row whose sides did different work or whose ratio is stale."""
+    """The speed checks fail on a row whose sides did different work, whose counts break SHAP's
+    cap, or whose ratio, spread or gain is not what its stored runs give."""
     base = {"method": "lime", "inputs": 2, "repeats": 1, "work_ours": [{"num_samples": 500}] * 2,
             "work_direct": [{"num_samples": 500}] * 2, "features_ours": [12, 12], "features_direct": [12, 12],
             "rows_ours": 900, "rows_direct": 1002, "rows_ours_results": 898, "rows_per_input_direct": 501.0,
             "whole_s_ours": 8.0, "whole_s_direct": 10.0, "whole_ratio": 0.8, "warm_s_ours": 2.0, "warm_s_direct": 4.0,
             "warm_ratio": 0.5, "fwd_s_direct": 2.0, "t_over_fwd_direct": 2.0, "compute_s_ours": 2.5, "compute_s_direct": 4.5,
-            "fixed_s_ours": 5.5, "runs": {"whole_s_ours": [8.0]}, "peak_mb_ours": 500, "load_rss_mb_ours": 400,
+            "fixed_s_ours": 5.5, "runs": {"whole_s_ours": [8.0], "whole_s_direct": [10.0]}, "peak_mb_ours": 500, "load_rss_mb_ours": 400,
             "peak_mb_direct": 500, "load_rss_mb_direct": 400, "top_agreement": 1.0}
     check_speed({"rows": [base], "repeats": 1})
+    shap = {**base, "method": "shap", "work_ours": [{"max_evals": 500}] * 2, "work_direct": [{"max_evals": 500}] * 2,
+            "rows_ours": 270, "rows_direct": 284, "rows_ours_results": 268, "rows_per_input_direct": 142.0}
+    check_speed({"rows": [shap], "repeats": 1})  # far below the cap: fine, the cap is not the work done
     for bad in ({"work_direct": [{"num_samples": 5000}] * 2}, {"whole_ratio": 0.5}, {"rows_direct": 52},
-                {"features_direct": [12, 20]}, {"runs": {"whole_s_ours": [8.0, 9.0]}}):
+                {"features_direct": [12, 20]}, {"runs": {"whole_s_ours": [8.0, 9.0], "whole_s_direct": [10.0, 11.0]}}):
         with pytest.raises(AssertionError):
             check_speed({"rows": [{**base, **bad}], "repeats": 1})
+    for bad in ({"rows_direct": 1100, "rows_per_input_direct": 550.0}, {"rows_ours": 600, "rows_ours_results": 598}):
+        with pytest.raises(AssertionError):  # over the cap of 2 x 500 (+ 2 prediction rows), or ours far above direct
+            check_speed({"rows": [{**shap, **bad}], "repeats": 1})
+    row, doc = _schema2_row()
+    check_speed({**doc, "rows": [row]})
+    assert row["whole_ratio"] == pytest.approx(0.8) and row["target_met"] == "no"  # median of 0.8, 0.75, 0.94; 8.5 / 10 of the medians
+    for bad in ({"whole_ratio": row["whole_s_ours"] / row["whole_s_direct"]},  # a ratio of medians, not of pairs
+                {"spread": {**row["spread"], "compute_ratio": [0.5, 0.55, 0.6]}},
+                {"gain": {**row["gain"], "rest_s": 0.0}}, {"target_met": "every run"},
+                {"first_call_s_direct": 0.0}, {"compute_s_direct": 99.0}):
+        with pytest.raises(AssertionError):
+            check_speed({**doc, "rows": [{**row, **bad}]})
 
 
 def test_gpu_check_agreement_flags_a_flipped_or_shuffled_explanation() -> None:

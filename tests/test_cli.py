@@ -162,3 +162,82 @@ def test_the_console_script_uses_the_fast_exit() -> None:
 
     scripts = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["explain"] == "explain.cli.main:entry"
+
+
+def _explain(*args: str) -> list[str]:
+    """Return the command line that runs `explain ARGS` through the console script's entry."""
+    import sys
+
+    return [sys.executable, "-m", "explain.cli.main", *args]
+
+
+def _env(unbuffered: bool) -> dict[str, str]:
+    import os
+
+    from conftest import ROOT
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONUNBUFFERED", None)
+    if unbuffered:  # print writes at once: the error surfaces inside the command, not at the final flush
+        env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_a_closed_pipe_is_a_normal_end(unbuffered: bool) -> None:
+    """`explain methods | head -1`: the reader left before the output was written; exit 0, say nothing.
+
+    The read end is closed before the command prints (it imports torch first), so every write
+    meets a closed pipe, as the slowest `head` would leave it.
+    """
+    import subprocess
+
+    proc = subprocess.Popen(_explain("methods"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(unbuffered))
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # `head` has read what it wanted and gone
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == ""
+
+
+def test_head_of_the_method_list_in_a_shell_pipe() -> None:
+    """The shell pipeline itself, with pipefail: explain's status is the pipe's."""
+    import shlex
+    import subprocess
+
+    cmd = " ".join(shlex.quote(a) for a in _explain("methods"))
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", f"{cmd} | head -1"], capture_output=True, text=True,
+                          env=_env(False), timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith("method") and proc.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize("args,unbuffered", [(("methods",), False), (("methods",), True), (("--version",), False)])
+def test_output_lost_to_a_full_disk_is_an_error(args: tuple[str, ...], unbuffered: bool) -> None:
+    """Writing to /dev/full (every write fails with ENOSPC): non-zero, one line, no traceback.
+
+    Buffered, `--version`'s few bytes fail only at the final flush (the fast exit once swallowed
+    that); `methods` fails inside the command, buffered or not. (Unbuffered, argparse itself
+    drops a failed `--help` or `--version` write, so that case is not ours to see.)
+    """
+    import subprocess
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(_explain(*args), stdout=full, stderr=subprocess.PIPE, text=True, env=_env(unbuffered), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("explain: error:") and "No space left" in lines[0], proc.stderr
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_still_a_bug(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only the reader of stdout leaving is a normal end: a worker's or a socket's pipe is exit 3."""
+    from explain.cli import commands, main
+
+    def broken(args: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(commands, "methods", broken)
+    assert main.main(["methods"]) == main.EXIT_INTERNAL
+    assert "internal error: BrokenPipeError" in capsys.readouterr().err

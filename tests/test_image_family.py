@@ -148,7 +148,13 @@ def test_ig_equals_captum_on_an_independent_forward(resnet: ImageClassifierAdapt
     t = e.target.index
 
     def forward(p: torch.Tensor) -> torch.Tensor:  # the processor's steps, written out here
-        p = F.interpolate(p, size=(64, 64), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)  # resample=3
+        # ConvNeXt's processor at shortest_edge 64, crop_pct 0.875: the shorter side (37) to
+        # int(64 / 0.875) = 73 keeping the aspect ratio (53 -> int(73 * 53 / 37) = 104), bicubic
+        # (resample=3) as PIL does it (the width pass, clipped, then the height pass, clipped),
+        # then the centre 64 x 64: rows 4..67, columns 20..83
+        p = F.interpolate(p, size=(37, 104), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+        p = F.interpolate(p, size=(73, 104), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+        p = p[:, :, 4:68, 20:84]
         return torch.softmax(resnet.model(pixel_values=(p - 0.5) / 0.5).logits, -1)[:, t]
 
     attr, delta = IntegratedGradients(forward).attribute(

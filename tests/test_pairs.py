@@ -212,14 +212,11 @@ def test_pair_record_and_results_file_keep_both_texts(heldout_results: Any, tmp_
     rec = results.inputs[0]
     hyp = " ".join(rows[0][1])
     assert rec.text == " ".join(rows[0][0])
-    assert getattr(rec, "text_pair", None) == hyp or hyp in (rec.note or "")
-    path = explain.save(results, tmp_path / "results.json") if hasattr(explain, "save") else None
-    if path is None:
-        from explain.results.results_io import save
-
-        path = save(results, tmp_path / "results.json")
-    back = explain.open_results(path) if hasattr(explain, "open_results") else None
-    assert back is not None and back == results
+    assert rec.text_pair == hyp
+    path = explain.save(results, tmp_path / "results.json")
+    back = explain.open_results(path)
+    assert back == results
+    assert back.inputs[0].text_pair == hyp
     assert list(back[0].extras["segment"]) == list(results[0].extras["segment"])
 
 

@@ -68,16 +68,80 @@ def test_a_model_the_copy_disagrees_with_is_used_as_it_is() -> None:
     assert fast_copy(model.train(), torch.rand(2, 1, 5, 5)) is None  # nor for a model in training mode
 
 
-def test_image_perturbation_methods_give_the_plain_model_answers(cnn, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+# Every image method, at settings small enough for a fast test; IG with fixed steps so both
+# sides integrate over the same points.
+IMAGE_METHODS = {"occlusion": {}, "lime": {"num_samples": 300}, "shap": {"max_evals": 200}, "ig": {"n_steps": 16, "adaptive": False}}
+
+
+class _CopyUse:
+    """Wraps an adapter's `_fast_model` (which builds or finds the inference copy for a batch):
+    counts the rows the copy answered, and can hand out a planted copy or none at all."""
+
+    def __init__(self, adapter: object, monkeypatch: pytest.MonkeyPatch, give: str = "built", planted: torch.nn.Module | None = None) -> None:
+        self.asked = self.rows = 0
+        original = adapter._fast_model  # type: ignore[attr-defined]
+
+        def fast_model(probe: torch.Tensor) -> torch.nn.Module | None:
+            self.asked += int(probe.shape[0])
+            model = None if give == "none" else planted if give == "planted" else original(probe)
+            self.rows += int(probe.shape[0]) if model is not None else 0
+            return model
+
+        monkeypatch.setattr(adapter, "_fast_model", fast_model)
+
+
+def _own_rows(model: torch.nn.Module) -> list[int]:
+    """Count the rows the model's own forward runs (a forward hook; removed with the model)."""
+    rows = [0]
+    model.register_forward_pre_hook(lambda m, args: rows.__setitem__(0, rows[0] + int(args[0].shape[0])))
+    return rows
+
+
+def _compare_with_the_model_itself(fast_side: object, plain_side: object, monkeypatch: pytest.MonkeyPatch,
+                                   planted: torch.nn.Module | None = None) -> dict[str, int]:
+    """Explain one digit with every image method on both adapters: `fast_side` may use the
+    inference copy (or `planted`), `plain_side` never builds one, so each of its rows runs the
+    model's own forward (checked by a hook). Assert equal scores; return the rows the copy answered."""
     img = _digit()
-    fast = explain.explain(cnn, [img], methods=["occlusion", "lime", "shap"], lime={"num_samples": 300}, shap={"max_evals": 200})
-    plain_adapter = explain.load(MODELS / "digits-cnn", device="cpu")
-    plain_adapter._fast = None  # type: ignore[attr-defined]  # never build the copy: the model itself
-    plain = explain.explain(plain_adapter, [img], methods=["occlusion", "lime", "shap"], lime={"num_samples": 300}, shap={"max_evals": 200})
-    assert cnn._fast is not None and cnn._fast is not False  # the copy was used
-    for a, b in zip(fast, plain):
-        assert a.method == b.method
-        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-3, atol=1e-5 * float(np.abs(b.scores).max()) + 1e-7)
+    fast_use = _CopyUse(fast_side, monkeypatch, "planted" if planted is not None else "built", planted)
+    plain_use = _CopyUse(plain_side, monkeypatch, "none")
+    own = _own_rows(plain_side.model)  # type: ignore[attr-defined]
+    copy_rows: dict[str, int] = {}
+    for method, settings in IMAGE_METHODS.items():
+        before_copy, before_asked, before_own = fast_use.rows, plain_use.asked, own[0]
+        [a] = explain.explain(fast_side, [img], methods=[method], **{method: settings})
+        [b] = explain.explain(plain_side, [img], methods=[method], **{method: settings})
+        copy_rows[method] = fast_use.rows - before_copy
+        # the plain side would have used a copy for exactly these rows, and ran them on the model
+        assert plain_use.asked - before_asked == copy_rows[method]
+        assert own[0] - before_own >= b.rows
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-3, atol=1e-5 * float(np.abs(b.scores).max()) + 1e-7, err_msg=method)
+    return copy_rows
+
+
+def test_image_methods_through_the_inference_copy_give_the_model_own_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Occlusion, LIME and SHAP rows go through the fused, channels-last copy; IG's gradient
+    rows never do. Each method's scores equal the same method's on the model's own forward."""
+    fast_side = explain.load(MODELS / "digits-cnn", device="cpu")
+    plain_side = explain.load(MODELS / "digits-cnn", device="cpu")
+    copy_rows = _compare_with_the_model_itself(fast_side, plain_side, monkeypatch)
+    assert all(copy_rows[m] > 0 for m in ("occlusion", "lime", "shap")), copy_rows  # the copy was really used
+    assert copy_rows["ig"] == 0, copy_rows  # gradients run on the model itself
+    assert isinstance(fast_side._fast, torch.nn.Module) and plain_side._fast is False  # type: ignore[attr-defined]
+
+
+def test_the_comparison_sees_a_wrong_inference_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy whose one conv weight is off by 2% makes the comparison above fail: it can fail."""
+    import copy
+
+    fast_side = explain.load(MODELS / "digits-cnn", device="cpu")
+    plain_side = explain.load(MODELS / "digits-cnn", device="cpu")
+    wrong = copy.deepcopy(fast_side.model).eval()
+    conv = next(m for m in wrong.modules() if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        conv.weight.mul_(1.02)
+    with pytest.raises(AssertionError, match="occlusion"):
+        _compare_with_the_model_itself(fast_side, plain_side, monkeypatch, planted=wrong)
 
 
 def test_identical_perturbations_are_evaluated_once(cnn) -> None:  # type: ignore[no-untyped-def]

@@ -121,6 +121,10 @@ class Adapter(ABC):
         """Return how many copies of this example one gradient batch may hold (images override)."""
         return self.runner.batch_size
 
+    def input_extras(self, example: Example) -> dict[str, Any]:
+        """Return extras every explanation of this input carries (images: the model's window when a crop cuts the image)."""
+        return {}
+
     def attention_view(self, example: Example, target: Target, granularity: str = "word") -> AttentionView:
         """Return the attention maps of (example, target); only transformer families have them."""
         raise NotImplementedError(f"{self.family} models have no attention maps")

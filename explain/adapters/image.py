@@ -1,8 +1,10 @@
 """Adapter for image classifiers: Hugging Face ResNet/ConvNeXt-style models and plain CNNs.
 
-Pixels stay at the input image's own resolution: the resize to the model's size (bilinear,
-antialiased like PIL, differentiable) and the normalisation are part of the forward. So every
-method attributes to the pixels the user gave, and IG's completeness holds at that resolution.
+Pixels stay at the input image's own resolution: the processor's resize and centre crop (see
+framing: antialiased like PIL, differentiable) and the normalisation are part of the forward. So
+every method attributes to the pixels the user gave, IG's completeness holds at that resolution,
+and the part of the image a crop leaves out scores 0 (the model never saw it; extras["model_view"]
+says where its window lies).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..images import LoadedImage, read_image
 from ..execution.runner import Runner
 from . import removal
 from .base import Adapter, Example, GradientView, PerturbationView, select_output, transform
+from .framing import Geometry, to_image, window
 from .preprocessing import Preprocessing
 
 # Removals: what a removed pixel becomes, the same for IG's baseline image and every fill
@@ -44,17 +47,6 @@ class ImageState:
     fills: dict[Any, torch.Tensor] = field(default_factory=dict)  # cached fills by name (noise: by name and seed)
 
 
-def resize(x: torch.Tensor, size: tuple[int, int], resample: str) -> torch.Tensor:
-    """Return (B, C, H, W) pixels in [0, 1] resized to `size` as PIL resizes with the processor's
-    filter: antialiased bilinear or bicubic (equal to PIL's when downscaling; upscaling is plain
-    interpolation either way), bicubic clamped to [0, 1] as PIL's 8-bit result is, or nearest."""
-    if resample == "nearest":
-        return F.interpolate(x, size=size, mode="nearest-exact")
-    mode = "bicubic" if resample == "bicubic" else "bilinear"
-    out = F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
-    return out.clamp(0.0, 1.0) if mode == "bicubic" else out
-
-
 class ImageClassifierAdapter(Adapter):
     """Image reading, resize + normalisation, fills, superpixels and batched forwards."""
 
@@ -77,6 +69,8 @@ class ImageClassifierAdapter(Adapter):
         pixels = torch.from_numpy(image.pixels).to(self.device).permute(2, 0, 1).unsqueeze(0).float() / 255.0
         probs = transform(self.runner.map([pixels], lambda b: self.logits(torch.cat(b))), "probability", self.head)[0].numpy()
         pred = int(np.argmax(probs))
+        seen = self.prep.geometry(image.height, image.width)
+        note = image.note if seen.whole else "; ".join(n for n in (image.note, seen.describe()) if n)
         record = InputRecord(
             index=index,
             kind="image",
@@ -85,7 +79,7 @@ class ImageClassifierAdapter(Adapter):
             width=image.width,
             height=image.height,
             prediction=Target(index=pred, label=self.labels[pred], probability=float(probs[pred])),
-            note=image.note,
+            note=note,
             probabilities=tuple(float(p) for p in probs),  # every class, in label order
         )
         return Example(index=index, record=record, probs=probs, state=ImageState(image, pixels))
@@ -98,8 +92,7 @@ class ImageClassifierAdapter(Adapter):
         copy of the model (BatchNorm folded, channels-last; see fast_inference) when one agrees
         with the model.
         """
-        if tuple(x.shape[-2:]) != self.prep.size:
-            x = resize(x, self.prep.size, self.prep.resample)
+        x = window(x, self.prep.geometry(*x.shape[-2:]), self.prep.resample, self.prep.passes)  # the processor's resize and crop
         x = (x * self._scale - self._mean) / self._std
         model = self._fast_model(x) if fast and not torch.is_grad_enabled() else None
         if model is not None:
@@ -127,6 +120,20 @@ class ImageClassifierAdapter(Adapter):
             return select_output(self.logits(x, fast=fast), target.index, output, self.head)
 
         return forward
+
+    def geometry(self, example: Example) -> Geometry:
+        """Return where the model's window lies in the example's image (the processor's resize and crop)."""
+        return self.prep.geometry(*example.state.pixels.shape[-2:])
+
+    def input_extras(self, example: Example) -> dict[str, Any]:
+        """Return {"model_view": the window's box in the image's pixels, ...} when a crop leaves part of the image unseen."""
+        seen = self.geometry(example)
+        return {} if seen.whole else {"model_view": seen.record()}
+
+    def window_to_image(self, example: Example, window_map: torch.Tensor) -> np.ndarray:
+        """Return an (H, W) float32 map of the image from a map over the model's window (e.g. a
+        Grad-CAM or patch map): placed where the window lies, 0 where the model saw nothing."""
+        return to_image(window_map.detach().float().cpu(), self.geometry(example)).numpy().astype(np.float32)
 
     def pixels(self, example: Example) -> torch.Tensor:
         """Return the example's (1, C, H, W) pixels in [0, 1] at its own resolution."""
@@ -260,9 +267,18 @@ class ImageClassifierAdapter(Adapter):
         )
 
     def segment(self, example: Example, method: str | None = None, n_segments: int | None = None) -> tuple[np.ndarray, str]:
-        """Return ((H, W) int32 superpixel ids 0..d-1, the segmentation used) for the example."""
+        """Return ((H, W) int32 superpixel ids 0..d-1, the segmentation used) for the example.
+
+        When the processor's crop leaves part of the image unseen, the superpixels cover the
+        model's window (and the few pixels its resize filter reaches beyond it), and everything
+        outside is one last segment: it cannot change the answer, so it scores 0 (SHAP: exactly).
+        """
         method = method or "slic"
         img = example.state.image.pixels.astype(np.float64) / 255.0  # (H, W, C)
+        full_h, full_w = img.shape[:2]
+        seen = self.geometry(example)
+        y0, y1, x0, x1 = (0, full_h, 0, full_w) if seen.whole else seen.pixel_box(self.prep.resample)
+        img = img[y0:y1, x0:x1]
         h, w = img.shape[:2]
         n = int(n_segments) if n_segments else default_segments(h, w)
         if n < 1:
@@ -283,7 +299,12 @@ class ImageClassifierAdapter(Adapter):
             raise MethodError(f"unknown segmentation {method!r}: use one of {', '.join(SEGMENTATIONS)}")
         _, ids = np.unique(seg, return_inverse=True)  # renumber 0..d-1 (lime indexes by segment id)
         used = f"{method}; {n} requested" if n else method
-        return ids.reshape(h, w).astype(np.int32), used
+        ids = ids.reshape(h, w).astype(np.int32)
+        if (h, w) != (full_h, full_w):
+            full = np.full((full_h, full_w), int(ids.max()) + 1, dtype=np.int32)  # outside the window: one segment
+            full[y0:y1, x0:x1] = ids
+            ids, used = full, used + "; in the model's window, the rest one segment"
+        return ids, used
 
 
 def default_segments(height: int, width: int) -> int:

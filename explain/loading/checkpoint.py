@@ -248,9 +248,13 @@ def _image_preprocessing(p: Path, config: Any, common: dict[str, Any]) -> Prepro
         warnings.warn(f"{p}: {prep.assumed}", ExplainWarning, stacklevel=5)  # the caller of load()
         return prep
     try:
-        return Preprocessing.from_hf(transformers.AutoImageProcessor.from_pretrained(str(p), **common))
+        processor = transformers.AutoImageProcessor.from_pretrained(str(p), **common)
     except Exception as e:  # transformers raises many types for a malformed processor file
         raise CheckpointError(f"{p / found[0]} cannot be read as an image processor: {_first_line(e)}") from e
+    prep = Preprocessing.from_hf(processor)
+    if prep.assumed:  # its resize or crop could not be reproduced exactly: say what is used instead
+        warnings.warn(f"{p}: {prep.assumed}", ExplainWarning, stacklevel=5)
+    return prep
 
 
 def _runs_on(model: Any, prep: Preprocessing, device: torch.device) -> None:

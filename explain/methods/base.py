@@ -66,7 +66,8 @@ class Method(ABC):
         """Return the Explanation of `target` for `example`."""
 
     def result(self, adapter: Adapter, example: Example, target: Target, cost: "Cost", **fields: Any) -> Explanation:
-        """Return this method's Explanation of (example, target), with its cost filled in."""
+        """Return this method's Explanation of (example, target), with its cost and the input's extras filled in."""
+        extras = {**adapter.input_extras(example), **fields.pop("extras", {})}
         return Explanation(
             method=self.name,
             family=adapter.family,
@@ -75,6 +76,7 @@ class Method(ABC):
             seconds=cost.seconds,
             rows=cost.rows,
             cached_rows=cost.cached_rows,
+            extras=extras,
             **fields,
         )
 

@@ -75,7 +75,7 @@ class GradCamMethod(Method):
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int
     ) -> Explanation:
         """Return the Grad-CAM map upsampled to the image's H x W."""
-        from captum.attr import LayerAttribution, LayerGradCam
+        from captum.attr import LayerGradCam
 
         s: GradCamSettings = settings
         output = s.output or "logit"
@@ -98,8 +98,8 @@ class GradCamMethod(Method):
                     "feature map (batch, channels, height, width): choose a conv layer"
                 )
             small = tuple(cam.shape[-2:])
-            scores = LayerAttribution.interpolate(cam.detach().float(), tuple(x.shape[-2:]), interpolate_mode="bilinear")
-            scores = scores[0, 0].cpu().numpy().astype(np.float32)
+            # the map covers the model's window: placed there on the image (0 outside a crop)
+            scores = adapter.window_to_image(example, cam[0, 0])  # type: ignore[attr-defined]
         return self.result(
             adapter,
             example,
