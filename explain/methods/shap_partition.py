@@ -6,7 +6,9 @@ regions). The masker hands shap's masks straight to the adapter, which scores th
 inputs as token ids or pixel batches through the one batched runner: nothing is turned into
 strings and re-tokenised. Efficiency (scores sum to f(x) - base value) holds by construction,
 so it checks nothing: `checks` keeps the base value and output as figures, and the self-check
-is *stability*: the values at half the budget must agree on the top features (see stability.py).
+is *stability*: the values at half the budget must agree with the full run's on the top
+features. The half-budget run is the full run cut short (a prefix of its rows, which the memo
+answers), so the check measures convergence, not independent variance (see stability.py).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class ShapSettings:
     segmentation: str | None = setting(None, "images: how regions are made (slic | quickshift | grid; default: chosen for the image size)")
     n_segments: int | None = setting(None, "images: about how many regions (default: chosen for the image size)")
     output: str | None = setting(None, "what is explained: probability | logit | log-probability (default: probability; causal LMs: log-probability)")
-    check: bool = setting(True, "stability self-check: re-estimate at half the budget from rows already scored (no extra model rows) and compare the top features")
+    check: bool = setting(True, "stability self-check (convergence): re-estimate at half the budget from rows already scored (no extra model rows) and compare the top features with the full run's")
 
 
 def _masker(view: PerturbationView) -> Any:
