@@ -83,6 +83,21 @@ def test_no_library_module_changes_after_a_run_that_raises(model: Any) -> None:
     for method in METHODS:
         with pytest.raises(InputError):
             explain.explain(model, ["a great film", 5], methods=[method], **FAST)
+    calls: list[int] = []
+
+    def fail_midway(*_: Any) -> None:  # the model itself fails inside the method, after a few forwards
+        calls.append(1)
+        if len(calls) > 1:  # the first forward is the input's own prediction
+            raise RuntimeError("the model broke")
+
+    for method in METHODS:
+        calls.clear()
+        handle = model.model.register_forward_hook(fail_midway)
+        try:
+            with pytest.raises(Exception, match="the model broke"):
+                explain.explain(model, ["a great film with a bad plot"], methods=[method], **FAST)
+        finally:
+            handle.remove()
     assert changed(before) == []
 
 

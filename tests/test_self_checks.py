@@ -270,3 +270,27 @@ def test_lime_min_r2_is_a_setting() -> None:
     e = run(linear, "lime", num_samples=300, min_r2=1.01)
     assert not check(e, "surrogate_fit").passed and check(e, "surrogate_fit").threshold == 1.01
     assert STABILITY_THRESHOLD == check(e, "stability").threshold
+
+
+# ---- calibration -------------------------------------------------------------------------------
+def test_the_calibration_table_in_the_docs_is_the_benchmark_json_rendered_at_todays_thresholds() -> None:
+    """docs/trust.md shows benchmarks/results/calibration.json as benchmarks/calibration.py renders it,
+    and that JSON was measured at the thresholds the checks use now (change one: rerun the benchmark)."""
+    import json
+    import sys
+
+    from explain.methods.ig import REL_TOL
+    from explain.methods.lime_surrogate import MIN_R2
+
+    root = MODELS.parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from calibration import BEGIN, END, OUT, render  # type: ignore[import-not-found]
+
+    data = json.loads(OUT.read_text())
+    assert not data["quick"] and data["explanations"] > 1000
+    assert data["thresholds"] == {"ig completeness": REL_TOL, "shap stability": STABILITY_THRESHOLD,
+                                  "lime stability": STABILITY_THRESHOLD, "lime surrogate_fit (held-out R²)": MIN_R2,
+                                  "lime score (in-sample R², not a check)": MIN_R2}
+    doc = (root / "docs" / "trust.md").read_text()
+    shown = doc[doc.index(BEGIN): doc.index(END) + len(END)]
+    assert shown == render(data)

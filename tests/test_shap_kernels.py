@@ -215,6 +215,9 @@ def test_an_untested_shap_version_runs_shap_as_installed(monkeypatch: pytest.Mon
     with caplog.at_level(logging.DEBUG, logger="explain.methods.shap_kernels"):
         assert explainer_class(np.random.RandomState(0)) is None
         assert explainer_class(np.random.RandomState(0)) is None
+    from explain.methods import get
+
+    assert not get("shap").batchable  # shap as installed reads numpy's global stream: one input at a time
     lines = [r.getMessage() for r in caplog.records if r.name == "explain.methods.shap_kernels"]
     assert len(lines) == 1 and "not a version these kernels were tested with" in lines[0], lines
     state = np.random.get_state()

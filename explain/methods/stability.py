@@ -9,8 +9,9 @@ answer that looks as confident as a good one. Two estimates are compared on thei
   explainer cut short (the rows it asks for are a prefix of the full run's, with the same
   tie-breaks), so this measures convergence - whether the second half of the budget still moved
   the top features - not the variance of independent estimates. It is conservative: an estimate
-  still moving fails, and (in the audit of issue 25) it never passed a wrong top word; two
-  budgets that agree can still share a bias both inherited from the same first half.
+  still moving fails (benchmarks/calibration.py measures how often a pass has the wrong top
+  feature, and a failure the right one); two budgets that agree can still share a bias both
+  inherited from the same first half.
 
 Agreement is the top-k *average overlap* (Webber, Moffat & Zobel 2010, the finite prefix of
 rank-biased overlap): the mean over depths j of |top_j(a) & top_j(b)| / j, by |value|, over the
