@@ -298,6 +298,7 @@ print(json.dumps({**out, "reference": reference}))
 """
 
 
+@pytest.mark.slow  # a fresh process that imports shap and compiles its kernels: 12-24 s here
 def test_a_users_first_shap_call_in_another_thread_gets_shap_as_installed() -> None:
     """Fresh process: the user's first `lower_credit` compile happens while our SHAP call runs.
 
