@@ -210,7 +210,7 @@ def inspect(args: argparse.Namespace) -> int:
         ("max length", info.max_length if info.max_length is not None else "-"),
         *((("image input", prep.describe()),) if (prep := getattr(model, "prep", None)) is not None else ()),
         ("device", info.device),
-        ("methods", ", ".join(registry.for_family(info.family))),
+        ("methods", ", ".join(registry.for_model(model))),
     ):
         print(f"{key:<14}{value}")
     return 0

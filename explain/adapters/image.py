@@ -69,6 +69,10 @@ class ImageClassifierAdapter(Adapter):
         self._mean = torch.tensor(prep.mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self._std = torch.tensor(prep.std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self._fast: torch.nn.Module | None | bool = False  # False: not built yet; None: none to be had
+        # Own (non-HF) vision transformers: a module glob whose outputs are attention
+        # probabilities, and which tokens the head reads ("first" | "mean"); see patch_tokens.
+        self.attention_probs: str | None = None
+        self.answer_row: str | None = None
 
     # ---- inputs -------------------------------------------------------------------------
     def prepare(self, raw: Any, index: int, **_: Any) -> Example:
@@ -98,15 +102,19 @@ class ImageClassifierAdapter(Adapter):
         copy of the model (BatchNorm folded, channels-last; see fast_inference) when one agrees
         with the model.
         """
-        if tuple(x.shape[-2:]) != self.prep.size:
-            x = resize(x, self.prep.size, self.prep.resample)
-        x = (x * self._scale - self._mean) / self._std
+        x = self.model_input(x)
         model = self._fast_model(x) if fast and not torch.is_grad_enabled() else None
         if model is not None:
             out = model(x.contiguous(memory_format=torch.channels_last))
         else:
             out = self.model(x)
         return getattr(out, "logits", out)
+
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Return what the model takes for (B, C, H, W) pixels in [0, 1]: resized to its size and normalised."""
+        if tuple(x.shape[-2:]) != self.prep.size:
+            x = resize(x, self.prep.size, self.prep.resample)
+        return (x * self._scale - self._mean) / self._std
 
     def _fast_model(self, probe: torch.Tensor) -> torch.nn.Module | None:
         from ..execution.fast_inference import fast_copy, weights_key

@@ -35,6 +35,14 @@ class Method(ABC):
         """Return True when this method can explain models of the adapter's family."""
         return adapter.family in self.families
 
+    def refusal(self, adapter: Adapter) -> str | None:
+        """Return why this method cannot explain this model of a family it serves (one line), or None.
+
+        Checked before any input runs: a method asked for by name stops the run with this
+        message; "all" leaves the method out.
+        """
+        return None
+
     def settings(self, overrides: Mapping[str, Any] | None = None) -> Any:
         """Return the Settings with `overrides` applied, converting strings from the CLI."""
         fields = {f.name: f for f in dataclasses.fields(self.Settings)}
