@@ -35,7 +35,7 @@ X.imageFigure = function (d, e, scores, card, jobs) {
     const width = Math.max(256, fig.clientWidth || 300);
     const height = Math.round((width - 50) * hh / ww) + 12;
     return X.plot(fig, data, { xaxis: axis, yaxis: Object.assign({ scaleanchor: "x", autorange: "reversed" }, axis),
-      height: Math.min(height, 640), margin: { l: 4, r: 4, t: 6, b: 6 } }, { displayModeBar: false });
+      height: Math.min(height, 640), margin: { l: 4, r: 4, t: 6, b: 6 }, shapes: (e.vit && e.vit.lay.shapes) || [] }, { displayModeBar: false });
   });
 };
 function opacityControl(body, d) {
