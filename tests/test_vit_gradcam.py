@@ -23,10 +23,9 @@ from explain.errors import MethodError
 from vit_models import GRID, HF, OWN, SPECIAL, adapter, hf_model, image, PREP
 
 KINDS = HF + OWN + ("swin",)
-# the last block's class (HF) or name (own), and whether its input is read (the head reads a special token)
-LAST = {"vit": ("ViTLayer", True), "deit": ("DeiTLayer", True), "beit": ("BeitLayer", False), "dinov2": ("Dinov2Layer", True),
-        "dinov2-registers": ("Dinov2WithRegistersLayer", True), "swin": ("SwinStage", False),
-        "own-mha": ("Block", True), "own-sdpa-registers": ("Block", True), "own-mean": ("Block", False)}
+# the last block's class (Swin: the last block of the last stage); its first LayerNorm is the default layer
+LAST = {"vit": "ViTLayer", "deit": "DeiTLayer", "beit": "BeitLayer", "dinov2": "Dinov2Layer",
+        "dinov2-registers": "Dinov2WithRegistersLayer", "swin": "SwinLayer", "own-mha": "Block", "own-sdpa-registers": "Block", "own-mean": "Block"}
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -36,11 +35,15 @@ def case(request: pytest.FixtureRequest) -> tuple[str, Any, Any]:
     return request.param, m, e
 
 
+def last_block(kind: str, model: Any) -> str:
+    """Return the name of the model's last transformer block (by its class, from the models' source)."""
+    return [n for n, mod in model.named_modules() if type(mod).__name__ == LAST[kind]][-1]
+
+
 def expected_layer(kind: str, model: Any) -> str:
-    """Return the default layer the rule should pick: the last module of the last block's class, NAME:input if read."""
-    cls, at_input = LAST[kind]
-    name = [n for n, mod in model.named_modules() if type(mod).__name__ == cls][-1]
-    return name + (":input" if at_input else "")
+    """Return the default layer pytorch-grad-cam's ViT recipe names: the last block's norm1 (its first LayerNorm)."""
+    block = last_block(kind, model)
+    return next(n for n, mod in model.named_modules() if n.startswith(block + ".") and isinstance(mod, torch.nn.LayerNorm))
 
 
 def reference_cam(m: Any, layer: str, target: int, n_special: int, grid: tuple[int, int]) -> np.ndarray:
@@ -76,8 +79,7 @@ def reference_cam(m: Any, layer: str, target: int, n_special: int, grid: tuple[i
 def test_default_layer_rule(case: tuple[str, Any, Any]) -> None:
     kind, m, e = case
     assert e.settings["layer"] == expected_layer(kind, m.model)
-    rule = e.extras["layer_rule"]
-    assert ("reads" in rule) == LAST[kind][1] and ("pools" in rule) == (not LAST[kind][1])
+    assert "attention reads, normalised by " + e.settings["layer"] in e.extras["layer_rule"]
     assert e.extras["tokens_dropped"] == SPECIAL.get(kind, [])
     assert e.extras["layer_map_size"] == list(GRID.get(kind, (8, 8)))  # Swin: 16 x 16 patches merged once
 
@@ -92,18 +94,24 @@ def test_map_matches_pytorch_grad_cams_recipe(case: tuple[str, Any, Any]) -> Non
 
 @pytest.mark.parametrize("kind", ["vit", "own-mha"])
 def test_the_last_blocks_own_output_has_no_gradient(kind: str) -> None:
-    """Why the rule reads the last block's input: with a class-token head, its output's patch tokens give an empty map."""
+    """Why the rule reads what the last block reads: with a class-token head, its output's patch tokens give an empty map."""
     m = adapter(kind)
-    layer = expected_layer(kind, m.model).removesuffix(":input")
+    layer = last_block(kind, m.model)
     [e] = explain.explain(m, [image()], methods=["gradcam"], gradcam={"layer": layer})
     assert e.settings["layer"] == layer and float(np.abs(e.scores).max()) == 0.0
 
 
-def test_a_named_input_layer_round_trips() -> None:
+def test_named_layers_round_trip_and_input_is_what_the_module_reads() -> None:
     m = adapter("deit")
     [auto] = explain.explain(m, [image()], methods=["gradcam"])
     [named] = explain.explain(m, [image()], methods=["gradcam"], gradcam={"layer": auto.settings["layer"]})
     np.testing.assert_array_equal(auto.scores, named.scores)
+    block = last_block("deit", m.model)
+    [read] = explain.explain(m, [image()], methods=["gradcam"], gradcam={"layer": block + ":input"})
+    assert read.settings["layer"] == block + ":input"
+    ref = reference_cam(m, block + ":input", read.target.index, 2, (4, 4))
+    np.testing.assert_allclose(read.scores, ref, atol=1e-5 * float(np.abs(ref).max()), rtol=0)
+    assert not np.allclose(read.scores, auto.scores)
     with pytest.raises(MethodError, match="no such module"):
         explain.explain(m, [image()], methods=["gradcam"], gradcam={"layer": "deit.nowhere:input"})
 

@@ -10,7 +10,10 @@ and input size) finds:
 - the token blocks: the outermost numbered modules (a ModuleList's or Sequential's members)
   that map (B, T, D) tokens to tokens of the same shape, in the order they finished. Swin's
   stages shrink the grid (patch merging); a block of T < rows x cols tokens sees the grid cut
-  by the integer factor that gives T.
+  by the integer factor that gives T;
+- the last block (a stage of blocks, as Swin's: its last block), and the normalisation it
+  applies to its own input first (pre-norm blocks: ViT's layernorm_before, Dinov2's norm1),
+  pytorch-grad-cam's `blocks[-1].norm1` for ViTs.
 
 Special tokens are the T - rows x cols tokens before the patches. What they are and which rows
 the classifier reads is the architecture's (Hugging Face) or the config's (own models) say:
@@ -62,6 +65,8 @@ class TokenTrace:
 
     grid: tuple[int, int] | None  # the patch embedding's (rows, cols); None: no map became tokens
     blocks: tuple[BlockRecord, ...]  # outermost token blocks, in the order they finished
+    last: BlockRecord | None = None  # the last block (Swin: the last block of the last stage)
+    norm: str | None = None  # the normalisation the last block applies to its input first (pre-norm blocks), if any
 
 
 @dataclass(frozen=True)
@@ -134,11 +139,14 @@ def trace(model: nn.Module, run: Callable[[], Any], key: Any = ()) -> TokenTrace
     events: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []  # (name, input shape, output shape), finishing order
     calls: dict[str, int] = {}
     inputs: dict[str, tuple[int, ...]] = {}
+    read: dict[str, int] = {}  # id of the tensor each module read (alive during the forward, so ids do not repeat)
+    kinds = {name: type(m).__name__ for name, m in model.named_modules()}
 
     def hooks(name: str) -> tuple[Callable[..., None], Callable[..., None]]:
         def pre(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             t = _first_tensor(args, kwargs)
             inputs[name] = tuple(t.shape) if t is not None else ()
+            read[name] = id(t)
 
         def post(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
             calls[name] = calls.get(name, 0) + 1
@@ -172,7 +180,16 @@ def trace(model: nn.Module, run: Callable[[], Any], key: Any = ()) -> TokenTrace
         if _NUMBERED.search(name) and calls[name] == 1 and len(inp) == 3 and inp == out
     ]
     outer = tuple(b for b in blocks if not any(b.name.startswith(o.name + ".") for o in blocks))
-    per_model[key] = TokenTrace(grid, outer)
+    last, norm = None, None
+    if outer:
+        last = outer[-1]
+        inner = [b for b in blocks if b.name.startswith(last.name + ".") and (b.tokens, b.width) == (last.tokens, last.width)]
+        inner = [b for b in inner if not any(b.name.startswith(o.name + ".") for o in inner)]
+        last = inner[-1] if inner else last  # a stage of blocks (Swin): its last block
+        # pre-norm: a normalisation inside the block that reads the block's own input tensor
+        norms = [n for n, _, _ in events if n.startswith(last.name + ".") and "Norm" in kinds[n] and read.get(n) == read.get(last.name)]
+        norm = norms[0] if norms else None
+    per_model[key] = TokenTrace(grid, outer, last, norm)
     return per_model[key]
 
 
@@ -261,17 +278,17 @@ def layout(adapter: Any, tokens: int) -> PatchLayout:
     return PatchLayout(tokens, grid, (int(size[0]), int(size[1])), names, rows, weights, rule)
 
 
-def last_block(adapter: Any) -> BlockRecord:
-    """Return the last token block of the adapter's model, or raise MethodError when it has none."""
+def last_block(adapter: Any) -> tuple[BlockRecord, str | None]:
+    """Return (the last token block of the adapter's model, its pre-norm module or None); MethodError when it has none."""
     size = tuple(adapter.prep.size)
     key = ("tokens", size, int(adapter.prep.channels))
     if not is_traced(adapter.model, key):
         adapter.runner.count(1)
     x = torch.zeros(1, adapter.prep.channels, *size, device=adapter.device)
     tr = trace(adapter.model, lambda: adapter.logits(x), key)
-    if tr.grid is None or not tr.blocks:
+    if tr.grid is None or tr.last is None:
         raise MethodError(
             "Grad-CAM needs a spatial feature map (batch, channels, height, width) that the head pools or a transformer's "
             "patch tokens, and this model computes neither; use ig, shap or lime, or name a layer with gradcam.layer"
         )
-    return tr.blocks[-1]
+    return tr.last, tr.norm

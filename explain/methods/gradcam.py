@@ -10,13 +10,15 @@ depthwise conv registered last), VGG's `features`, the bundled SmallCNN's `featu
 Vision transformers compute no such map: their patch tokens are one, once the special tokens
 are dropped and the rest is reshaped to the patch grid (pytorch-grad-cam's ViT recipe; the
 reshape runs inside the graph, explain.adapters.patch_views.token_grid). The default layer is
-the last transformer block (Swin: its last stage, already a grid):
-
-- when the head reads a special token (ViT's and DeiT's class token, Dinov2's), the tokens the
-  last block reads (`NAME:input`): that block's own patch outputs never reach the head, so
-  their gradient is 0 and a map of them would be empty (pytorch-grad-cam's advice for ViTs);
-- when the head pools the patch tokens (BEiT, Swin, a mean-pooled own ViT), the last block's
-  output, as a CNN's last map.
+the recipe's `blocks[-1].norm1`: the tokens the last block's attention reads, after the
+normalisation a pre-norm block applies first (ViT's `layernorm_before`, Dinov2's `norm1`, Swin's
+last block of its last stage, already a grid); a block without one gives its input
+(`NAME:input`). Not the last block's output: with a head on a class token its patch outputs
+never reach the head (gradient 0, an empty map; tested), and the tokens a mean-pooled head pools
+have by then been mixed by every attention layer. Not the un-normalised residual stream: its
+per-token offsets swamp Grad-CAM's channel weights (on the planted-patch task's mean-pooled
+ViT the last block's raw input pointed at the square in no image, its normalised input in all;
+tests/test_vit_planted.py prints the rates).
 
 `gradcam.layer` names any module; `NAME:input` takes what it reads instead of what it returns.
 """
@@ -83,18 +85,13 @@ def find_layer(adapter: Adapter, x: torch.Tensor, name: str | None) -> Layer:
     if name is None:
         if maps:
             return Layer(maps[-1].name, modules[maps[-1].name], False, None, "the last spatial feature map before global pooling")
-        block = last_block(adapter)
+        block, norm = last_block(adapter)
         lay = layout(adapter, block.tokens)
-        if lay.reads_special:
-            n = len(lay.special)
-            reach = (
-                "which the last block's own patch outputs never reach (their gradient is 0)"
-                if all(r < n for r in lay.rows)
-                else "which the last block's own patch outputs reach only through the mean (one gradient for all of them)"
-            )
-            why = f"the tokens the last block reads: the head reads the {lay.rule}, {reach}"
-            return Layer(block.name + INPUT, modules[block.name], True, lay, why)
-        return Layer(block.name, modules[block.name], False, lay, f"the last block's patch tokens, which the head pools ({lay.rule})")
+        why = (f"the patch tokens the last block's attention reads, {'normalised by ' + norm if norm else 'its input'} "
+               f"(pytorch-grad-cam's ViT recipe); the head reads the {lay.rule}")
+        if norm is not None:
+            return Layer(norm, modules[norm], False, lay, why)
+        return Layer(block.name + INPUT, modules[block.name], True, lay, why)
     at_input = name.endswith(INPUT)
     base = name.removesuffix(INPUT)
     if base not in modules or not base:
