@@ -159,3 +159,27 @@ def test_no_hook_survives() -> None:
         explain.explain(m, [image()], methods=["attention"])
         assert F.scaled_dot_product_attention is torch._C._nn.scaled_dot_product_attention
         assert all(not mod._forward_hooks and not mod._forward_pre_hooks for mod in m.model.modules())
+
+
+def test_no_hook_swap_or_frozen_weight_survives_an_error() -> None:
+    """A forward that fails inside the attention pass (or token Grad-CAM) leaves the model as it was."""
+
+    def fail_with_grad(module: Any, args: Any, out: Any) -> None:
+        if torch.is_grad_enabled():  # prepare's forward runs without gradients and passes
+            raise RuntimeError("planted failure")
+
+    def hooks(model: Any) -> list[tuple[str, list[int], list[int]]]:  # transformers installs hooks of its own
+        return [(n, list(mod._forward_hooks), list(mod._forward_pre_hooks)) for n, mod in model.named_modules()]
+
+    for kind in ("own-mha", "own-sdpa-registers", "vit"):
+        m = adapter(kind)
+        head = m.model.head if kind != "vit" else m.model.classifier
+        explain.explain(m, [image()], methods=["attention", "gradcam"])  # transformers adds its capture hooks on first use
+        before = hooks(m.model)
+        planted_hook = head.register_forward_hook(fail_with_grad)
+        res = explain.explain(m, [image()], methods=["attention", "gradcam"], errors="record")
+        planted_hook.remove()
+        assert [f.method for f in res.failures] == ["attention", "gradcam"] and all("planted failure" in f.error for f in res.failures)
+        assert F.scaled_dot_product_attention is torch._C._nn.scaled_dot_product_attention
+        assert hooks(m.model) == before
+        assert all(p.requires_grad for p in m.model.parameters())
