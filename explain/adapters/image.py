@@ -1,4 +1,7 @@
-"""Adapter for image classifiers: Hugging Face ResNet/ConvNeXt-style models and plain CNNs.
+"""Adapter for image classifiers: Hugging Face ResNet/ConvNeXt-style models, plain CNNs, vision transformers.
+
+A vision transformer's patch grid, special tokens and head rows are patch_tokens'; how its
+attention and tokens are read, patch_views'.
 
 Pixels stay at the input image's own resolution: the resize to the model's size (bilinear,
 antialiased like PIL, differentiable) and the normalisation are part of the forward. So every

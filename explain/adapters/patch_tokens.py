@@ -263,29 +263,28 @@ def head_rule(model: Any, n_special: int, n_patches: int, stated: str | None) ->
     return names, *mean, "mean of the patch tokens" + (" (assumed: no token before the patches)" if rule.endswith(ASSUMED) else "")
 
 
-def layout(adapter: Any, tokens: int) -> PatchLayout:
-    """Return the layout of `tokens` tokens of the adapter's model at its input size (one traced forward, cached)."""
-    model = adapter.model
-    size = tuple(adapter.prep.size)
-    key = ("tokens", size, int(adapter.prep.channels))
-    if not is_traced(model, key):
-        adapter.runner.count(1)
-    x = torch.zeros(1, adapter.prep.channels, *size, device=adapter.device)
-    tr = trace(model, lambda: adapter.logits(x), key)
-    arch = adapter.info.architecture or type(model).__name__
-    grid, n_special = grid_of(tr, tokens, arch)
-    names, rows, weights, rule = head_rule(model, n_special, grid[0] * grid[1], getattr(adapter, "answer_row", None))
-    return PatchLayout(tokens, grid, (int(size[0]), int(size[1])), names, rows, weights, rule)
-
-
-def last_block(adapter: Any) -> tuple[BlockRecord, str | None]:
-    """Return (the last token block of the adapter's model, its pre-norm module or None); MethodError when it has none."""
+def _traced(adapter: Any) -> TokenTrace:
+    """Return the trace of the adapter's model at its input size: one blank image's forward, counted once per model."""
     size = tuple(adapter.prep.size)
     key = ("tokens", size, int(adapter.prep.channels))
     if not is_traced(adapter.model, key):
         adapter.runner.count(1)
     x = torch.zeros(1, adapter.prep.channels, *size, device=adapter.device)
-    tr = trace(adapter.model, lambda: adapter.logits(x), key)
+    return trace(adapter.model, lambda: adapter.logits(x), key)
+
+
+def layout(adapter: Any, tokens: int) -> PatchLayout:
+    """Return the layout of `tokens` tokens of the adapter's model at its input size (one traced forward, cached)."""
+    model = adapter.model
+    grid, n_special = grid_of(_traced(adapter), tokens, adapter.info.architecture or type(model).__name__)
+    names, rows, weights, rule = head_rule(model, n_special, grid[0] * grid[1], getattr(adapter, "answer_row", None))
+    h, w = adapter.prep.size
+    return PatchLayout(tokens, grid, (int(h), int(w)), names, rows, weights, rule)
+
+
+def last_block(adapter: Any) -> tuple[BlockRecord, str | None]:
+    """Return (the last token block of the adapter's model, its pre-norm module or None); MethodError when it has none."""
+    tr = _traced(adapter)
     if tr.grid is None or tr.last is None:
         raise MethodError(
             "Grad-CAM needs a spatial feature map (batch, channels, height, width) that the head pools or a transformer's "

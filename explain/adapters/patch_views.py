@@ -34,18 +34,16 @@ SWIN_REFUSAL = (
     "{arch} attends within shifted windows, so it has no one global attention map to draw or roll out: "
     "use gradcam (its last stage is already a patch grid), ig, shap or lime"
 )
+NO_ATTENTION = (
+    "{arch} computes no attention maps (a convolutional network, or attention the capture cannot see: own models need "
+    "nn.MultiheadAttention, F.scaled_dot_product_attention or 'attention_probs'); use gradcam, ig, shap or lime"
+)
 _ATTENDS: "weakref.WeakKeyDictionary[nn.Module, dict[Any, bool]]" = weakref.WeakKeyDictionary()  # own models: did the capture see maps
 
 
 def is_hf(model: Any) -> bool:
     """Return True for a transformers model (it returns attentions when asked); False for an own module."""
     return hasattr(model, "config") and hasattr(model, "set_attn_implementation")
-
-
-NO_ATTENTION = (
-    "{arch} computes no attention maps (a convolutional network, or attention the capture cannot see: own models need "
-    "nn.MultiheadAttention, F.scaled_dot_product_attention or 'attention_probs'); use gradcam, ig, shap or lime"
-)
 
 
 def attention_refusal(adapter: Any) -> str | None:
