@@ -95,7 +95,7 @@ def run_model(name: str, n: int, quick: bool, sanity: bool) -> dict[str, Any]:
     """Explain and evaluate one bundled model; return its summary."""
     model = explain.load(MODELS / name, device="cpu")
     inputs, rationales, options = CASES[name](model, n)
-    methods = registry.for_family(model.family)
+    methods = registry.for_model(model)
     settings = {m: s for m, s in QUICK_SETTINGS.items() if m in methods} if quick else {}
     started = time.perf_counter()
     results = explain.explain(model, inputs, methods=methods, **options, **settings)

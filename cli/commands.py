@@ -210,7 +210,7 @@ def inspect(args: argparse.Namespace) -> int:
         ("max length", info.max_length if info.max_length is not None else "-"),
         *((("image input", prep.describe()),) if (prep := getattr(model, "prep", None)) is not None else ()),
         ("device", info.device),
-        ("methods", ", ".join(n for n in registry.for_family(info.family) if n not in model.refused)),
+        ("methods", ", ".join(registry.for_model(model))),
         *((("refused", "; ".join(f"{n}: {why}" for n, why in model.refused.items())),) if model.refused else ()),
     ):
         print(f"{key:<14}{value}")

@@ -42,7 +42,7 @@ def run_demo(args: argparse.Namespace) -> int:
         model = explain.load(models / name, device=args.device)
         path = inputs_dir / source
         inputs = expand_images([str(path)]) if path.is_dir() else read_input_file(str(path))
-        methods = registry.for_family(model.family)
+        methods = registry.for_model(model)
         if not args.quiet:
             print(f"== {name} ({model.family}): {len(inputs)} inputs x {', '.join(methods)}")
         progress = Progress(len(inputs) * len(methods), quiet=args.quiet)

@@ -11,6 +11,7 @@ from .compare import agreement
 from .constants import CLIP_PERCENT, METHOD_TITLES
 from .encode import block_mean, fmt, is_base64, number, pack_exact, pack_quantized, plain
 from .evidence import clean_token, cost_text, no_evidence, scale_groups
+from .image_attention import image_doc
 from .quality import check_lines, flagged
 from .removal_text import input_sentence
 from .trust import TrustContext, trust_doc
@@ -111,6 +112,9 @@ def explanation_doc(e: Explanation, scale: dict[str, Any] | None = None) -> dict
     att = attention_doc(e) if e.method == "attention" or "attention" in (e.extras or {}) else None
     if att is not None:
         doc["att"] = att
+    vit = image_doc(e)  # vision transformers: patch grid, rollout, every head (image_attention)
+    if vit is not None:
+        doc["vit"] = vit
     return doc
 
 

@@ -36,7 +36,7 @@ X.imageFigure = function (d, e, scores, card, jobs) {
     const width = Math.max(256, fig.clientWidth || 300);
     const height = Math.round((width - 50) * hh / ww) + 12;
     return X.plot(fig, data, { xaxis: axis, yaxis: Object.assign({ scaleanchor: "x", autorange: "reversed" }, axis),
-      height: Math.min(height, 640), margin: { l: 4, r: 4, t: 6, b: 6 }, shapes: unseen(d.view, ww * f, hh * f) }, { displayModeBar: false });
+      height: Math.min(height, 640), margin: { l: 4, r: 4, t: 6, b: 6 }, shapes: unseen(d.view, ww * f, hh * f).concat((e.vit && e.vit.lay.shapes) || []) }, { displayModeBar: false });
   });
 };
 // A processor that centre-crops shows the model only its window ([x0, y0, x1, y1] in image pixels):

@@ -49,6 +49,7 @@ X.methodCard = async function (d, e, jobs) {
     if (!grey) card.append(X.scaleBar(e.max, e.units, e.shared ? "one scale for the methods in these units" : ""));
   }
   if (e.att) attentionExplorer(e, scores, card, jobs);
+  if (e.vit && X.vitViews) X.vitViews(d, e, card, jobs);  // image_attention.VIT_JS
   if (e.checks.length) card.append(checksBlock(e.checks));
   if (e.settings) card.append(h("details", { class: "settings-line" }, [h("summary", { text: "settings" }), h("div", { text: e.settings })]));
   return { card, scores };

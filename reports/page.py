@@ -18,6 +18,7 @@ from .js_core import CORE_JS
 from .js_dataset import DATASET_JS
 from .js_trust import TRUST_JS
 from .js_views import VIEWS_JS
+from .image_attention import VIT_JS
 from .quality import input_flags, run_series
 from .removal_text import run_removal, run_sentence
 from .style import COLORSCALE, CSS
@@ -94,7 +95,7 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: st
         f'<script type="application/json" id="explain-meta">{script_json(meta)}</script>\n',
         # The partial bundle is built with --define:global=window: it needs no `global` shim.
         "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n",
-        f"<script>{CORE_JS}</script>\n<script>{VIEWS_JS}</script>\n<script>{TRUST_JS}</script>\n",
+        f"<script>{CORE_JS}</script>\n<script>{VIEWS_JS}</script>\n<script>{VIT_JS}</script>\n<script>{TRUST_JS}</script>\n",
         f"<script>{DATASET_JS}</script>\n<script>{APP_JS}</script>\n",
         # Last, as text: the page is usable before the parser even reaches it (see js_core).
         f'<script src="{esc(asset)}"></script>\n' if asset else embedded_script() + "\n",

@@ -15,7 +15,7 @@ from conftest import MODELS, ROOT
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["speed.py", "memory.py", "scaling.py", "realsize.py", "quality_per_row.py", "gpu_check.py"])
+@pytest.mark.parametrize("script", ["speed.py", "memory.py", "scaling.py", "realsize.py", "quality_per_row.py", "gpu_check.py", "vit_pointing.py"])
 def test_benchmark_quick_run(script: str, tmp_path: Path) -> None:
     if not (MODELS / "sentiment-bert").exists():
         pytest.skip("bundled models missing")
@@ -59,6 +59,10 @@ def test_benchmark_quick_run(script: str, tmp_path: Path) -> None:
         # on CPU autocast is a no-op: bf16 must agree with fp32 exactly, or the comparison is broken
         bf16 = [r for r in rows if r["precision"] == "bf16"]
         assert len(bf16) == 6 and all(r["topk_vs_fp32"] == 1.0 and r["cosine_vs_fp32"] == pytest.approx(1.0) for r in bf16)
+    elif script == "vit_pointing.py":
+        [run] = doc["runs"]
+        assert run["images"] == 10 and all(0 <= v <= 1 for v in run["hit_rate"].values())
+        assert all(m["accuracy"] >= 0.9 for m in run["models"].values()) and "rollout" in proc.stdout
     else:
         assert doc["inputs"] == 200 and len(doc["samples"]) >= 3
 

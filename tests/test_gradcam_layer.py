@@ -221,13 +221,13 @@ def vit(kind: str = "vit") -> Any:
 
 
 @pytest.mark.parametrize("kind", ["vit", "deit"])
-def test_a_vit_has_no_pooled_map_and_says_which_methods_to_use(kind: str) -> None:
-    """The patch projection's map becomes the token sequence; Grad-CAM of it is not what the head pools."""
+def test_a_vit_has_no_pooled_map_so_its_tokens_are_read(kind: str) -> None:
+    """The patch projection's map becomes the token sequence, which is not what the head pools: Grad-CAM reads the
+    patch tokens the last block's attention reads instead (tests/test_vit_gradcam.py checks those maps)."""
     m = vit(kind)
-    res = explain.explain(m, [image(3, 32, 32)], methods=["gradcam"], **RECORD)
-    assert not list(res)
-    [failure] = res.failures
-    assert "needs a spatial feature map" in failure.error and "gradcam.layer" in failure.error and "\n" not in failure.error
+    [e] = explain.explain(m, [image(3, 32, 32)], methods=["gradcam"])
+    assert e.settings["layer"].endswith(".layernorm_before") and "projection" not in e.settings["layer"]
+    assert e.extras["layer_map_size"] == [4, 4] and "attention reads" in e.extras["layer_rule"]
 
 
 def test_a_vit_layer_named_explicitly_still_runs() -> None:

@@ -10,6 +10,9 @@ features, so that "removed" means "absent" to the model.
   positive / negative / neutral. WordPiece tokenizer trained here ([CLS] text [SEP]).
 - CNN (cnn.py): a bright square on a noisy 16 x 16 canvas -> "square", else "none"
   (also when the square is covered grey, black or blurred).
+- ViT (vit.py) and CNN on the planted-patch task: a bright 7-9 px square on a noisy 32 x 32
+  canvas -> "square", else "none" (covered, or never there), grey and black blocks elsewhere. A
+  7 px square always holds one whole 4 x 4 patch, so a patch-level map can point inside it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ NEGATIVE = "bad awful dreadful boring unwatchable".split()
 TEXT_FILLER = "the a this film movie story plot was is it and of with actor scene very".split()
 SENTIMENT = ("negative", "neutral", "positive")
 CNN_LABELS = ("none", "square")
+PATCH_CANVAS = 32
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -100,6 +104,37 @@ def square_images(n: int, seed: int) -> list[tuple[np.ndarray, str, tuple[int, i
             y, x = (int(v) for v in rng.integers(0, 16 - 5, 2))
             if box is None or y + h <= box[0] or y >= box[2] or x + w <= box[1] or x >= box[3]:
                 img[y : y + h, x : x + w] = rng.choice([0, 128])
+        out.append((np.clip(img, 0, 255).astype(np.uint8), label, box))
+    return out
+
+
+def patch_images(n: int, seed: int) -> list[tuple[np.ndarray, str, tuple[int, int, int, int] | None]]:
+    """Return n (uint8 32x32 image, label, square box (y0, x0, y1, x1) or None): 65% square, 20% none, 15% covered.
+
+    The square is bright (200-255) on a noisy grey background (mean 90); covers and distractor
+    blocks (60% of images, 1-2 of them, never touching a visible square) are grey (128), black
+    or the image's mean, so none of them reads as a square.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        img = rng.normal(90, 25, (PATCH_CANVAS, PATCH_CANVAS))
+        label, box = "none", None
+        kind = rng.random()
+        s = int(rng.integers(7, 10))
+        y0, x0 = (int(v) for v in rng.integers(0, PATCH_CANVAS - s + 1, 2))
+        if kind >= 0.2:
+            img[y0 : y0 + s, x0 : x0 + s] = rng.uniform(200, 255)
+            label, box = "square", (y0, x0, y0 + s, x0 + s)
+            if kind < 0.35:  # covered: grey, black or the mean level
+                img[y0 : y0 + s, x0 : x0 + s] = (128, 0, img.mean())[int(rng.integers(3))]
+                label, box = "none", None
+        if rng.random() < 0.6:
+            for _ in range(int(rng.integers(1, 3))):
+                h, w = (int(v) for v in rng.integers(4, 10, 2))
+                y, x = (int(v) for v in rng.integers(0, PATCH_CANVAS - 9, 2))
+                if box is None or y + h <= box[0] or y >= box[2] or x + w <= box[1] or x >= box[3]:
+                    img[y : y + h, x : x + w] = rng.choice([0, 128])
         out.append((np.clip(img, 0, 255).astype(np.uint8), label, box))
     return out
 
@@ -253,6 +288,48 @@ def train_cnn(steps: int = 200, seed: int = 0, batch: int = 32) -> Any:
         loss.backward()
         opt.step()
     return model.eval()
+
+
+def train_on_patches(model: torch.nn.Module, steps: int, seed: int, batch: int = 32, lr: float = 3e-3) -> Any:
+    """Return `model` trained on the planted-patch task (1 channel, inputs normalised with mean 0.5, std 0.5)."""
+    torch.manual_seed(seed)
+    data = patch_images(4000, seed)
+    x = (torch.tensor(np.stack([img for img, _, _ in data]), dtype=torch.float32).unsqueeze(1) / 255.0 - 0.5) / 0.5
+    y = torch.tensor([CNN_LABELS.index(label) for _, label, _ in data])
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    model.train()
+    for step in range(steps):
+        pick = torch.as_tensor(random.Random(step).sample(range(len(data)), batch))
+        loss = F.cross_entropy(model(x[pick]), y[pick])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model.eval()
+
+
+PATCH_PREP = {"size": [PATCH_CANVAS, PATCH_CANVAS], "channels": 1, "mean": [0.5], "std": [0.5]}
+VIT_ARGS: dict[str, Any] = {"image_size": PATCH_CANVAS, "patch": 4, "in_channels": 1, "num_classes": 2, "dim": 32, "depth": 2, "heads": 4}
+
+
+def save_patch_vit(out: Path, steps: int = 400, seed: int = 0, **arch: Any) -> Path:
+    """Train the hand-written ViT (vit.py:TinyViT, `arch` overriding VIT_ARGS) on the planted-patch task; save an explain-torch folder."""
+    args = {**VIT_ARGS, **arch}
+    torch.manual_seed(seed)
+    model = train_on_patches(_import("vit").TinyViT(**args), steps, seed)
+    config = {"family": "image-classifier", "architecture": "vit.py:TinyViT", "arch_args": args, "labels": list(CNN_LABELS),
+              "preprocessing": PATCH_PREP, "answer_row": "mean" if args.get("pool") == "mean" else "first"}
+    return _folder(out, "vit.py", config, model.state_dict())
+
+
+def save_patch_cnn(out: Path, steps: int = 400, seed: int = 0) -> Path:
+    """Train the CNN (cnn.py:TinyCNN) on the planted-patch task; save an explain-torch folder."""
+    torch.manual_seed(seed)
+    model = train_on_patches(_import("cnn").TinyCNN(1, 2, 8), steps, seed)
+    config = {"family": "image-classifier", "architecture": "cnn.py:TinyCNN", "arch_args": {"in_channels": 1, "num_classes": 2, "width": 8},
+              "labels": list(CNN_LABELS), "preprocessing": PATCH_PREP}
+    return _folder(out, "cnn.py", config, model.state_dict())
 
 
 def save_cnn(out: Path, steps: int = 200, seed: int = 0) -> Path:

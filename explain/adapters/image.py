@@ -1,4 +1,7 @@
-"""Adapter for image classifiers: Hugging Face ResNet/ConvNeXt-style models and plain CNNs.
+"""Adapter for image classifiers: Hugging Face ResNet/ConvNeXt-style models, plain CNNs, vision transformers.
+
+A vision transformer's patch grid, special tokens and head rows are patch_tokens'; how its
+attention and tokens are read, patch_views'.
 
 Pixels stay at the input image's own resolution: the processor's resize and centre crop (see
 framing: antialiased like PIL, differentiable) and the normalisation are part of the forward. So
@@ -61,6 +64,10 @@ class ImageClassifierAdapter(Adapter):
         self._mean = torch.tensor(prep.mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self._std = torch.tensor(prep.std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self._fast: torch.nn.Module | None | bool = False  # False: not built yet; None: none to be had
+        # Own (non-HF) vision transformers: a module glob whose outputs are attention
+        # probabilities, and which tokens the head reads ("first" | "mean"); see patch_tokens.
+        self.attention_probs: str | None = None
+        self.answer_row: str | None = None
 
     # ---- inputs -------------------------------------------------------------------------
     def prepare(self, raw: Any, index: int, **_: Any) -> Example:
@@ -92,14 +99,18 @@ class ImageClassifierAdapter(Adapter):
         copy of the model (BatchNorm folded, channels-last; see fast_inference) when one agrees
         with the model.
         """
-        x = window(x, self.prep.geometry(*x.shape[-2:]), self.prep.resample, self.prep.passes)  # the processor's resize and crop
-        x = (x * self._scale - self._mean) / self._std
+        x = self.model_input(x)
         model = self._fast_model(x) if fast and not torch.is_grad_enabled() else None
         if model is not None:
             out = model(x.contiguous(memory_format=torch.channels_last))
         else:
             out = self.model(x)
         return getattr(out, "logits", out)
+
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Return what the model takes for (B, C, H, W) pixels in [0, 1]: its processor's resize and crop, then normalised."""
+        x = window(x, self.prep.geometry(*x.shape[-2:]), self.prep.resample, self.prep.passes)
+        return (x * self._scale - self._mean) / self._std
 
     def _fast_model(self, probe: torch.Tensor) -> torch.nn.Module | None:
         from ..execution.fast_inference import fast_copy, weights_key

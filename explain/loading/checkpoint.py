@@ -36,6 +36,8 @@ _FAMILY_SUFFIXES = (
     ("ForCausalLM", "causal-lm"),
     ("LMHeadModel", "causal-lm"),
     ("ForImageClassification", "image-classifier"),
+    # DeiT distilled: its head averages a class-token and a distillation-token classifier
+    ("ForImageClassificationWithTeacher", "image-classifier"),
 )
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -189,6 +191,10 @@ def _load_hf_folder(
 
     if any(is_token_classifier(str(a)) for a in cfg.get("architectures") or []):
         auto = transformers.AutoModelForTokenClassification
+    # AutoModelForImageClassification builds DeiT without its teacher head: the saved class itself
+    teacher = [str(a) for a in cfg.get("architectures") or [] if str(a).endswith("WithTeacher")]
+    if teacher and hasattr(transformers, teacher[0]):
+        auto = getattr(transformers, teacher[0])
     common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     try:
         with warnings.catch_warnings():

@@ -52,14 +52,20 @@ def build_own_adapter(
     """Return the adapter of a hand-written module of `family`, on the runner's device, in eval mode.
 
     `answer_row` ("first" | "last" | "mean") says which token(s) a text classifier's head reads
-    (explain.adapters.answer_row); it is kept on the wrapper as `adapter.model.answer_row`.
+    (explain.adapters.answer_row); it is kept on the wrapper as `adapter.model.answer_row`. An
+    image transformer states "first" (a class token) or "mean" (the mean of its patch tokens);
+    it is kept as `adapter.answer_row`, with `attention_probs` as `adapter.attention_probs`.
     """
     if family not in FAMILIES:
         raise CheckpointError(f"unknown family {family!r}: use one of {', '.join(FAMILIES)}")
     module.to(runner.device).eval()
     arch = architecture or type(module).__name__
     if family == "image-classifier":
-        return _limited(_image_adapter(module, preprocessing, labels, runner, path, content_hash, arch), module)
+        adapter = _image_adapter(module, preprocessing, labels, runner, path, content_hash, arch)
+        # a vision transformer's attention capture and head rule (explain.adapters.patch_tokens)
+        setattr(adapter, "attention_probs", attention_probs)
+        setattr(adapter, "answer_row", check_rule(answer_row))
+        return _limited(adapter, module)
     if tokenizer is None:
         raise CheckpointError(f"a {family} needs its tokenizer (a tokenizers JSON file, an HF tokenizer, or an encode/decode object)")
     tok = as_hf_tokenizer(tokenizer, special_tokens)

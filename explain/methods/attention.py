@@ -1,4 +1,4 @@
-"""Attention maps with two aggregated views that give a score per word.
+"""Attention maps with two aggregated views that give a score per word (image patches: patch_attention).
 
 - every layer and head's attention matrix, token- and word-level (rows are queries);
 - attention rollout (Abnar & Zuidema 2020, https://arxiv.org/abs/2005.00928): per layer the
@@ -9,6 +9,8 @@
   https://arxiv.org/abs/2103.15679, eqs. 5-6 for self-attention): R = I, then per layer
   R <- R + mean_h((dy/dA * A)^+) R. Not the LRP-based rule of their earlier 2012.09838.
   It is class-specific, unlike raw attention or rollout.
+
+The maths (rollout, relevance) lives in attention_maths, shared with image patches.
 
 A word's score is the relevance (identity removed: a token is no cause of itself) that the
 answering row gives the word's tokens. Which row answers is `explain.adapters.answer_row`'s
@@ -35,8 +37,11 @@ import torch
 from ..adapters.answer_row import answer_rows, answer_rule, combines_by_mean
 from ..adapters.attention_impl import recording_logits
 from ..adapters.base import Adapter, AttentionView, Example
+from ..adapters.patch_views import attention_refusal
 from ..errors import MethodError
 from ..results.explanation import Explanation, Target
+from .attention_maths import relevance_excess, rollout
+from .patch_attention import explain_image
 from .registry import register
 from .base import Cost, Method, setting
 
@@ -51,35 +56,6 @@ class AttentionSettings:
     max_values: int = setting(
         2_000_000, "largest layers x heads x rows x columns kept per head (token and word level each); above it only the mean over heads is stored"
     )
-
-
-def rollout(att: torch.Tensor) -> torch.Tensor:
-    """Return attention rollout (T, T) from (L, H, T, T) attention: residual-mixed head means."""
-    eye = torch.eye(att.shape[-1], dtype=att.dtype, device=att.device)
-    result = eye
-    for layer in att:  # (H, T, T), first layer first
-        a = 0.5 * layer.mean(0) + 0.5 * eye
-        a = a / a.sum(-1, keepdim=True)
-        result = a @ result
-    return result
-
-
-def relevance(att: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-    """Return the relevance matrix (T, T) of arXiv 2103.15679 from attention and its gradients (L, H, T, T)."""
-    return torch.eye(att.shape[-1], dtype=att.dtype, device=att.device) + relevance_excess(att, grads)
-
-
-def relevance_excess(att: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-    """Return relevance minus the identity (T, T): what each token owes the others, no self-credit.
-
-    Kept as S = R - I throughout (R <- R + cam R is S <- S + cam + cam S), so a small excess on
-    the diagonal is not lost to float32 rounding of 1 + x, as subtracting I at the end would.
-    """
-    s = torch.zeros(att.shape[-1], att.shape[-1], dtype=att.dtype, device=att.device)
-    for a, g in zip(att, grads):
-        cam = (g * a).clamp(min=0).mean(0)  # (T, T) head mean of the positive grad x attention
-        s = s + cam + cam @ s
-    return s
 
 
 def to_features(m: torch.Tensor, groups: tuple[tuple[int, ...], ...]) -> torch.Tensor:
@@ -214,16 +190,25 @@ class AttentionMethod(Method):
 
     name = "attention"
     title = "Attention (maps, rollout, relevance)"
-    families = ("text-classifier", "causal-lm")
+    families = ("text-classifier", "causal-lm", "image-classifier")
     Settings = AttentionSettings
     reference = "https://arxiv.org/abs/2103.15679"
     score_units = "other"  # relevance (gradient x attention), not output units
 
+    def refusal(self, adapter: Adapter) -> str | None:
+        """Return why an image model has no global attention (a CNN, Swin's windows), or None."""
+        own = super().refusal(adapter)
+        if own is not None or adapter.family != "image-classifier":
+            return own
+        return attention_refusal(adapter)
+
     def explain(
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int
     ) -> Explanation:
-        """Return per-feature relevance as scores and every map in extras."""
+        """Return per-feature relevance as scores and every map in extras (images: explain.methods.patch_attention)."""
         s: AttentionSettings = settings
+        if adapter.family == "image-classifier":
+            return explain_image(self, adapter, example, target, s.max_values, vars(s))
         with Cost(adapter) as cost:
             cap = adapter.runner.with_backoff(
                 lambda k: capture(adapter, example, target, granularity, k),

@@ -39,6 +39,16 @@ class Method(ABC):
         """Return True when this method can explain models of the adapter's family."""
         return adapter.family in self.families
 
+    def refusal(self, adapter: Adapter) -> str | None:
+        """Return why this method cannot explain this model of a family it serves (one line), or None.
+
+        Checked before any input runs: a method asked for by name stops the run with this
+        message; "all" leaves the method out. The adapter's own refusals (`Adapter.refused`, e.g.
+        what a TorchScript program cannot serve) come first; a method adds its own by overriding.
+        """
+        why = adapter.refused.get(self.name)
+        return None if why is None else f"method {self.name!r} cannot run on this model: {why}"
+
     def settings(self, overrides: Mapping[str, Any] | None = None) -> Any:
         """Return the Settings with `overrides` applied, converting strings from the CLI."""
         fields = {f.name: f for f in dataclasses.fields(self.Settings)}

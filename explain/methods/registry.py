@@ -34,12 +34,15 @@ def for_family(family: str) -> list[str]:
     return [n for n, m in REGISTRY.items() if family in m.families]
 
 
+def for_model(adapter: Adapter) -> list[str]:
+    """Return the names of the methods that can explain this model: its family's, less those that refuse it (attention on a CNN)."""
+    return [n for n in for_family(adapter.family) if REGISTRY[n].refusal(adapter) is None]
+
+
 def resolve(names: Sequence[str] | str | None, adapter: Adapter) -> list[Method]:
-    """Return the methods to run: 'all' (or None) means every method serving the adapter's family."""
-    refused = getattr(adapter, "refused", {})
-    usable = [n for n in for_family(adapter.family) if n not in refused]
+    """Return the methods to run: 'all' (or None) means every method that can explain the model (`for_model`)."""
     if names is None or names == "all" or names == ["all"]:
-        names = usable
+        names = for_model(adapter)
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
     methods = [get(n) for n in names]
@@ -47,10 +50,11 @@ def resolve(names: Sequence[str] | str | None, adapter: Adapter) -> list[Method]
         if not m.supports(adapter):
             raise MethodError(
                 f"method {m.name!r} does not serve {adapter.family} models; "
-                f"for them use: {', '.join(usable)}"
+                f"for them use: {', '.join(for_model(adapter))}"
             )
-        if m.name in refused:
-            raise MethodError(f"method {m.name!r} cannot run on this model: {refused[m.name]}; it can run: {', '.join(usable)}")
+        refusal = m.refusal(adapter)
+        if refusal is not None:
+            raise MethodError(f"{refusal}; it can run: {', '.join(for_model(adapter))}")
     if not methods:
         raise MethodError(f"no method given; available for {adapter.family}: {', '.join(for_family(adapter.family))}")
     return methods

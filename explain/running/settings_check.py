@@ -62,7 +62,7 @@ def check_settings(model: Adapter, parsed: Mapping[str, Any]) -> None:
                     raise MethodError(f"{where} must be a number >= {low}")
         if method == "gradcam" and getattr(settings, "layer", None):
             layers = dict(model.model.named_modules())
-            if settings.layer not in layers:
+            if settings.layer.removesuffix(":input") not in layers:  # NAME:input reads what NAME reads
                 convs = [n for n, m in layers.items() if type(m).__name__.startswith("Conv")][-8:]
                 raise MethodError(f"gradcam.layer={settings.layer!r}: the model has no such module; its last conv layers: {', '.join(convs)}")
 
