@@ -183,3 +183,32 @@ def test_no_hook_swap_or_frozen_weight_survives_an_error() -> None:
         assert F.scaled_dot_product_attention is torch._C._nn.scaled_dot_product_attention
         assert hooks(m.model) == before
         assert all(p.requires_grad for p in m.model.parameters())
+
+
+def test_a_cropping_processor_puts_the_patch_maps_in_its_window() -> None:
+    # DeiT's processor squashes to 40 x 40, then centre-crops 32 x 32: the patches tile that
+    # window, so the maps sit inside it and are 0 where the model saw nothing (they were drawn
+    # over the whole image, shifted and stretched, before the window was taken into account).
+    import transformers as tf
+
+    from explain.reports.image_attention import image_doc
+
+    proc = tf.DeiTImageProcessor(size={"height": 40, "width": 40}, crop_size={"height": 32, "width": 32},
+                                 do_center_crop=True, image_mean=[0.5] * 3, image_std=[0.25] * 3)
+    m = explain.from_model(hf_model("vit"), proc, device="cpu")
+    img = image(40, 48)
+    att, cam = explain.explain(m, [img], methods=["attention", "gradcam"])
+    x0, y0, x1, y1 = att.extras["model_view"]["box"]
+    assert (x0, y0, x1, y1) == pytest.approx((4.8, 4.0, 43.2, 36.0))
+    h, w = img.shape[:2]
+    cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    outside = (cols < x0) | (cols > x1) | (rows < y0) | (rows > y1)
+    for e in (att, cam):
+        assert np.all(e.scores[outside] == 0) and np.abs(e.scores[~outside]).max() > 0, e.method
+    # the relevance at each patch's centre in the image is that patch's value
+    pr = att.extras["patch_relevance"]
+    for r, c in [(0, 0), (1, 2), (3, 3)]:
+        cx, cy = x0 + (c + 0.5) * (x1 - x0) / 4, y0 + (r + 0.5) * (y1 - y0) / 4
+        assert abs(att.scores[int(cy), int(cx)] - pr[r, c]) <= 0.35 * np.abs(pr).max()
+    lines = image_doc(att)["lay"]["shapes"]
+    assert all(x0 - 0.5 <= s["x0"] <= x1 - 0.5 and y0 - 0.5 <= s["y0"] <= y1 - 0.5 for s in lines)
