@@ -2,19 +2,23 @@
 
 `pack` copies the architecture's code file in, writes the weights as safetensors (a nanoGPT
 checkpoint dict's `model` and `model_args` included, `_orig_mod.` prefixes stripped), copies
-the tokenizer, writes config.json, and checks the folder by loading it once (which runs one
-forward against the forward contract). A failed check removes what it wrote.
+the tokenizer, writes config.json, and checks the folder by loading it once (which runs the
+load-time probe: explain/loading/probe.py). A failed check removes what it wrote.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..errors import CheckpointError
+from ..adapters.answer_row import check_rule
+from ..adapters.heads import check_head
+from ..errors import CheckpointError, ExplainWarning
 from .own_model import FAMILIES
+from .probe import OneRowError
 from .torch_folder import FORMAT, read_weights
 
 
@@ -32,10 +36,22 @@ def pack(
     attention_probs: str | None = None,
     force: bool = False,
     allow_pickle: bool = False,
+    head: str | None = None,
+    answer_row: str | None = None,
 ) -> Path:
-    """Write an explain-torch folder at `out` and check it loads and runs one forward; return the folder."""
+    """Write an explain-torch folder at `out` and check it loads and runs its probe; return the folder.
+
+    `head` (explain.adapters.heads.HEADS) and `answer_row` ("first" | "last" | "mean", text
+    classifiers) are written to config.json as stated. A model that runs one row at a time only
+    is packed (checked with a batch size of 1) with an ExplainWarning saying to run it with
+    --batch-size 1.
+    """
     if family not in FAMILIES:
         raise CheckpointError(f"unknown family {family!r}: use one of {', '.join(FAMILIES)}")
+    head = check_head(head)
+    answer_row = check_rule(answer_row)
+    if answer_row is not None and family != "text-classifier":
+        raise CheckpointError(f"--answer-row is for text classifiers (the token(s) the head reads), not a {family}")
     dest = Path(out).expanduser()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
         raise CheckpointError(f"{dest} exists and is not empty: choose another --out or pass --force to overwrite")
@@ -72,13 +88,22 @@ def pack(
         config["embeddings"] = embeddings
     if attention_probs:
         config["attention_probs"] = attention_probs
+    if head:
+        config["head"] = head
+    if answer_row:
+        config["answer_row"] = answer_row
     created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     try:
         _write(dest, code, state, tokenizer, config)
         from .checkpoint import load
 
-        load(dest, device="cpu", trust_remote_code=True)  # builds, loads the weights, runs one forward
+        try:
+            load(dest, device="cpu", trust_remote_code=True)  # builds, loads the weights, runs the probe
+        except OneRowError:
+            load(dest, device="cpu", trust_remote_code=True, batch_size=1)
+            warnings.warn(f"{config['architecture']} runs one row at a time only (a batch of two fails): run it with --batch-size 1",
+                          ExplainWarning, stacklevel=2)
     except BaseException:
         if created:
             shutil.rmtree(dest, ignore_errors=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..adapters.base import Adapter
+from ..adapters.base import NO_GRADIENT, Adapter
 from ..errors import MethodError
 from .base import Method
 
@@ -37,7 +37,8 @@ def for_family(family: str) -> list[str]:
 def resolve(names: Sequence[str] | str | None, adapter: Adapter) -> list[Method]:
     """Return the methods to run: 'all' (or None) means every method serving the adapter's family."""
     if names is None or names == "all" or names == ["all"]:
-        names = for_family(adapter.family)
+        # every method that can run: not those needing an input gradient the model's forward cuts
+        names = [n for n in for_family(adapter.family) if not (adapter.gradient_cut and REGISTRY[n].needs_input_gradient)]
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
     methods = [get(n) for n in names]
@@ -47,6 +48,8 @@ def resolve(names: Sequence[str] | str | None, adapter: Adapter) -> list[Method]
                 f"method {m.name!r} does not serve {adapter.family} models; "
                 f"for them use: {', '.join(for_family(adapter.family))}"
             )
+        if m.needs_input_gradient and adapter.gradient_cut:
+            raise MethodError(f"method {m.name!r} needs the gradient of the output with respect to the input, and {NO_GRADIENT}")
     if not methods:
         raise MethodError(f"no method given; available for {adapter.family}: {', '.join(for_family(adapter.family))}")
     return methods
