@@ -66,13 +66,13 @@ class Head:
         if c == "none":
             return out
         if c == "value":
-            return out.reshape(out.shape[0], -1)
+            return out.reshape(-1, 1) if out.dim() < 2 else out  # (B,) or () -- `.squeeze()` of one row -- -> (B, 1)
         x = out.float()
         if c == "log":
             return torch.log(x.clamp_min(1e-30))
         if c == "logit":
             return _log_odds(x)
-        z = x.reshape(x.shape[0], 1)  # (B,) or (B, 1): the positive class's
+        z = x.reshape(-1, 1)  # (B, 1), (B,) or () (`.squeeze()` of one row): the positive class's
         if c == "binary_probability":
             z = _log_odds(z)
         elif c == "binary_log_probability":

@@ -23,10 +23,10 @@ class OneLogit(nn.Module):
 
 
 class SqueezedLogit(OneLogit):
-    """The same, returning `.squeeze(1)`: one number per row, (B,)."""
+    """The same, returning `.squeeze()`: (B,) for a batch, a 0-d tensor for one row."""
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return super().forward(input_ids).squeeze(1)
+        return super().forward(input_ids).squeeze()
 
 
 class SoftmaxOut(nn.Module):
