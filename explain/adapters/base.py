@@ -94,7 +94,9 @@ class Adapter(ABC):
         self.info = info
         self.runner = runner
         self.head = "softmax"  # how logits become probabilities: one of HEADS (set by the loader)
-        self.gradient_cut = False  # the loader's probe found no gradient from input to output (see NO_GRADIENT)
+        # Methods this model cannot serve although its family can, each with the reason (a
+        # TorchScript program takes no hooks: no Grad-CAM layer, no embedding replacement, no attention).
+        self.refused: dict[str, str] = {}
 
     @property
     def device(self) -> torch.device:

@@ -171,7 +171,7 @@ class OwnTextModel(nn.Module):
     def raw(self, ids: torch.Tensor, embeds: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Return the inner model's own output tensor for ids (B, T), in (B, ...) order, before its head is read."""
         kwargs = {"attention_mask": self._mask_for_model(mask)} if mask is not None and self.passes_mask else {}
-        x = ids.t() if self.sequence_first else ids
+        x = ids.t().contiguous() if self.sequence_first else ids  # a standard tensor, as the model's own (T, B) input is
         if embeds is None:
             return self._batch_first(logits_of(self.inner(x, **kwargs)))
         handle = self.embedding_module().register_forward_hook(self._replace)
@@ -199,7 +199,7 @@ class OwnTextModel(nn.Module):
         given = self._override
         assert given is not None  # set by _call around the forward that runs this hook
         if self.sequence_first:
-            given = given.transpose(0, 1)  # (T, B, D), as the model's own lookup gives
+            given = given.transpose(0, 1).contiguous()  # (T, B, D), laid out as the model's own lookup gives it
         if isinstance(module, nn.EmbeddingBag) and given.dim() == 3 and output.dim() == 2:
             given = _bag(given, module.mode)  # (B, D): the bag of the given token embeddings
         if tuple(output.shape) != tuple(given.shape):

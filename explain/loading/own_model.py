@@ -167,9 +167,10 @@ def _finish(adapter: Adapter, probe: Probe, arch: str, depth: int) -> Adapter:
     """Give the adapter what the probe found, and warn of what it assumed (one line each; `depth`:
     the frames up to from_model's caller)."""
     adapter.head = probe.head.adapter_head
-    adapter.gradient_cut = probe.gradient_cut
     notes = list(probe.notes)
-    if probe.gradient_cut:
+    if probe.gradient_cut:  # refused up front (methods.registry), and left out of "all"
+        adapter.refused["ig"] = ("it needs the gradient of the output with respect to the input, and the model's forward cuts it "
+                                 "(torch.no_grad() or .detach() inside forward)")
         notes.append("its forward cuts the gradient from the input to the output (torch.no_grad() or .detach() inside forward): "
                      "ig cannot run on it; shap, lime, occlusion and ablation can")
     for note in notes:

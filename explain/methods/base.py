@@ -30,9 +30,6 @@ class Method(ABC):
     # True when the method reaches the model only through `Runner.map` and reads no global RNG:
     # then inputs can be explained side by side, sharing model calls (input_batching)
     batchable: ClassVar[bool] = False
-    # True when the method needs the output's gradient with respect to the input (IG): refused
-    # up front on a model whose forward cuts it (Adapter.gradient_cut, found at load)
-    needs_input_gradient: ClassVar[bool] = False
 
     def supports(self, adapter: Adapter) -> bool:
         """Return True when this method can explain models of the adapter's family."""

@@ -165,7 +165,6 @@ class IntegratedGradientsMethod(Method):
     title = "Integrated gradients"
     families = ("text-classifier", "causal-lm", "image-classifier")
     Settings = IGSettings
-    needs_input_gradient = True
     reference = "https://arxiv.org/abs/1703.01365"
 
     def explain(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..adapters.base import NO_GRADIENT, Adapter
+from ..adapters.base import Adapter
 from ..errors import MethodError
 from .base import Method
 
@@ -36,9 +36,10 @@ def for_family(family: str) -> list[str]:
 
 def resolve(names: Sequence[str] | str | None, adapter: Adapter) -> list[Method]:
     """Return the methods to run: 'all' (or None) means every method serving the adapter's family."""
+    refused = getattr(adapter, "refused", {})
+    usable = [n for n in for_family(adapter.family) if n not in refused]
     if names is None or names == "all" or names == ["all"]:
-        # every method that can run: not those needing an input gradient the model's forward cuts
-        names = [n for n in for_family(adapter.family) if not (adapter.gradient_cut and REGISTRY[n].needs_input_gradient)]
+        names = usable
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
     methods = [get(n) for n in names]
@@ -46,10 +47,10 @@ def resolve(names: Sequence[str] | str | None, adapter: Adapter) -> list[Method]
         if not m.supports(adapter):
             raise MethodError(
                 f"method {m.name!r} does not serve {adapter.family} models; "
-                f"for them use: {', '.join(for_family(adapter.family))}"
+                f"for them use: {', '.join(usable)}"
             )
-        if m.needs_input_gradient and adapter.gradient_cut:
-            raise MethodError(f"method {m.name!r} needs the gradient of the output with respect to the input, and {NO_GRADIENT}")
+        if m.name in refused:
+            raise MethodError(f"method {m.name!r} cannot run on this model: {refused[m.name]}; it can run: {', '.join(usable)}")
     if not methods:
         raise MethodError(f"no method given; available for {adapter.family}: {', '.join(for_family(adapter.family))}")
     return methods
