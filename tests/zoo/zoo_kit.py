@@ -8,6 +8,7 @@ that import from it. Whatever is built once per session is cached in this module
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import json
@@ -37,7 +38,8 @@ IG_SETTINGS = {"adaptive": False, "n_steps": STEPS, "method": "gausslegendre"}
 CLI_IG = ["--set", "ig.adaptive=false", "--set", f"ig.n_steps={STEPS}", "--set", "ig.method=gausslegendre"]
 RGB = {"size": [32, 32], "channels": 3, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
 GREY = {"size": [28, 28], "channels": 1, "mean": [0.1307], "std": [0.3081]}
-_TMP = Path(tempfile.mkdtemp(prefix="explain-zoo-"))
+_TMP = Path(tempfile.mkdtemp(prefix="explain-zoo-"))  # the session's models, weights and packed folders
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 
 @dataclass(frozen=True)
