@@ -1,10 +1,11 @@
-"""`explain pack`: a code file, a checkpoint and a tokenizer -> an explain-torch folder (checked by one forward)."""
+"""`explain pack`: a code file, a checkpoint and a tokenizer -> an explain-torch folder (checked by the load-time probe)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "pack",
         help="make an explain-torch folder from your own model code, checkpoint and tokenizer",
         description="Write an explain-torch checkpoint folder: the architecture's code file copied in, the weights "
-        "as safetensors, the tokenizer, config.json; then load it once and run one forward to check it.",
+        "as safetensors, the tokenizer, config.json; then load it once and run the load-time probe (two different rows, each also alone) to check it.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -46,6 +47,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--preprocessing", metavar="JSON", help='image classifiers: {"size": [H, W], "channels": C, "mean": [...], "std": [...]} (JSON file or text)')
     p.add_argument("--embeddings", metavar="MODULE", help="the token embedding module's name (default: the nn.Embedding that fits the vocabulary)")
     p.add_argument("--attention-probs", metavar="GLOB", help="module-name glob whose outputs are attention probabilities, e.g. 'transformer.h.*.attn.attn_dropout'")
+    p.add_argument("--head", choices=("softmax", "sigmoid", "probabilities", "log_probabilities", "regression"),
+                   help="what the model's outputs are (default: read at load: one output is a binary classifier's logit, "
+                   "rows summing to 1 are probabilities, otherwise softmax logits)")
+    p.add_argument("--answer-row", choices=("first", "last", "mean"),
+                   help="text classifiers: the token(s) the head reads ([CLS]-style first, last, or the mean of every token)")
     p.add_argument("--force", action="store_true", help="write into an existing, non-empty --out")
     p.add_argument("--allow-pickle", action="store_true", help="read a whole pickled module (torch.save(model)): it runs pickled code")
     p.add_argument("--quiet", "-q", action="store_true", help="print errors only")
@@ -55,7 +61,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Pack the folder; print where it is and the command that explains it; return 0 (errors raise ExplainError)."""
-    from explain.errors import CheckpointError
+    from explain.errors import CheckpointError, ExplainWarning
     from explain.loading.packing import _arch_args, pack, run_flags
 
     prep = None
@@ -65,26 +71,36 @@ def run(args: argparse.Namespace) -> int:
         except CheckpointError as e:
             raise CheckpointError(str(e).replace("--arch-args", "--preprocessing")) from e
     labels = _labels(args.labels) if args.labels else None
-    folder = pack(
-        args.architecture,
-        args.weights,
-        args.family,
-        args.out,
-        arch_args=args.arch_args,
-        tokenizer=args.tokenizer,
-        labels=labels,
-        preprocessing=prep,
-        embeddings=args.embeddings,
-        attention_probs=args.attention_probs,
-        force=args.force,
-        allow_pickle=args.allow_pickle,
-        weights_key=args.weights_key,
-    )
+    with warnings.catch_warnings(record=True) as caught:  # what the load-time probe assumed, one line each
+        warnings.simplefilter("always", ExplainWarning)
+        folder = pack(
+            args.architecture,
+            args.weights,
+            args.family,
+            args.out,
+            arch_args=args.arch_args,
+            tokenizer=args.tokenizer,
+            labels=labels,
+            preprocessing=prep,
+            embeddings=args.embeddings,
+            attention_probs=args.attention_probs,
+            force=args.force,
+            allow_pickle=args.allow_pickle,
+            head=getattr(args, "head", None),
+            answer_row=getattr(args, "answer_row", None),
+            weights_key=args.weights_key,
+        )
+    for w in caught:
+        if issubclass(w.category, ExplainWarning):
+            print(f"explain: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if not args.quiet:
         cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         flag = "--prompt" if args.family == "causal-lm" else "--image" if args.family == "image-classifier" else "--text"
-        print(f"wrote {folder}/ ({cfg.get('architecture', 'a pickled module')}, {args.family}); loaded it and ran one forward", file=sys.stderr)
-        print(f"next: explain run {folder} {flag} ... {run_flags(cfg)}", file=sys.stderr)
+        one_row = any("one row at a time" in str(w.message) for w in caught)
+        print(f"wrote {folder}/ ({cfg.get('architecture', 'a pickled module')}, {args.family}); loaded it and ran its probe", file=sys.stderr)
+        print(f"next: explain run {folder} {flag} ... {run_flags(cfg)}{' --batch-size 1' if one_row else ''}", file=sys.stderr)
     return 0
 
 

@@ -141,12 +141,15 @@ def test_attention_capture_through_sdpa_equals_the_handwritten_maps(gpt_folder: 
     for x, y in zip(a.attentions, b.attentions):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(a.logits, b.logits, rtol=1e-5, atol=1e-5)
-    # The hand-written path without attention_probs exposes nothing: one clear line.
+    # The hand-written path without attention_probs: its inline F.softmax maps are read, the same maps.
     cfg["arch_args"]["flash"] = False
     (flash / "config.json").write_text(json.dumps(cfg))
-    hidden = explain.load(flash, device="cpu", trust_remote_code=True)
-    with pytest.raises(InputError, match="does not expose its attention"):
-        hidden.model(input_ids=ids, output_attentions=True)
+    inline = explain.load(flash, device="cpu", trust_remote_code=True)
+    c = inline.model(input_ids=ids, output_attentions=True)
+    assert len(c.attentions) == 2
+    for x, y in zip(a.attentions, c.attentions):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a.logits, c.logits, rtol=1e-5, atol=1e-5)
 
 
 def test_state_dict_that_does_not_fit_names_the_first_key(gpt_folder: Path, tmp_path: Path) -> None:

@@ -334,3 +334,46 @@ def test_an_out_of_memory_ends_the_token_budget() -> None:
     sizes.clear()
     runner.map([[1] * 16] * 300, fn, key=len)
     assert max(sizes) == 64  # later calls keep the size that fitted
+
+
+def test_the_fast_copy_is_checked_at_each_batch_shape_and_never_fails_the_model() -> None:
+    """A CIFAR-tutorial model flattens with x.view(-1, n), which channels-last activations cannot take:
+    the copy falls back to the standard layout, is checked at each new batch shape, and a copy that
+    fails at a shape is dropped there (the model answers), with nothing printed to stderr."""
+    import contextlib
+    import io
+
+    from explain.execution.fast_inference import FastPath
+
+    class ViewNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn, self.fc = torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4 * 6 * 6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.relu(self.bn(self.conv(x))).view(-1, 4 * 6 * 6))
+
+    model = ViewNet().eval()
+    path = FastPath(model)
+    err = io.StringIO()
+    with torch.inference_mode(), contextlib.redirect_stderr(err):
+        for rows in (4, 4, 3, 4):
+            x = torch.rand(rows, 3, 8, 8)
+            got = path(x)
+            assert got is not None
+            torch.testing.assert_close(got, model(x), rtol=1e-4, atol=1e-5)
+    assert path.copy is not None and not path.channels_last  # channels-last failed: the standard layout
+    assert set(path.shapes) == {(4, 3, 8, 8), (3, 3, 8, 8)} and all(path.shapes.values())
+    assert err.getvalue() == ""  # torch.fx's traceback of the failed channels-last try is not shown
+    # A copy that fails at a shape is dropped there: the caller runs the model (None), no error.
+    original = path.copy.forward
+
+    def broken(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 2:
+            raise RuntimeError("boom")
+        return original(x)
+
+    path.copy.forward = broken  # type: ignore[method-assign]
+    with torch.inference_mode():
+        assert path(torch.rand(2, 3, 8, 8)) is not None  # first call at a shape: the model's own answer
+        assert path.shapes[(2, 3, 8, 8)] is False and path(torch.rand(2, 3, 8, 8)) is None

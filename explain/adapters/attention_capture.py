@@ -1,15 +1,23 @@
 """Read attention probabilities out of a hand-written transformer during one capture pass.
 
-Three ways, tried in order:
+Four ways, tried in order:
 - a module-name glob (`attention_probs`, e.g. "transformer.h.*.attn.attn_dropout") whose
   modules output the probabilities (B, H, T, T): a forward hook records them;
 - `nn.MultiheadAttention` modules: a pre-hook asks for `need_weights=True,
   average_attn_weights=False` (the per-head weights, in the graph of the output);
 - `torch.nn.functional.scaled_dot_product_attention`: answered for the pass by the exact
-  reference implementation of its documentation, which keeps the weights it computes. The call
-  is intercepted by a `TorchFunctionMode` (torch's public override mechanism, active in this
-  thread only, however the model imported the function), never by assigning to torch's module:
-  another thread's attention runs torch's own kernel meanwhile.
+  reference implementation of its documentation, which keeps the weights it computes;
+- an inline softmax (`F.softmax(wei, dim=-1)`, `torch.softmax`, `wei.softmax(-1)`, as
+  nanoGPT's manual path and the "Head" class of popular lectures write attention): the
+  square (..., T, T) softmaxes over the last axis are the maps. One (B, H, T, T) call is a
+  layer; (B, T, T) calls of single heads are grouped into a layer by the module that ran them
+  (heads in one ModuleList: "blocks.0.sa.heads.0", ".1", ... make layer "blocks.0.sa.heads").
+  Grouped heads are stacked into a leaf tensor and a second pass adds `leaf - leaf.detach()`
+  (zero) to each head's output, so the layer's map is in the graph of the output and its
+  gradient is the one each head's output receives.
+Both calls are intercepted by a `TorchFunctionMode` (torch's public override mechanism, active
+in this thread only, however the model imported the function), never by assigning to torch's
+modules: another thread's attention and softmax run torch's own kernels meanwhile.
 
 A replay mode serves models that answer only their last position: the prefix forwards that
 give the earlier positions use slices of the full pass's probabilities (under causal attention
@@ -21,7 +29,8 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import math
-from typing import Any, Iterator
+import re
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +38,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import InputError
+
+# The softmax the reference SDPA uses, taken before any capture pass patches torch.softmax.
+_SOFTMAX = torch.softmax
+_HEAD_INDEX = re.compile(r"\.\d+$")  # "blocks.0.sa.heads.1" -> its layer "blocks.0.sa.heads"
 
 
 def reference_sdpa(
@@ -53,7 +66,7 @@ def reference_sdpa(
     if enable_gqa:
         key = key.repeat_interleave(query.size(-3) // key.size(-3), -3)
         value = value.repeat_interleave(query.size(-3) // value.size(-3), -3)
-    weights = torch.softmax(query @ key.transpose(-2, -1) * factor + bias, dim=-1)  # (B, H, Tq, Tk)
+    weights = _SOFTMAX(query @ key.transpose(-2, -1) * factor + bias, dim=-1)  # (B, H, Tq, Tk)
     return weights @ value, weights
 
 
@@ -66,6 +79,10 @@ class AttentionCapture:
         self.maps: list[torch.Tensor] = []
         self.replay: list[torch.Tensor] | None = None
         self.source = ""
+        self.calls: list[tuple[str, torch.Tensor]] = []  # inline softmax: (module name, map) per call
+        self._merge: list[tuple[torch.Tensor, int] | None] | None = None  # per call: (layer leaf, head)
+        self._stack: list[str] = []  # names of the modules whose forward is running
+        self._replay_calls = False
 
     def targets(self) -> list[tuple[str, nn.Module]]:
         """Return the modules whose outputs are attention probabilities (glob), or the MHA modules."""
@@ -77,10 +94,41 @@ class AttentionCapture:
             return found
         return [(n, m) for n, m in named if isinstance(m, nn.MultiheadAttention)]
 
+    def run(self, forward: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Return (forward(), the per-layer maps (B, H, T, T) in the graph of its output).
+
+        Single-head softmax maps are stacked per layer: a second pass puts the stacked map in
+        the output's graph (see the module docstring).
+        """
+        with self.recording() as maps:
+            out = forward()
+        if self.source != "softmax" or all(a.dim() == 4 for _, a in self.calls):
+            return out, list(maps)
+        leaves = [m.detach().requires_grad_(True) for m in maps]
+        plan: list[tuple[torch.Tensor, int] | None] = []
+        for layer, head in self._layout():
+            plan.append((leaves[layer], head) if head >= 0 else None)
+        self._merge = plan
+        try:
+            with self.recording():
+                out = forward()
+        finally:
+            self._merge = None
+        # the 4-D calls of the second pass are in its graph; grouped heads answer through their leaves
+        layers = _group(self.calls)
+        maps_out = [leaves[i] if layers[i][1] else self.calls[layers[i][0][0]][1] for i in range(len(layers))]
+        return out, maps_out
+
+    def replayable(self) -> list[torch.Tensor]:
+        """Return what a replay pass cuts its maps from: the layers, or (inline softmax) every call."""
+        return [a for _, a in self.calls] if self.source == "softmax" else list(self.maps)
+
     @contextlib.contextmanager
     def recording(self, replay: list[torch.Tensor] | None = None) -> Iterator[list[torch.Tensor]]:
         """Within the block, forwards record the attention maps (or replay slices of `replay`)."""
-        self.maps, self.replay = [], replay
+        # a replay of inline-softmax maps goes call by call; any other, layer by layer
+        self._replay_calls = replay is not None and self.source == "softmax"
+        self.maps, self.replay, self.calls = [], replay, []
         handles: list[Any] = []
         targets = self.targets()
         stack = contextlib.ExitStack()
@@ -95,13 +143,53 @@ class AttentionCapture:
                     handles.append(m.register_forward_hook(self._mha_hook, with_kwargs=True))
             else:
                 self.source = "sdpa"
-                stack.enter_context(_SdpaMode(self._sdpa))
+                stack.enter_context(_CaptureMode(self._sdpa, self._soft))
+                for name, m in self.module.named_modules():
+                    handles.append(m.register_forward_pre_hook(self._enter(name)))
+                    handles.append(m.register_forward_hook(self._leave))
             yield self.maps
         finally:
             for h in handles:
                 h.remove()
             stack.close()
-            self.replay = None
+            self.replay, self._stack = None, []
+        if self.source == "sdpa" and not self.maps and self.calls:
+            self.source = "softmax"
+            self.maps[:] = [_layer(self.calls, members) for members, _ in _group(self.calls)]
+
+    def _enter(self, name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any) -> None:
+            self._stack.append(name)
+
+        return hook
+
+    def _leave(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self._stack:
+            self._stack.pop()
+
+    def _soft(self, out: torch.Tensor) -> torch.Tensor:
+        """Record one inline-softmax map (or return its replayed / merged form)."""
+        i = len(self.calls)
+        if self.replay is not None and not self._replay_calls:
+            return out  # replaying the layers of another source: a softmax is not one of them
+        if self.replay is not None:
+            if i >= len(self.replay):
+                raise InputError("the model computed more attention maps in a prefix forward than in the full one")
+            out = self.replay[i][..., : out.shape[-2], : out.shape[-1]]
+        elif self._merge is not None and i < len(self._merge) and self._merge[i] is not None:
+            leaf, head = self._merge[i]  # type: ignore[misc]
+            part = leaf[:, head]
+            out = out + (part - part.detach())  # the same numbers; the leaf now in the output's graph
+        self.calls.append((self._stack[-1] if self._stack else "", out))
+        return out
+
+    def _layout(self) -> list[tuple[int, int]]:
+        """Return (layer, head within a grouped layer or -1) of each recorded inline-softmax call."""
+        where: list[tuple[int, int]] = [(0, -1)] * len(self.calls)
+        for layer, (members, grouped) in enumerate(_group(self.calls)):
+            for h, i in enumerate(members):
+                where[i] = (layer, h if grouped else -1)
+        return where
 
     def _take(self, computed: torch.Tensor) -> torch.Tensor:
         """Record `computed`, or return the replayed map of the same layer cut to its size."""
@@ -153,7 +241,7 @@ class AttentionCapture:
         return out, weights
 
     def _sdpa(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if self.replay is None:
+        if self.replay is None or self._replay_calls:
             out, weights = reference_sdpa(query, key, value, *args, **kwargs)
             self.maps.append(weights)
             return out
@@ -163,19 +251,61 @@ class AttentionCapture:
         return self._take(weights) @ value
 
 
-class _SdpaMode(TorchFunctionMode):
-    """In this thread, answers scaled_dot_product_attention with `answer`; every other torch call runs as it is."""
+# Every spelling of a softmax an attention layer may use (F.softmax calls Tensor.softmax inside:
+# the mode is off while its handler runs, so one call is seen once).
+_SOFTMAXES = (F.softmax, torch.softmax, torch.Tensor.softmax)
 
-    def __init__(self, answer: Any) -> None:
+
+class _CaptureMode(TorchFunctionMode):
+    """In this thread, answers scaled_dot_product_attention with `sdpa` and hands square softmaxes
+    over the last axis to `soft`; every other torch call runs as it is."""
+
+    def __init__(self, sdpa: Any, soft: Any) -> None:
         super().__init__()
-        self.answer = answer
+        self.sdpa, self.soft = sdpa, soft
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
         if func is F.scaled_dot_product_attention:
-            return self.answer(*args, **(kwargs or {}))
-        return func(*args, **(kwargs or {}))
+            return self.sdpa(*args, **kwargs)
+        out = func(*args, **kwargs)
+        if func in _SOFTMAXES and isinstance(out, torch.Tensor) and out.dim() >= 3 and out.shape[-1] == out.shape[-2]:
+            dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+            if dim in (-1, out.dim() - 1):
+                return self.soft(out)
+        return out
 
 
 def _ask_weights(module: nn.Module, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """Make an nn.MultiheadAttention call return per-head weights in the graph of its output."""
     return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
+
+
+def _group(calls: list[tuple[str, torch.Tensor]]) -> list[tuple[list[int], bool]]:
+    """Return the layers of inline-softmax calls: (call indices, True when single heads were grouped).
+
+    A (B, H, T, T) call is a layer. Consecutive (B, T, T) calls by modules of one ModuleList
+    (names equal once a trailing index is cut) are the heads of one layer.
+    """
+    layers: list[tuple[list[int], bool]] = []
+    key = None
+    for i, (name, a) in enumerate(calls):
+        if a.dim() != 3:
+            layers.append(([i], False))
+            key = None
+            continue
+        k = (_HEAD_INDEX.sub("", name), tuple(a.shape))
+        if key == k and layers and layers[-1][1]:
+            layers[-1][0].append(i)
+        else:
+            layers.append(([i], True))
+        key = k
+    return layers
+
+
+def _layer(calls: list[tuple[str, torch.Tensor]], members: list[int]) -> torch.Tensor:
+    """Return one layer's (B, H, T, T) map from its calls: a 4-D call as it is, single heads stacked."""
+    first = calls[members[0]][1]
+    if first.dim() != 3:
+        return first if first.dim() == 4 else first.reshape(first.shape[0], -1, *first.shape[-2:])
+    return torch.stack([calls[i][1] for i in members], dim=1)

@@ -26,6 +26,9 @@ from ..execution.runner import Runner
 from .targets import as_list, class_indices
 
 OUTPUTS = ("probability", "logit", "log-probability")
+# Said in one line when a gradient method meets a model whose forward cuts the graph.
+NO_GRADIENT = ("the model's forward cuts the gradient from its input to its output (torch.no_grad() or .detach() "
+               "inside forward); methods that need only forward passes still work: shap, lime, occlusion, ablation")
 
 
 @dataclass
@@ -219,3 +222,11 @@ def contiguous_linkage(n: int) -> np.ndarray:
         clusters = merged
         height += 1.0
     return np.asarray(rows, dtype=float)
+
+
+def check_gradient(out: torch.Tensor, x: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
+    """Return `out`; raise MethodError (NO_GRADIENT) when autograd is on, the input or a weight wants a
+    gradient, and the model's forward gave an output outside the graph."""
+    if torch.is_grad_enabled() and not out.requires_grad and (x.requires_grad or any(p.requires_grad for p in model.parameters())):
+        raise MethodError(f"this method needs gradients and {NO_GRADIENT}")
+    return out

@@ -26,7 +26,7 @@ from ..results.explanation import InputRecord, ModelInfo, Target
 from ..execution.runner import Runner
 from .attention_impl import eager_attention
 from . import removal, textview
-from .base import OUTPUTS, Adapter, AttentionView, Example, GradientView, PerturbationView, transform
+from .base import OUTPUTS, Adapter, AttentionView, Example, GradientView, PerturbationView, check_gradient, transform
 from .generation import (
     Context,
     Generation,
@@ -273,7 +273,7 @@ class CausalLMAdapter(Adapter):
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])
             full = torch.cat([x, fixed.expand(x.shape[0], -1, -1).to(x.dtype)], dim=1) if ctx.need > 1 else x
-            logits = self.scorer.embeds_logits(full, ctx.need)  # (B, need, V)
+            logits = check_gradient(self.scorer.embeds_logits(full, ctx.need), x, self.model)  # (B, need, V)
             values = transform(logits, "log-probability" if output == "probability" else output)
             picked = values.gather(-1, answer.view(1, -1, 1).expand(x.shape[0], -1, 1)).squeeze(-1).sum(-1)
             return picked.exp() if output == "probability" else picked

@@ -24,7 +24,7 @@ from ..results.explanation import InputRecord, ModelInfo, Target
 from ..images import LoadedImage, read_image
 from ..execution.runner import Runner
 from . import removal
-from .base import Adapter, Example, GradientView, PerturbationView, select_output, transform
+from .base import Adapter, Example, GradientView, PerturbationView, check_gradient, select_output, transform
 from .framing import Geometry, to_image, window
 from .preprocessing import Preprocessing
 
@@ -63,7 +63,13 @@ class ImageClassifierAdapter(Adapter):
         self._scale = 255.0 * prep.rescale
         self._mean = torch.tensor(prep.mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self._std = torch.tensor(prep.std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
-        self._fast: torch.nn.Module | None | bool = False  # False: not built yet; None: none to be had
+        self._fast: Any = False  # a FastPath; False: not built yet; None: none to be had (the model itself)
+        # How a forward's return value becomes (B, classes) logits: `.logits` or the value for
+        # Hugging Face and plain CNNs; an own model's head (tuple/dict outputs, one logit,
+        # probabilities: explain/adapters/heads.py) when the loader sets it.
+        self.read: Callable[[Any], torch.Tensor] = _logits
+        # The dtype pixels are handed over in: the model's own (fp16 / bf16 weights), set by the loader.
+        self.dtype: torch.dtype | None = None
         # Own (non-HF) vision transformers: a module glob whose outputs are attention
         # probabilities, and which tokens the head reads ("first" | "mean"); see patch_tokens.
         self.attention_probs: str | None = None
@@ -73,7 +79,9 @@ class ImageClassifierAdapter(Adapter):
     def prepare(self, raw: Any, index: int, **_: Any) -> Example:
         """Read one image (path, PIL image or array), convert it, and compute its class probabilities once."""
         image = read_image(raw, self.prep.channels, f"input {index}")
-        pixels = torch.from_numpy(image.pixels).to(self.device).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        # (H, W, C) -> (1, C, H, W), copied into the standard layout: permuted strides would be
+        # channels-last, which every conv keeps and a model's `x.view(-1, n)` cannot flatten.
+        pixels = (torch.from_numpy(image.pixels).to(self.device).permute(2, 0, 1).unsqueeze(0).float() / 255.0).contiguous()
         probs = transform(self.runner.map([pixels], lambda b: self.logits(torch.cat(b))), "probability", self.head)[0].numpy()
         pred = int(np.argmax(probs))
         seen = self.prep.geometry(image.height, image.width)
@@ -95,40 +103,45 @@ class ImageClassifierAdapter(Adapter):
     def logits(self, x: torch.Tensor, fast: bool = False) -> torch.Tensor:
         """Return (B, classes) logits for (B, C, H, W) pixels in [0, 1] at any resolution.
 
-        Differentiable unless `fast`, which runs gradient-free rows through an inference-only
-        copy of the model (BatchNorm folded, channels-last; see fast_inference) when one agrees
-        with the model.
+        The model gets a standard contiguous tensor of its own dtype. Differentiable unless
+        `fast`, which runs gradient-free rows through an inference-only copy of the model
+        (BatchNorm folded, channels-last; see fast_inference) at batch shapes where the copy
+        agreed with the model.
         """
         x = self.model_input(x)
-        model = self._fast_model(x) if fast and not torch.is_grad_enabled() else None
-        if model is not None:
-            out = model(x.contiguous(memory_format=torch.channels_last))
-        else:
-            out = self.model(x)
-        return getattr(out, "logits", out)
+        if fast and not torch.is_grad_enabled():
+            path = self._fast_path()
+            out = path(x) if path is not None else None
+            if out is not None:
+                return out
+        return self.read(self.model(x))
 
     def model_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Return what the model takes for (B, C, H, W) pixels in [0, 1]: its processor's resize and crop, then normalised."""
+        """Return what the model takes for (B, C, H, W) pixels in [0, 1]: its processor's resize and
+        crop, normalised, as a standard contiguous tensor of the model's own dtype."""
         x = window(x, self.prep.geometry(*x.shape[-2:]), self.prep.resample, self.prep.passes)
-        return (x * self._scale - self._mean) / self._std
+        x = ((x * self._scale - self._mean) / self._std).contiguous()
+        return x.to(self.dtype) if self.dtype is not None else x
 
-    def _fast_model(self, probe: torch.Tensor) -> torch.nn.Module | None:
-        from ..execution.fast_inference import fast_copy, weights_key
+    def _fast_path(self) -> Any:
+        from ..execution.fast_inference import FastPath, weights_key
 
+        if self._fast is None:
+            return None
         # Rebuilt whenever the model's weights change (in place, or replaced, as the sanity
         # check's randomised copies do): the copy must never answer for old weights.
         key = weights_key(self.model)
         if self._fast is False or key != getattr(self, "_fast_key", None):
-            self._fast = fast_copy(self.model, probe)
+            self._fast = FastPath(self.model, self.read)
             self._fast_key = key
-        return self._fast if isinstance(self._fast, torch.nn.Module) else None
+        return self._fast
 
     def target_forward(self, target: Target, output: str, fast: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
         """Return pixels (B, C, H, W) -> (B,) target output, counting rows on the runner."""
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             self.runner.count(x.shape[0])
-            return select_output(self.logits(x, fast=fast), target.index, output, self.head)
+            return select_output(check_gradient(self.logits(x, fast=fast), x, self.model), target.index, output, self.head)
 
         return forward
 
@@ -391,3 +404,8 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     if factor != 1.0:
         out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
     return out.clamp(0.0, 1.0)
+
+
+def _logits(out: Any) -> torch.Tensor:
+    """Return a Hugging Face output's `.logits`, or the output itself."""
+    return getattr(out, "logits", out)

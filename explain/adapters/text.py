@@ -14,7 +14,7 @@ from ..execution.runner import Runner
 from .answer_row import answer_rows
 from .attention_impl import eager_attention
 from . import removal, textview
-from .base import Adapter, AttentionView, Example, GradientView, PerturbationView, select_output, transform
+from .base import NO_GRADIENT, Adapter, AttentionView, Example, GradientView, PerturbationView, check_gradient, select_output, transform
 from .words import Tokenized, Units, tokenize, units
 
 Tok = TypeVar("Tok", bound=Tokenized)
@@ -242,7 +242,7 @@ class TextClassifierAdapter(Adapter):
             # without input ids a decoder-only classifier reads each row's last token (no padding here)
             with self._pad_named(self.pad_id):
                 out = self.model(inputs_embeds=x, attention_mask=mask.expand(x.shape[0], -1))
-            return select_output(out.logits, target.index, output, self.head)
+            return select_output(check_gradient(out.logits, x, self.model), target.index, output, self.head)
 
         return textview.gradient_view(inputs, base, forward, self.units(tok, granularity), tok.tokens, name, output)
 
@@ -278,16 +278,23 @@ class TextClassifierAdapter(Adapter):
             out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), output_attentions=True)
         if not out.attentions or out.attentions[0] is None:
             raise InputError(f"{self.info.architecture} returned no attention weights")
+        output = select_output(out.logits, target.index, "probability", self.head)[0]
+        if not output.requires_grad:
+            raise MethodError(f"attention relevance needs gradients and {NO_GRADIENT}")
         units = self.units(tok, granularity)
+        # An own model may attend over k positions it adds in front inside forward (a learnt
+        # [CLS]; torch_shim checks the maps): they are tokens of the maps, never features.
+        k = out.attentions[0].shape[-1] - len(tok.tokens)
+        tokens = (*(f"[model's own {i}]" for i in range(k)), *tok.tokens)
         return AttentionView(
             attentions=list(out.attentions),
-            output=select_output(out.logits, target.index, "probability", self.head)[0],
+            output=output,
             # the row the classifier answers from: [CLS] / <s> for encoders, the last non-pad token
             # for decoder-only classifiers (GPT-2, Llama ... *ForSequenceClassification)
             query=answer_rows(self, example, target, out.attentions)[0],
-            tokens=tok.tokens,
+            tokens=tokens,
             features=units.names,
-            feature_tokens=units.tokens,
+            feature_tokens=tuple(tuple(p + k for p in g) for g in units.tokens) if k > 0 else units.tokens,
             granularity=units.granularity,
         )
 

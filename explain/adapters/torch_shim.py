@@ -11,10 +11,20 @@ that keeps the forward contract:
   (nanoGPT's inference path: earlier positions then take one forward per prefix);
 - either may return a tuple/list whose first element, or a dict/object whose `logits`, is that.
 
+What the loader's probe (explain/loading/probe.py) found is kept here and applied to every
+call: `head` turns the model's own output (one logit, probabilities, ...) into the logits the
+adapters read (explain/adapters/heads.py); `sequence_first` gives a (T, B) model its ids
+transposed (and a causal LM's (T, B, V) output back as (B, T, V)); `mask_mode` says how its
+`attention_mask` reads ("long": 1 = token, "bool": True = token, "inverted": True = padding, as
+PyTorch's src_key_padding_mask; None: padding is never shown to it).
+
 Input embeddings replace the output of the token embedding module (a forward hook), so the
 ids the model sees beside them are a filler id: a model must take its padding from
-`attention_mask`, not from the values of the ids. A model whose forward has no
-`attention_mask` never sees padding: rows are forwarded without it, grouped by length.
+`attention_mask`, not from the values of the ids. A model whose forward has no usable
+`attention_mask` never sees padding: rows are forwarded without it, grouped by length. An
+`nn.EmbeddingBag` is attributed per token: its bag's mean / sum / max is taken over the given
+embeddings. Embeddings of an fp16 / bf16 model are handed out in float32 (IG integrates in
+float32) and cast to the model's dtype inside the forward.
 """
 
 from __future__ import annotations
@@ -24,12 +34,30 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, InputError
 from .attention_capture import AttentionCapture
+from .heads import Head, logits_of
 
 FAMILIES = ("text-classifier", "causal-lm")
+MASK_MODES = ("long", "bool", "inverted")
+
+
+class TokenLookup(nn.Module):
+    """Per-token float32 embeddings of a model's embedding module (an nn.EmbeddingBag's rows, not its bags)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Return (..., D) float32 embeddings of token ids."""
+        m = self.inner
+        if isinstance(m, nn.EmbeddingBag):
+            return F.embedding(ids, m.weight, padding_idx=m.padding_idx).float()
+        return m(ids).float()
 
 
 @dataclass
@@ -38,22 +66,6 @@ class OwnOutput:
 
     logits: torch.Tensor
     attentions: tuple[torch.Tensor, ...] | None = None
-
-
-def logits_of(raw: Any) -> torch.Tensor:
-    """Return the logits tensor of a forward's return value (tensor, tuple/list, dict or object)."""
-    if isinstance(raw, torch.Tensor):
-        return raw
-    if isinstance(raw, Mapping) and isinstance(raw.get("logits"), torch.Tensor):
-        return raw["logits"]
-    if isinstance(getattr(raw, "logits", None), torch.Tensor):
-        return raw.logits
-    if isinstance(raw, (tuple, list)) and raw and isinstance(raw[0], torch.Tensor):
-        return raw[0]
-    raise CheckpointError(
-        f"the model's forward returned a {type(raw).__name__}: the forward contract asks for logits, "
-        "a tuple whose first element is the logits, or a dict with 'logits'"
-    )
 
 
 class OwnTextModel(nn.Module):
@@ -77,12 +89,29 @@ class OwnTextModel(nn.Module):
         except (TypeError, ValueError):  # builtins and TorchScript methods have no Python signature
             schema = getattr(getattr(inner, "forward", None), "schema", None)  # TorchScript's own: its argument names
             params = {a.name: a for a in schema.arguments} if schema is not None else {}  # type: ignore[assignment]
-        self.takes_mask = "attention_mask" in params
+        self.takes_mask = "attention_mask" in params  # its signature has one
+        self.mask_mode: str | None = "long" if self.takes_mask else None  # how it reads (set by the probe)
+        self.sequence_first = False  # the model reads ids (T, B) (set by the probe or stated)
+        self.head: Head | None = None  # its output -> the adapters' logits (None: as it is)
         self._override: torch.Tensor | None = None
 
-    def get_input_embeddings(self) -> nn.Module:
-        """Return the token embedding module (its output is what IG attributes)."""
+    @property
+    def passes_mask(self) -> bool:
+        """Return True when padded rows are given to the model with their attention mask."""
+        return self.takes_mask and self.mask_mode is not None
+
+    def embedding_module(self) -> nn.Module:
+        """Return the model's own token embedding module (the one the forward hook replaces)."""
         return dict(self.inner.named_modules())[self.embedding_name]
+
+    def get_input_embeddings(self) -> nn.Module:
+        """Return the token embedding lookup (its output is what IG attributes): the model's module, or a
+        per-token float32 view of it for an nn.EmbeddingBag or an fp16 / bf16 model."""
+        m = self.embedding_module()
+        weight = getattr(m, "weight", None)
+        if isinstance(m, nn.EmbeddingBag) or (isinstance(weight, torch.Tensor) and weight.dtype in (torch.float16, torch.bfloat16)):
+            return TokenLookup(m)
+        return m
 
     def forward(
         self,
@@ -104,7 +133,7 @@ class OwnTextModel(nn.Module):
             input_ids, attention_mask = self._fill_empty(input_ids, attention_mask)
         if output_attentions:
             return self._with_attention(input_ids, inputs_embeds, attention_mask)
-        if attention_mask is not None and not self.takes_mask and not bool(attention_mask.bool().all()):
+        if attention_mask is not None and not self.passes_mask and not bool(attention_mask.bool().all()):
             return OwnOutput(self._unpadded(input_ids, inputs_embeds, attention_mask, logits_to_keep))
         return OwnOutput(self._logits(input_ids, inputs_embeds, attention_mask, logits_to_keep))
 
@@ -135,22 +164,45 @@ class OwnTextModel(nn.Module):
 
     # ---- one forward, and the contract ------------------------------------------------------
     def _call(self, ids: torch.Tensor, embeds: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
-        """Return the inner model's logits for ids (B, T); `embeds` replace the token embeddings."""
-        kwargs = {"attention_mask": mask} if mask is not None and self.takes_mask else {}
+        """Return the adapters' logits for ids (B, T) (`embeds` replace the token embeddings): the
+        inner model's output read through its head."""
+        out = self.raw(ids, embeds, mask)
+        return out if self.head is None else self.head(out)
+
+    def raw(self, ids: torch.Tensor, embeds: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the inner model's own output tensor for ids (B, T), in (B, ...) order, before its head is read."""
+        kwargs = {"attention_mask": self._mask_for_model(mask)} if mask is not None and self.passes_mask else {}
+        x = ids.t().contiguous() if self.sequence_first else ids  # a standard tensor, as the model's own (T, B) input is
         if embeds is None:
-            return logits_of(self.inner(ids, **kwargs))
-        handle = self.get_input_embeddings().register_forward_hook(self._replace)
+            return self._batch_first(logits_of(self.inner(x, **kwargs)))
+        handle = self.embedding_module().register_forward_hook(self._replace)
         self._override = embeds
         try:
-            return logits_of(self.inner(ids, **kwargs))
+            return self._batch_first(logits_of(self.inner(x, **kwargs)))
         finally:
             handle.remove()
             self._override = None
 
+    def _mask_for_model(self, mask: torch.Tensor) -> torch.Tensor:
+        """Return the attention mask (B, T; 1 = token) as the model reads it (see mask_mode)."""
+        if self.mask_mode == "bool":
+            return mask.bool()
+        if self.mask_mode == "inverted":
+            return ~mask.bool()
+        return mask
+
+    def _batch_first(self, out: torch.Tensor) -> torch.Tensor:
+        """Return a sequence-first causal LM's (T, B, V) output as (B, T, V); anything else as it is."""
+        return out.transpose(0, 1) if self.sequence_first and out.dim() == 3 else out
+
     def _replace(self, module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
-        """Forward hook: hand back the given input embeddings instead of the looked-up ones."""
+        """Forward hook: hand back the given input embeddings (B, T, D) instead of the looked-up ones."""
         given = self._override
         assert given is not None  # set by _call around the forward that runs this hook
+        if self.sequence_first:
+            given = given.transpose(0, 1).contiguous()  # (T, B, D), laid out as the model's own lookup gives it
+        if isinstance(module, nn.EmbeddingBag) and given.dim() == 3 and output.dim() == 2:
+            given = _bag(given, module.mode)  # (B, D): the bag of the given token embeddings
         if tuple(output.shape) != tuple(given.shape):
             raise CheckpointError(
                 f"the embedding module {self.embedding_name!r} returned {tuple(output.shape)} but the "
@@ -218,27 +270,41 @@ class OwnTextModel(nn.Module):
     # ---- attention ----------------------------------------------------------------------------
     def _with_attention(self, ids: torch.Tensor, embeds: torch.Tensor | None, mask: torch.Tensor | None) -> OwnOutput:
         """Return logits and attention maps (per layer (B, H, T, T)) recorded in one capture pass."""
-        if mask is not None and not self.takes_mask and not bool(mask.bool().all()):
+        if mask is not None and not self.passes_mask and not bool(mask.bool().all()):
             raise InputError("attention maps are captured for one unpadded row at a time")
         capture = AttentionCapture(self.inner, self.attention_probs)
-        with capture.recording() as maps:
-            out = self._call(ids, embeds, mask)
-        if not maps:
+        out, full = capture.run(lambda: self._call(ids, embeds, mask))
+        if not full:
             raise InputError(
-                "this model does not expose its attention: it uses neither nn.MultiheadAttention nor "
-                "F.scaled_dot_product_attention; name the module that outputs the probabilities with 'attention_probs'"
+                "this model does not expose its attention: it uses no nn.MultiheadAttention, "
+                "F.scaled_dot_product_attention or square softmax over its last axis; name the module that outputs "
+                "the probabilities (B, heads, T, T) with 'attention_probs'"
             )
-        full = list(maps)
         t = ids.shape[1]
         if self.family == "causal-lm" and out.dim() == 3 and out.shape[1] == 1 and t > 1:
             cols = []
+            replay = capture.replayable()
             for j in range(t - 1):  # prefix forwards read slices of the full pass's maps
-                with capture.recording(replay=full):
+                with capture.recording(replay=replay):
                     cols.append(self._call(ids[:, : j + 1], None if embeds is None else embeds[:, : j + 1], None)[:, -1:])
             out = torch.cat([*cols, out], dim=1)
         elif self.family == "causal-lm":
             out = self._logits(ids, embeds, mask, 0) if out.shape[1] != t else out
+        # A model may add positions of its own inside forward (a learnt [CLS] prepended, as ViT
+        # and many course encoders do): every layer then attends over T + k positions, the first k
+        # its own (text.py names them); anything else is not attention over this input.
+        k = full[0].shape[-1] - t if full and full[0].dim() == 4 else -1
         for a in full:
-            if a.dim() != 4 or a.shape[-1] != t or a.shape[-2] != t:
-                raise InputError(f"captured attention of shape {tuple(a.shape)}; expected (batch, heads, {t}, {t})")
+            if a.dim() != 4 or k < 0 or a.shape[-1] != t + k or a.shape[-2] != t + k:
+                raise InputError(f"captured attention of shape {tuple(a.shape)}; expected (batch, heads, {t}, {t}) "
+                                 f"(or {t} + k square, k positions the model adds in front)")
         return OwnOutput(out, tuple(full))
+
+
+def _bag(embeds: torch.Tensor, mode: str) -> torch.Tensor:
+    """Return an nn.EmbeddingBag's reduction (mean, sum or max over T) of (B, T, D) token embeddings."""
+    if mode == "sum":
+        return embeds.sum(1)
+    if mode == "max":
+        return embeds.max(1).values
+    return embeds.mean(1)

@@ -95,7 +95,7 @@ def vocab_size(tokenizer: Any) -> int | None:
             return v
     try:
         return len(tokenizer)
-    except TypeError:
+    except (TypeError, CheckpointError):  # an encode/decode tokenizer that does not say: None
         v = getattr(tokenizer, "vocab_size", None)
         return v if isinstance(v, int) else None
 
@@ -105,6 +105,10 @@ class EncodeDecodeTokenizer:
 
     is_fast = True  # offsets are computed from decoded prefixes (see _offsets)
     model_max_length = None
+    # The vocabulary size when the inner tokenizer does not say it (no n_vocab, vocab_size or
+    # len): the loader sets the model's embedding size here, as the README promises any
+    # encode/decode object works.
+    known_size: int | None = None
 
     def __init__(self, inner: Any, special_tokens: Mapping[str, Any] | None = None) -> None:
         """Wrap `inner`; special_tokens maps roles (eos, pad, ...) to token ids (or texts it encodes to one id)."""
@@ -140,6 +144,8 @@ class EncodeDecodeTokenizer:
         try:
             return len(self.inner)
         except TypeError as e:
+            if self.known_size is not None:
+                return self.known_size
             raise CheckpointError("the tokenizer does not say its vocabulary size (n_vocab, vocab_size or len)") from e
 
     def __call__(

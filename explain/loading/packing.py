@@ -3,8 +3,8 @@
 `pack` copies the architecture's code file in, writes the weights as safetensors (the state
 dict found inside a training checkpoint: nanoGPT's `model` and `model_args`, Lightning's
 `state_dict`, ...; its keys fitted to the class, wrapper prefixes stripped), copies the
-tokenizer, writes config.json, and checks the folder by loading it once (which runs one
-forward against the forward contract). A TorchScript program or a whole pickled module is
+tokenizer, writes config.json, and checks the folder by loading it once (which runs the
+load-time probe: explain/loading/probe.py). A TorchScript program or a whole pickled module is
 copied as it is. A failed check removes what it wrote.
 """
 
@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..errors import CheckpointError
+from ..adapters.answer_row import check_rule
+from ..adapters.heads import check_head
+from ..errors import CheckpointError, ExplainWarning
 from .own_model import FAMILIES
+from .probe import OneRowError
 from .state_fit import fit_state
 from .torch_folder import FORMAT, TORCHSCRIPT, build_architecture, container_key, prefix_key
 from .weights_file import CodeFolder, read_weights
@@ -40,15 +44,25 @@ def pack(
     force: bool = False,
     allow_pickle: bool = False,
     weights_key: str | None = None,
+    head: str | None = None,
+    answer_row: str | None = None,
 ) -> Path:
-    """Write an explain-torch folder at `out` and check it loads and runs one forward; return the folder.
+    """Write an explain-torch folder at `out` and check it loads and runs its probe; return the folder.
 
     `architecture` may be None for a TorchScript weights file (it holds its own code) and for a
     pickled whole module whose class is installed; `weights_key` names the checkpoint entry
-    ("ema") or key prefix ("ema_model.") holding the model's weights.
+    ("ema") or key prefix ("ema_model.") holding the model's weights. `head`
+    (explain.adapters.heads.HEADS) and `answer_row` ("first" | "last" | "mean", text
+    classifiers) are written to config.json as stated. A model that runs one row at a time only
+    is packed (checked with a batch size of 1) with an ExplainWarning saying to run it with
+    --batch-size 1.
     """
     if family not in FAMILIES:
         raise CheckpointError(f"unknown family {family!r}: use one of {', '.join(FAMILIES)}")
+    head = check_head(head)
+    answer_row = check_rule(answer_row)
+    if answer_row is not None and family != "text-classifier":
+        raise CheckpointError(f"--answer-row is for text classifiers (the token(s) the head reads), not a {family}")
     dest = Path(out).expanduser()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
         raise CheckpointError(f"{dest} exists and is not empty: choose another --out or pass --force to overwrite")
@@ -91,13 +105,22 @@ def pack(
         config["embeddings"] = embeddings
     if attention_probs:
         config["attention_probs"] = attention_probs
+    if head:
+        config["head"] = head
+    if answer_row:
+        config["answer_row"] = answer_row
     created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     try:
         _write(dest, code, state, src if state is None else None, tokenizer, config)
         from .checkpoint import load
 
-        load(dest, device="cpu", trust_remote_code=True, allow_pickle=allow_pickle)  # builds, loads the weights, runs one forward
+        try:
+            load(dest, device="cpu", trust_remote_code=True, allow_pickle=allow_pickle)  # builds, loads the weights, runs the probe
+        except OneRowError:
+            load(dest, device="cpu", trust_remote_code=True, allow_pickle=allow_pickle, batch_size=1)
+            warnings.warn(f"{config.get('architecture', 'the pickled module')} runs one row at a time only (a batch of two fails): "
+                          "run it with --batch-size 1", ExplainWarning, stacklevel=2)
     except BaseException:
         if created:
             shutil.rmtree(dest, ignore_errors=True)

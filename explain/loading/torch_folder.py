@@ -7,8 +7,9 @@ config.json names the family, an `architecture` ("FILE.py:Name" inside the folde
 fitted to the class by state_fit.py; `weights_key` names the entry or key prefix to read; a
 pickled whole module only with allow_pickle; a TorchScript file only with trust_remote_code), and for text
 the `tokenizer` (and for a classifier optionally `answer_row`: "first" | "last" | "mean", the
-token(s) its head reads), for images the `preprocessing`. Code from the folder runs only with
-trust_remote_code.
+token(s) its head reads), for images the `preprocessing`; optionally `head` (what the outputs
+are: explain/adapters/heads.py) and, for text, `sequence_first`. Code from the folder runs only
+with trust_remote_code.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def load_torch_folder(folder: Path, cfg: Mapping[str, Any], runner: Runner, *, t
         content_hash=content_hash(files),
         architecture=str(cfg.get("architecture")),
         answer_row=cfg.get("answer_row"),
+        head=cfg.get("head"),
+        sequence_first=cfg.get("sequence_first"),
     )
 
 
@@ -159,10 +162,16 @@ def _call(factory: Callable[..., Any], namespace: Any, args: Mapping[str, Any], 
 
 
 def _takes_kwargs(factory: Callable[..., Any], args: Mapping[str, Any]) -> bool:
+    """Return True when factory(**args) fits its signature: every key a parameter (or **kwargs taken) and
+    every parameter without a default given. False for nanoGPT's GPT(config) with args {} or its config's keys."""
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return True
+    required = [n for n, p in params.items() if p.default is inspect.Parameter.empty
+                and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    if any(n not in args for n in required):
+        return False
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return True
     return all(k in params for k in args)

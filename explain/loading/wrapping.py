@@ -31,6 +31,8 @@ def from_model(
     special_tokens: Mapping[str, Any] | None = None,
     max_length: int | None = None,
     answer_row: str | None = None,
+    head: str | None = None,
+    sequence_first: bool | None = None,
 ) -> Adapter:
     """Return an adapter for an in-memory model, so scripts need not save a checkpoint first.
 
@@ -45,7 +47,13 @@ def from_model(
       encode/decode), keeping the forward contract (explain/adapters/torch_shim.py);
       `embeddings` names the token embedding module (default: the nn.Embedding that fits the
       vocabulary), `attention_probs` a module-name glob whose outputs are attention probabilities,
-      `answer_row` ("first" | "last" | "mean") which token(s) an own text classifier's head reads.
+      `answer_row` ("first" | "last" | "mean") which token(s) an own text classifier's head reads;
+    - for any own `torch.nn.Module`: `head` ("softmax" | "sigmoid" | "probabilities" |
+      "log_probabilities" | "regression") what its outputs are (default: read at load from two
+      probe rows: one output is a binary classifier's logit, rows summing to 1 are probabilities;
+      what was assumed is said in an ExplainWarning), and for text `sequence_first=True` for a
+      model that reads (T, B) ids (default: found by the probe). fp16 / bf16 modules get inputs
+      in their own dtype and are attributed in float32.
     """
     if _is_pipeline(model):
         pipe = model
@@ -83,6 +91,8 @@ def from_model(
         special_tokens=special_tokens,
         max_length=max_length,
         answer_row=answer_row,
+        head=head,
+        sequence_first=sequence_first,
         content_hash=state_hash(model),
     )
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..adapters.base import Adapter, Example
+from ..adapters.base import NO_GRADIENT, Adapter, Example
 from ..adapters.feature_map import is_traced, spatial_maps
 from ..adapters.patch_tokens import PatchLayout, last_block, layout
 from ..adapters.patch_views import token_grid
@@ -162,7 +162,12 @@ class GradCamMethod(Method):
                     with token_grid(layer.module, layer.at_input, layer.tokens) as grid, frozen_parameters(adapter.model):
                         return LayerGradCam(forward, grid).attribute(x.detach().requires_grad_(True), relu_attributions=s.relu)
 
-            cam = adapter.runner.with_backoff(attribute, 1, what="Grad-CAM")
+            try:
+                cam = adapter.runner.with_backoff(attribute, 1, what="Grad-CAM")
+            except RuntimeError as e:  # autograd's words for a layer computed outside the graph
+                if "used in the graph" not in str(e) and "does not require grad" not in str(e):
+                    raise
+                raise MethodError(f"Grad-CAM needs the gradient at layer {layer_name!r}, and {NO_GRADIENT}") from e
             if isinstance(cam, tuple) or cam.dim() != 4:
                 shape = tuple(cam[0].shape if isinstance(cam, tuple) else cam.shape)
                 raise MethodError(
