@@ -66,8 +66,11 @@ def attention_refusal(adapter: Any) -> str | None:
     known = _ATTENDS.setdefault(model, {})
     if key not in known:
         capture = AttentionCapture(model)
-        with torch.no_grad(), capture.recording() as maps:
-            adapter.logits(torch.zeros(1, adapter.prep.channels, *adapter.prep.size, device=adapter.device))
+        try:
+            with torch.no_grad(), capture.recording() as maps:
+                adapter.logits(torch.zeros(1, adapter.prep.channels, *adapter.prep.size, device=adapter.device))
+        except Exception as e:  # the capture cannot run on this model (a TorchScript program takes no hooks)
+            return f"{arch}: its attention cannot be read ({str(e).splitlines()[0] if str(e) else type(e).__name__}); use gradcam or ig"
         known[key] = bool(maps)
     return None if known[key] else NO_ATTENTION.format(arch=arch)
 

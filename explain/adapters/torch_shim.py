@@ -90,6 +90,8 @@ class OwnTextModel(nn.Module):
             schema = getattr(getattr(inner, "forward", None), "schema", None)  # TorchScript's own: its argument names
             params = {a.name: a for a in schema.arguments} if schema is not None else {}  # type: ignore[assignment]
         self.takes_mask = "attention_mask" in params  # its signature has one
+        # ... with no default (a positional `attention_mask`): every call must pass one
+        self.mask_required = self.takes_mask and _no_default(params["attention_mask"])
         self.mask_mode: str | None = "long" if self.takes_mask else None  # how it reads (set by the probe)
         self.sequence_first = False  # the model reads ids (T, B) (set by the probe or stated)
         self.head: Head | None = None  # its output -> the adapters' logits (None: as it is)
@@ -172,6 +174,9 @@ class OwnTextModel(nn.Module):
     def raw(self, ids: torch.Tensor, embeds: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Return the inner model's own output tensor for ids (B, T), in (B, ...) order, before its head is read."""
         kwargs = {"attention_mask": self._mask_for_model(mask)} if mask is not None and self.passes_mask else {}
+        if not kwargs and self.mask_required:  # a mask it cannot go without: every token kept
+            full = torch.ones_like(ids)
+            kwargs = {"attention_mask": self._mask_for_model(full) if self.mask_mode else full}
         x = ids.t().contiguous() if self.sequence_first else ids  # a standard tensor, as the model's own (T, B) input is
         if embeds is None:
             return self._batch_first(logits_of(self.inner(x, **kwargs)))
@@ -308,3 +313,10 @@ def _bag(embeds: torch.Tensor, mode: str) -> torch.Tensor:
     if mode == "max":
         return embeds.max(1).values
     return embeds.mean(1)
+
+
+def _no_default(param: Any) -> bool:
+    """Return True when a forward's parameter (inspect's, or a TorchScript schema argument) has no default."""
+    if isinstance(param, inspect.Parameter):
+        return param.default is inspect.Parameter.empty
+    return getattr(param, "default_value", None) is None

@@ -74,11 +74,11 @@ def build_own_adapter(
     module.to(runner.device).eval()
     arch = architecture or type(module).__name__
     if family == "image-classifier":
-        adapter = _image_adapter(module, preprocessing, labels, runner, path, content_hash, arch, stated_head)
+        image = _image_adapter(module, preprocessing, labels, runner, path, content_hash, arch, stated_head)
         # a vision transformer's attention capture and head rule (explain.adapters.patch_tokens)
-        setattr(adapter, "attention_probs", attention_probs)
-        setattr(adapter, "answer_row", check_rule(answer_row))
-        return _limited(adapter, module)
+        setattr(image, "attention_probs", attention_probs)
+        setattr(image, "answer_row", check_rule(answer_row))
+        return _limited(image, module)
     if tokenizer is None:
         raise CheckpointError(f"a {family} needs its tokenizer (a tokenizers JSON file, an HF tokenizer, or an encode/decode object)")
     tok = as_hf_tokenizer(tokenizer, special_tokens)
@@ -123,7 +123,7 @@ def build_own_adapter(
 def _limited(adapter: Adapter, module: nn.Module) -> Adapter:
     """Return the adapter with the methods a TorchScript program cannot serve refused, each with its reason."""
     if isinstance(module, torch.jit.ScriptModule):
-        names = ("gradcam",) if adapter.family == "image-classifier" else ("ig", "attention")
+        names = ("gradcam", "attention") if adapter.family == "image-classifier" else ("ig", "attention")
         adapter.refused.update({n: _SCRIPTED[n] for n in names})
     return adapter
 

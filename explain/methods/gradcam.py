@@ -167,7 +167,7 @@ class GradCamMethod(Method):
             except RuntimeError as e:  # autograd's words for a layer computed outside the graph
                 if "used in the graph" not in str(e) and "does not require grad" not in str(e):
                     raise
-                raise MethodError(f"Grad-CAM needs the gradient at layer {layer_name!r}, and {NO_GRADIENT}") from e
+                raise MethodError(f"Grad-CAM needs the gradient at layer {layer.name!r}, and {NO_GRADIENT}") from e
             if isinstance(cam, tuple) or cam.dim() != 4:
                 shape = tuple(cam[0].shape if isinstance(cam, tuple) else cam.shape)
                 raise MethodError(
