@@ -102,10 +102,13 @@ def test_no_library_module_changes_after_a_run_that_raises(model: Any) -> None:
 
 
 def test_loading_leaves_transformers_as_it_was(tiny_bert: Path) -> None:
-    """Loads in two threads at once: transformers' log level and progress bars come back as the caller set them."""
+    """Loads in three threads at once: transformers' log level and progress bars come back as the
+    caller set them, and torch's init functions (which from_pretrained swaps for no-ops while it
+    builds a model) are torch's own again, so a GPT-2 still loads with its tied head."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_info()
+    init = {n: getattr(torch.nn.init, n) for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_")}
     try:
         before = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled())
         threads = [threading.Thread(target=explain.load, args=(tiny_bert,), kwargs={"device": "cpu"}) for _ in range(3)]
@@ -114,6 +117,8 @@ def test_loading_leaves_transformers_as_it_was(tiny_bert: Path) -> None:
         for t in threads:
             t.join()
         assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()) == before
+        assert [n for n, f in init.items() if getattr(torch.nn.init, n) is not f] == []
+        explain.load(Path(__file__).resolve().parents[1] / "examples" / "models" / "planted-gpt2", device="cpu")
     finally:
         hf_logging.set_verbosity_warning()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,9 @@ def family_of_class(name: str) -> str | None:
     return None
 
 
+_HF_LOADS = threading.RLock()
+
+
 def _load_hf(
     p: Path,
     cfg: dict[str, Any],
@@ -156,8 +160,14 @@ def _load_hf(
     runner: Runner,
     placement: dict[str, Any] | None = None,
 ) -> Adapter:
-    """Load a Hugging Face folder quietly: transformers' log level and progress bars are put back after."""
-    with quiet_transformers():
+    """Load a Hugging Face folder quietly: transformers' log level and progress bars are put back after.
+
+    One load at a time per process: while from_pretrained builds a model it swaps torch.nn.init's
+    functions for no-ops process-wide and then puts back what it saved, so two loads in threads
+    at once save each other's no-ops and leave torch's init replaced for good (seen: every later
+    GPT-2 load then reports its tied lm_head.weight missing).
+    """
+    with _HF_LOADS, quiet_transformers():
         return _load_hf_folder(p, cfg, trust_remote_code, allow_pickle, allow_missing, runner, placement)
 
 
