@@ -285,15 +285,44 @@ def _execute(
     workers: int,
 ) -> Iterator[dict[str, Any]]:
     """Build the Ray Data pipeline and yield one summary per finished shard as it finishes."""
-    import ray
     from ray.data import DataContext
+
+    # Ray's process-wide DataContext and the "ray.data" logger are set for this run and put back
+    # when it ends or fails (the caller's own Ray Data work keeps its settings).
+    ctx = DataContext.get_current()
+    ours = {"enable_progress_bars": options.verbose, "print_on_execution_start": options.verbose,
+            "max_consecutive_actor_init_deaths": 1}  # a model that cannot load fails the run, once
+    saved = {k: getattr(ctx, k) for k in ours}
+    log = logging.getLogger("ray.data")
+    level = log.level
+    try:
+        for k, v in ours.items():
+            setattr(ctx, k, v)
+        yield from _run_pipeline(checkpoint, parts, skip, store, job, load, options, attempt, expect_hash, workers, log)
+    finally:
+        for k, v in saved.items():
+            setattr(ctx, k, v)
+        log.setLevel(level)
+
+
+def _run_pipeline(
+    checkpoint: str,
+    parts: Sequence[Part],
+    skip: set[int],
+    store: Store,
+    job: Mapping[str, Any],
+    load: Mapping[str, Any],
+    options: RayOptions,
+    attempt: int,
+    expect_hash: str | None,
+    workers: int,
+    log: logging.Logger,
+) -> Iterator[dict[str, Any]]:
+    """Yield one summary per finished shard of the Ray Data pipeline (see _execute)."""
+    import ray
 
     from .datasource import InputDatasource
 
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = options.verbose
-    ctx.print_on_execution_start = options.verbose
-    ctx.max_consecutive_actor_init_deaths = 1  # a model that cannot load fails the run, once
     crash = os.environ.get(CRASH_HOOK)
     gpus = _gpus_per_worker(options)
     ds = ray.data.read_datasource(InputDatasource(parts, skip, options.shard_size, os.getcwd()), num_cpus=0.5)
@@ -315,7 +344,7 @@ def _execute(
         })
     # Quiet unless verbose: Ray Data logs a failing run's remote tracebacks at ERROR level, and
     # the driver reports the error itself, in one line.
-    logging.getLogger("ray.data").setLevel(logging.INFO if options.verbose else logging.CRITICAL)
+    log.setLevel(logging.INFO if options.verbose else logging.CRITICAL)
     # Whole output blocks, no prefetch: each shard's summary reaches the driver as it finishes
     # (iter_rows would gather rows into batches of 256 first).
     for batch in ds.iter_batches(batch_size=None, prefetch_batches=0, batch_format="pyarrow"):
