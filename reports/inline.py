@@ -13,7 +13,7 @@ from .data import method_title, pixel_map
 from .encode import esc, fmt
 from .evidence import no_evidence, score_units
 from .quality import check_lines
-from .style import COLORSCALE
+from .constants import COLORSCALE
 
 if TYPE_CHECKING:
     from explain.results.explanation import Explanation

@@ -5,22 +5,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .assets_files import report_css, scripts_html
 from .answer import answer_doc, answers_html, prob_text, why_html
-from .constants import ATTENTION_SCALE, AGREE_SCALE, CLIP_PERCENT, NO_EVIDENCE
+from .constants import ATTENTION_SCALE, AGREE_SCALE, CLIP_PERCENT, COLORSCALE, NO_EVIDENCE
 from .data import estimate_height, input_doc, settings_text
 from .dataset import AGGREGATE_MIN, MAX_INPUTS, sample, self_distributions
 from .dataset_section import dataset_doc, dataset_html, hist_section
 from .encode import esc, fmt, number, plain, script_json
 from .evidence import no_evidence
-from .js_app import APP_JS
 from .plotly_bundle import embedded_script
-from .js_core import CORE_JS
-from .js_dataset import DATASET_JS
-from .js_trust import TRUST_JS
-from .js_views import VIEWS_JS
 from .quality import input_flags, run_series
 from .removal_text import run_removal, run_sentence
-from .style import COLORSCALE, CSS
 from .trust import TrustContext, definitions
 from .trust_summary import summary_doc, summary_html
 
@@ -75,7 +70,7 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: st
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n',
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
-        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+        f"<title>{esc(title)}</title>\n<style>{report_css()}</style>\n</head>\n<body>\n",
         _bar(trust is not None, dataset is not None),
         "<main>\n",
         answers_html(results, records, by_input),
@@ -94,9 +89,8 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: st
         f'<script type="application/json" id="explain-meta">{script_json(meta)}</script>\n',
         # The partial bundle is built with --define:global=window: it needs no `global` shim.
         "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n",
-        f"<script>{CORE_JS}</script>\n<script>{VIEWS_JS}</script>\n<script>{TRUST_JS}</script>\n",
-        f"<script>{DATASET_JS}</script>\n<script>{APP_JS}</script>\n",
-        # Last, as text: the page is usable before the parser even reaches it (see js_core).
+        scripts_html(),  # reports/assets/*.js, inlined in order
+        # Last, as text: the page is usable before the parser even reaches it (see assets/core.js).
         f'<script src="{esc(asset)}"></script>\n' if asset else embedded_script() + "\n",
         "</body>\n</html>\n",
     ]

@@ -1,6 +1,5 @@
-"""The page's JavaScript, part 2: method cards, attention explorer, method comparison, target groups (trust panel: js_trust)."""
-
-VIEWS_JS = r"""
+/* The report page's JavaScript, part 2: method cards, attention explorer, method comparison, target groups.
+ * Same rules as core.js: text reaches the DOM through textContent only; Plotly strings through `pe`. */
 (function () {
 "use strict";
 const X = window.__explain, h = X.h, pe = X.pe, fmt = X.fmt;
@@ -283,4 +282,3 @@ X.buildGroup = async function (d, g, container) {
   return wrap;
 };
 })();
-"""

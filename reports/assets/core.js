@@ -1,14 +1,20 @@
-"""The page's JavaScript, part 1: DOM building, data decoding, colours, tooltips, lazy rendering.
-
-Rules the code keeps: data reaches the DOM only through textContent, setAttribute of fixed
-attribute names, or Plotly strings passed through `pe` (HTML-entity escaped, since Plotly reads
-a subset of HTML in its labels). No innerHTML anywhere.
-"""
-
-CORE_JS = r"""
+/* The report page's JavaScript, part 1: DOM building, data decoding, colours, tooltips, lazy rendering.
+ *
+ * Rules the code keeps: data reaches the DOM only through textContent, setAttribute of fixed
+ * attribute names, or Plotly strings passed through `pe` (HTML-entity escaped, since Plotly reads
+ * a subset of HTML in its labels). No innerHTML anywhere.
+ * Inlined into every report by reports/assets_files.py, first of the page's scripts.
+ */
 (function () {
-DECODE
 "use strict";
+// The self-contained page carries plotly.js gzipped and base64-coded (reports/plotly_bundle.py): its source text.
+async function plotlySource(el) {
+  if (el.dataset.encoding !== "gzip-base64") return el.textContent;
+  const bin = atob(el.textContent.trim()), bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return await new Response(stream).text();
+}
 const X = (window.__explain = window.__explain || {});
 const META = JSON.parse(document.getElementById("explain-meta").textContent);
 X.META = META;
@@ -240,8 +246,3 @@ X.ready = function () {
   X.loadPlotly().catch((err) => console.error(err));
 };
 })();
-"""
-
-from .plotly_bundle import DECODE_JS  # noqa: E402  (the bundle's own decoder, inside the page's closure)
-
-CORE_JS = CORE_JS.replace("\nDECODE", DECODE_JS, 1)

@@ -1,6 +1,5 @@
-"""The page's JavaScript, part 3: image overlays, the causal-LM token view, quality figures, start-up."""
-
-APP_JS = r"""
+/* The report page's JavaScript, part 3: image overlays, the causal-LM token view, quality figures, start-up.
+ * Last of the page's scripts: it starts the page. */
 (function () {
 "use strict";
 const X = window.__explain, h = X.h, pe = X.pe, fmt = X.fmt;
@@ -215,4 +214,3 @@ for (const sec of document.querySelectorAll("section.input[data-i]")) {
 }
 X.ready();
 })();
-"""
