@@ -62,7 +62,9 @@ def attention_doc(e: Explanation) -> dict[str, Any] | None:
     for key, name, ndim in (("w", "attention", 4), ("wr", "rollout", 2), ("t", "token_attention", 4), ("tr", "token_rollout", 2)):
         v = x.get(name)
         if isinstance(v, np.ndarray) and v.ndim == ndim and v.size and v.shape[-1] == v.shape[-2]:
-            out[key] = pack_quantized(v)
+            # At the precision the results file keeps them (float16: explain/results/arrays.py), so the
+            # report of a run and the report of its reopened results file are the same page.
+            out[key] = pack_quantized(v.astype(np.float16))
     if not out:
         return None
     tokens = x.get("tokens")
