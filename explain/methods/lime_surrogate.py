@@ -117,7 +117,8 @@ class LimeMethod(Method):
             a, b = (_fit(base, data[i], labels[i], distances[i])[1] for i in halves)
             # k comes from the full fit: how many features the explanation shown really has
             stable = stability.stability(a, b, f"fits on two independent halves of the {n} neighbours", reference=values)
-            checks.update({"stability": stable.value})
+            # Each half's weights scatter about the full fit's: half their largest disagreement is the full fit's noise.
+            checks.update({"stability": stable.value, "noise_floor": stability.noise_floor(a, b) / 2})
             self_checks += [fit, stable]
         settings = {**vars(s), "num_samples": n, "kernel_width": width}
         return self.perturbation_result(adapter, example, target, cost, view, scores, settings, checks, self_checks)
