@@ -10,7 +10,7 @@ import numpy as np
 from .compare import agreement
 from .constants import CLIP_PERCENT, METHOD_TITLES
 from .encode import block_mean, fmt, is_base64, number, pack_exact, pack_quantized, plain
-from .evidence import clean_token, cost_text, no_evidence, scale_groups
+from .evidence import clean_token, cost_text, noise_floor, output_change, scale_groups, weak_evidence
 from .quality import check_lines, flagged
 from .removal_text import input_sentence
 from .trust import TrustContext, trust_doc
@@ -77,7 +77,11 @@ def attention_doc(e: Explanation) -> dict[str, Any] | None:
 
 
 def explanation_doc(e: Explanation, scale: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Return one explanation as the page needs it: features, packed scores, units and scale, checks, cost, maps."""
+    """Return one explanation as the page needs it: features, packed scores, units and scale, checks, cost, maps.
+
+    `max` is the colour scale it is drawn on (the report's, for words in output units), `own`
+    its target's; `total` f(x) - f(baseline) where the method reports it; `floor` its noise floor.
+    """
     ft = (e.extras or {}).get("feature_tokens")
     if not (isinstance(ft, (list, tuple)) and len(ft) == len(e.features)):
         ft = None
@@ -91,10 +95,13 @@ def explanation_doc(e: Explanation, scale: dict[str, Any] | None = None) -> dict
         "ft": None if ft is None else [[clean_token(t) for t in ts] for ts in ft],
         "checks": check_lines(e),
         "flag": flagged(e),
-        "noev": no_evidence(e),
+        "noev": weak_evidence(e),
         "units": scale["units"],
         "max": number(scale["max"]),
+        "own": number(scale.get("own")),
         "shared": scale.get("shared", False),
+        "total": output_change(e),
+        "floor": noise_floor(e),
         "cost": cost_text(e),
         "settings": settings_text(e.settings),
     }
@@ -132,10 +139,11 @@ def _short(v: Any) -> str:
 
 
 def input_doc(record: InputRecord, exps: Sequence[Explanation], trust: TrustContext | None = None,
-              removal: str | None = None) -> dict[str, Any]:
+              removal: str | None = None, scales: dict[str, float] | None = None) -> dict[str, Any]:
     """Return everything the page needs to render one input's section (with trust panels when `trust` is enabled).
 
     `removal` is the run's removal: the section names it, and each method that used another.
+    `scales`: the report's colour scale per output kind (evidence.report_scales).
     """
     family = exps[0].family if exps else ""
     groups = []
@@ -147,7 +155,7 @@ def input_doc(record: InputRecord, exps: Sequence[Explanation], trust: TrustCont
             "t": target_doc(t),
             "title": "whole continuation" if whole else (clean_token(t.label) if family == "causal-lm" else str(t.label)),
             "whole": whole,
-            "exps": [explanation_doc(e, sc) for e, sc in zip(g, scale_groups(list(g)))],
+            "exps": [explanation_doc(e, sc) for e, sc in zip(g, scale_groups(list(g), scales))],
             "cmp": cmp,
         }
         panel = trust_doc(g, trust) if trust is not None else None

@@ -11,7 +11,7 @@ from .answer import true_label
 from .assets_files import index_css
 from .data import method_title
 from .encode import esc
-from .evidence import no_evidence
+from .evidence import weak_evidence
 from .quality import flagged
 
 if TYPE_CHECKING:
@@ -38,10 +38,10 @@ def verdict(results: Results) -> str:
         right = sum(t == str(r.prediction.label) for t, r in known if r.prediction is not None)
         parts.append(f"accuracy {right}/{len(known)}")
     bad = sum(1 for e in results if flagged(e))
-    quiet = sum(1 for e in results if no_evidence(e))
+    quiet = sum(1 for e in results if weak_evidence(e))
     parts.append("every explanation passed its self-checks" if not bad else f"{bad} of {len(results):,} explanations flagged unreliable")
     if quiet:
-        parts.append(f"{quiet} with no evidence")
+        parts.append(f"{quiet} with no or weak evidence")
     failed = {int(f.input) for f in results.failures}
     if failed:
         parts.append(f"{len(failed)} input{'s' if len(failed) != 1 else ''} with failures")

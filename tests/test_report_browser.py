@@ -103,7 +103,7 @@ def test_text_report_offline_lazy_interactive_and_safe(browser: Any, files: dict
     # Hover: exact score and the word's sub-word tokens.
     page.locator("#input-0 .heat .w").nth(2).hover()
     tip = page.inner_text(".tip")
-    assert "change in p(" in tip and "tokens:" in tip  # the value in the method's units
+    assert "contribution to p(" in tip and "tokens:" in tip  # the value in the method's units
 
     # Attention: switch layer, head, level and view; the figure follows.
     fig = "document.querySelector('#input-0 .att-fig')"

@@ -97,16 +97,16 @@ def test_near_zero_explanation_shows_no_evidence(browser: Any, files: dict[str, 
     page, errors = open_page(browser, files["text"])
     answer = "#answers article.answer[data-i='2']"
     assert "noev" in (page.get_attribute(answer, "class") or "")
-    assert "No evidence" in page.inner_text(f"{answer} .noev-line")
+    assert "Weak evidence" in page.inner_text(f"{answer} .noev-line")
     draw(page, 2)
     cards = page.locator("#input-2 .group").first.locator(".card.noev")
-    assert cards.count() == 3  # IG, SHAP, LIME; attention has no output units
-    assert "No evidence: the output moves only 2.9e-06" in cards.first.inner_text()
+    assert cards.count() == 3  # IG, SHAP, LIME (their scores are within the noise they measured); attention has no output units
+    assert "Weak evidence: no word moves p(" in cards.first.inner_text() and "(±4.0e-06)" in cards.first.inner_text()
     grey = page.evaluate("getComputedStyle(document.querySelector('#input-2 .card.noev .heat .w')).backgroundColor")
     assert grey == "rgb(234, 234, 234)"  # greyed, not stretched to full colour
     # A card with evidence is coloured, on a scale stated in the method's units.
     draw(page, 0)
-    assert "change in p(" in page.inner_text("#input-0 .card[data-method=ig] .scale")
+    assert "contribution to p(" in page.inner_text("#input-0 .card[data-method=shap] .scale")
     assert errors == []
     page.close()
 
@@ -202,7 +202,7 @@ def test_image_panels_are_large_with_the_original_once(browser: Any, files: dict
     assert box(page, "#input-0 .img-orig img")["width"] >= MIN_PANEL
     assert page.evaluate("document.querySelector('#input-0 .img-fig').data.filter(t => t.type === 'image').length") == 1
     note = page.inner_text("#input-0 .card[data-method=ig] .note")
-    assert "clipped" in note and "change in p(" in note
+    assert "clipped" in note and "contribution to p(" in note
     assert page.locator("#input-0 [data-view=contrast]").count() == 1  # three classes: why one rather than another
     assert errors == []
     page.close()

@@ -148,6 +148,28 @@ function classGrid(d, groups) {
   return { box, draw };
 }
 
+// Words are drawn on the report's scale (one for every input, so 0.01 is pale next to 0.9); this input's
+// own scale shows how its words rank when they are all weak. The choice repaints the cards in place.
+function scaleChoice(body, d) {
+  const shared = d.groups.some((g) => g.exps.some((e) => e.shared && e.g !== "pixel"));
+  if (!shared) return null;
+  const own = Math.max(...d.groups.flatMap((g) => g.exps.filter((e) => e.shared).map((e) => e.own || 0)));
+  const report = Math.max(...d.groups.flatMap((g) => g.exps.filter((e) => e.shared).map((e) => e.max || 0)));
+  const sel = h("select", { "aria-label": "colour scale" }, [
+    h("option", { value: "report", text: "the report's: \u00b1" + fmt(report, 2) + " for every input" }),
+    h("option", { value: "own", text: "this input's: \u00b1" + fmt(own, 2) }),
+  ]);
+  sel.addEventListener("change", () => {
+    for (const heat of body.querySelectorAll(".heat")) {
+      if (!heat._paint || !heat._bar || !heat._bar._shared) continue;
+      const m = heat._scales[sel.value];
+      heat._paint(m);
+      heat._bar._set(m);
+    }
+  });
+  return h("div", { class: "toolbar scale-choice" }, [h("label", { class: "ctl" }, [h("span", { text: "Colour scale" }), sel])]);
+}
+
 X.buildInput = async function (body, d) {
   body.textContent = "";
   body.classList.remove("pending");
@@ -155,6 +177,7 @@ X.buildInput = async function (body, d) {
   if (!d.groups.length) return;
   const pixel = d.groups.some((g) => g.exps.some((e) => e.g === "pixel"));
   if (d.baseline) body.append(h("p", { class: "note removal", text: d.baseline }));
+  body.append(scaleChoice(body, d));
   if (pixel) {
     body.append(opacityControl(body, d));
     if (d.img) body.append(h("div", { class: "img-orig" }, [h("img", { alt: "input " + d.i, src: "data:image/png;base64," + d.img }),
@@ -192,6 +215,28 @@ function qualityFigure(div, s) {
       xaxis: { title: { text: "input" }, zeroline: false, dtick: Math.max(1, Math.ceil((Math.max(...s.x) - Math.min(...s.x)) / 10)) },
       yaxis: s.log ? { type: "log", tickvals, exponentformat: "power", zeroline: false } : { zeroline: false } });
 }
+
+// ---- the first screen: a card's class names switch its explanation in place; folded words unfold ----
+document.addEventListener("click", (ev) => {
+  const t = ev.target instanceof Element ? ev.target : null;
+  const cls = t && t.closest("article.answer button.cls");
+  if (cls) {
+    const card = cls.closest("article.answer");
+    if (!card.querySelector(".strip[data-k='" + cls.dataset.k + "']")) return;
+    for (const s of card.querySelectorAll(".strip")) s.hidden = s.dataset.k !== cls.dataset.k;
+    for (const b of card.querySelectorAll("button.cls")) b.setAttribute("aria-pressed", String(b === cls));
+    return;
+  }
+  const more = t && t.closest("button.more");
+  if (more) {
+    const el = more.nextElementSibling;
+    if (!el || !el.classList.contains("el")) return;
+    el.hidden = false;
+    more.remove();
+    const first = el.querySelector(".w");
+    if (first) first.focus();
+  }
+});
 
 // ---- start-up ----
 const filter = document.getElementById("filter");

@@ -97,46 +97,83 @@ X.divColor = function (v) {
 X.CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
 X.FONT = { family: "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif", size: 12, color: "#24292f" };
 
-// ---- one shared tooltip, filled with textContent ----
+// ---- one shared tooltip, filled with textContent: on hover, and on keyboard focus ----
 const tip = h("div", { class: "tip", role: "tooltip" });
 document.body.append(tip);
+function showTip(lines, x, y) {
+  tip.textContent = "";
+  for (const [i, line] of lines.entries()) if (line) tip.append(h("div", { class: i ? "" : "tip-head", text: line }));
+  tip.style.display = "block";
+  const w = tip.offsetWidth;
+  tip.style.left = (x + 14 + w > innerWidth ? Math.max(4, x - w - 10) : x + 14) + "px";
+  tip.style.top = (y + 16) + "px";
+}
+const hideTip = () => { tip.style.display = "none"; };
+const below = (node) => { const r = node.getBoundingClientRect(); return [r.left, r.bottom - 8]; };
 X.tip = function (node, lines) {
-  node.addEventListener("mouseenter", () => {
-    tip.textContent = "";
-    for (const [i, line] of lines().entries()) if (line) tip.append(h("div", { class: i ? "" : "tip-head", text: line }));
-    tip.style.display = "block";
-  });
-  node.addEventListener("mousemove", (ev) => {
-    const w = tip.offsetWidth, x = ev.clientX + 14 + w > innerWidth ? ev.clientX - w - 10 : ev.clientX + 14;
-    tip.style.left = x + "px"; tip.style.top = (ev.clientY + 16) + "px";
-  });
-  node.addEventListener("mouseleave", () => { tip.style.display = "none"; });
+  // A screen reader hears what the tip says; a keyboard user sees it on focus.
+  node.setAttribute("aria-description", lines().filter(Boolean).join(". "));
+  node.addEventListener("mouseenter", (ev) => showTip(lines(), ev.clientX, ev.clientY));
+  node.addEventListener("mousemove", (ev) => showTip(lines(), ev.clientX, ev.clientY));
+  node.addEventListener("mouseleave", hideTip);
+  node.addEventListener("focus", () => showTip(lines(), ...below(node)));
+  node.addEventListener("blur", hideTip);
 };
+// Words (written by Python on the first screen, or by heatText): their tip is in data-tip, one listener for all.
+const wordOf = (ev) => (ev.target instanceof Element ? ev.target.closest(".w[data-tip]") : null);
+document.addEventListener("mouseover", (ev) => { const w = wordOf(ev); if (w) showTip(w.dataset.tip.split("\n"), ev.clientX, ev.clientY); });
+document.addEventListener("mouseout", (ev) => { if (wordOf(ev)) hideTip(); });
+document.addEventListener("focusin", (ev) => { const w = wordOf(ev); if (w) showTip(w.dataset.tip.split("\n"), ...below(w)); });
+document.addEventListener("focusout", (ev) => { if (wordOf(ev)) hideTip(); });
+// A list of words is one tab stop: arrow keys move from word to word (each word's score is its label).
+document.addEventListener("keydown", (ev) => {
+  const list = ev.target instanceof Element ? ev.target.closest(".heat[role=list]") : null;
+  if (!list || !["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "Home", "End"].includes(ev.key)) return;
+  const words = [...list.querySelectorAll(".w")].filter((w) => w.offsetParent !== null);
+  if (!words.length) return;
+  let k = words.indexOf(ev.target);
+  if (ev.key === "Home") k = 0;
+  else if (ev.key === "End") k = words.length - 1;
+  else k = Math.max(0, Math.min(words.length - 1, k + (ev.key === "ArrowRight" || ev.key === "ArrowDown" ? 1 : k < 0 ? 0 : -1)));
+  words[k].focus();
+  ev.preventDefault();
+});
 
-// ---- a text heat map: words coloured by signed score / scale (the card's shared max |score|) ----
+// ---- a text heat map: words coloured by signed score / scale (the report's, or the input's own) ----
+X.colour = function (node, v) {  // v: score / scale
+  if (node.parentNode && node.parentNode.classList && node.parentNode.classList.contains("grey")) return;
+  node.style.background = X.divColor(v);
+  node.style.color = Math.abs(v) > 0.6 ? "#fff" : "";
+};
 X.heatText = function (features, scores, tokens, opts) {
   opts = opts || {};
   const m = opts.max || X.maxAbs(scores) || 1, units = opts.units || "score";
-  const wrap = h("div", { class: "heat" + (opts.small ? " small" : "") + (opts.grey ? " grey" : "") });
-  features.forEach((f, i) => {
-    const v = scores[i] / m;
-    const s = h("span", { class: "w", text: f });
-    if (!opts.grey) {
-      s.style.background = X.divColor(v);
-      if (Math.abs(v) > 0.6) s.style.color = "#fff";
-    }
-    X.tip(s, () => [f, units + ": " + X.fmt(scores[i], 4) + (opts.grey ? "   (no evidence: noise)" : "   (" + X.fmt(v * 100, 3) + "% of the scale)"),
-      tokens && tokens[i] ? "tokens: " + tokens[i].join("  ") : "", opts.rank ? "rank " + opts.rank[i] : ""]);
+  const wrap = h("div", { class: "heat" + (opts.small ? " small" : "") + (opts.grey ? " grey" : ""), role: "list", tabindex: "0",
+    "aria-label": (opts.what ? opts.what + ": " : "") + features.length + " words, arrow keys read each score" });
+  const spans = features.map((f, i) => {
+    const sign = scores[i] > 0 ? "+" : scores[i] < 0 ? "\u2212" : "";
+    const lines = [f, units + ": " + X.fmt(scores[i], 4) + (opts.grey ? "   (weak evidence)" : ""),
+      tokens && tokens[i] ? "tokens: " + tokens[i].join("  ") : "", opts.rank ? "rank " + opts.rank[i] + " of " + features.length : ""];
+    const s = h("span", { class: "w", role: "listitem", tabindex: "-1", text: f, "data-tip": lines.filter(Boolean).join("\n"),
+      "aria-label": (String(f).trim() || JSON.stringify(f)) + ": " + sign + X.fmt(Math.abs(scores[i]), 3) + " " + units + (opts.rank ? ", rank " + opts.rank[i] : "") });
     wrap.append(s, " ");
+    return s;
   });
+  // Repainted on another scale in place (the section's "colour scale" choice).
+  wrap._paint = (scale) => { if (!opts.grey) spans.forEach((s, i) => X.colour(s, scores[i] / (scale || 1))); };
+  wrap._scales = { report: m, own: opts.own || m };
+  wrap._paint(m);
   return wrap;
 };
-// The colour bar of a card, in the method's own units: -max ... 0 ... +max.
-X.scaleBar = function (max, units, note) {
+// The colour bar of a card, in the method's own units: -max ... 0 ... +max (and the total change, where known).
+X.scaleBar = function (max, units, note, total) {
   const bar = h("span", { class: "sb" });
   bar.style.background = "linear-gradient(to right, " + X.META.colorscale.map(([t, c]) => c + " " + (t * 100) + "%").join(", ") + ")";
-  return h("div", { class: "scale" }, [h("span", { text: "\u2212" + X.fmt(max, 3) }), bar, h("span", { text: "+" + X.fmt(max, 3) }),
-    h("span", { text: units + (note ? " \u00b7 " + note : "") })]);
+  const lo = h("span", { class: "sb-n", text: "\u2212" + X.fmt(max, 3) }), hi = h("span", { class: "sb-n", text: "+" + X.fmt(max, 3) });
+  const node = h("div", { class: "scale" }, [lo, bar, hi, h("span", { text: units + (note ? " \u00b7 " + note : "") }),
+    total !== null && total !== undefined ? h("span", { class: "total", text: "total change f(x) \u2212 f(baseline) " + (total > 0 ? "+" : total < 0 ? "\u2212" : "") + X.fmt(Math.abs(total), 3) }) : null]);
+  node._set = (m) => { lo.textContent = "\u2212" + X.fmt(m, 3); hi.textContent = "+" + X.fmt(m, 3); };
+  return node;
 };
 X.ranks = function (scores) {
   const idx = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b), r = new Array(scores.length);

@@ -44,8 +44,14 @@ X.methodCard = async function (d, e, jobs) {
   if (grey) card.append(h("div", { class: "noev-line", text: e.noev }));
   if (e.g === "pixel") X.imageFigure(d, e, scores, card, jobs);
   else {
-    card.append(X.heatText(e.f, scores, e.ft, { rank: X.ranks(scores), max: e.max, units: e.units, grey }));
-    if (!grey) card.append(X.scaleBar(e.max, e.units, e.shared ? "one scale for the methods in these units" : ""));
+    const heat = X.heatText(e.f, scores, e.ft, { rank: X.ranks(scores), max: e.max, own: e.own, units: e.units, grey, what: e.title });
+    card.append(heat);
+    if (!grey) {
+      const bar = X.scaleBar(e.max, e.units, e.shared ? "the report's scale" : "", e.total);
+      bar._shared = e.shared;
+      heat._bar = bar;
+      card.append(bar);
+    }
   }
   if (e.att) attentionExplorer(e, scores, card, jobs);
   if (e.checks.length) card.append(checksBlock(e.checks));
@@ -241,8 +247,8 @@ X.contrastBlock = function (d, groups) {
       for (let i = 0; i < sa.length; i++) diff[i] = sa[i] - sb[i];
       diff.shape = sa.shape;
       const m = X.maxAbs(diff) || 1;
-      const um = /^change in (.*)\((.*)\)$/.exec(ea.units);
-      const units = um ? "change in " + um[1] + "(" + A.title + ") \u2212 " + um[1] + "(" + B.title + ")" : ea.units + ": " + A.title + " minus " + B.title;
+      const um = /^contribution to (.*)\((.*)\)$/.exec(ea.units);
+      const units = um ? "contribution to " + um[1] + "(" + A.title + ") \u2212 " + um[1] + "(" + B.title + ")" : ea.units + ": " + A.title + " minus " + B.title;
       const card = h("div", { class: "card method" }, [h("div", { class: "card-head" }, [h("span", { class: "mname", text: ea.title }),
         h("span", { class: "cost", text: "red: pushes towards " + A.title + ", blue: towards " + B.title })])]);
       if (ea.g === "pixel") {
