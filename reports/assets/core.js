@@ -94,7 +94,12 @@ X.divColor = function (v) {
   const f = t1 > t0 ? (t - t0) / (t1 - t0) : 0;
   return "rgb(" + c0.map((c, i) => Math.round(c + f * (c1[i] - c))).join(",") + ")";
 };
-X.CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"] };
+// The mode bar holds only these buttons, named one by one: plotly's "share" button (sendDataToCloud)
+// opens a window to its cloud with the chart's data, words included, which the page's security
+// policy cannot stop; a button a later plotly.js adds does not appear unless it is listed here.
+X.MODEBAR = ["zoom2d", "pan2d", "zoomIn2d", "zoomOut2d", "resetScale2d", "toImage"];
+X.CONFIG = { displaylogo: false, responsive: true, modeBarButtons: [X.MODEBAR], showSendToCloud: false,
+  showEditInChartStudio: false, showLink: false, plotlyServerURL: "", toImageButtonOptions: { format: "png", scale: 2 } };
 X.FONT = { family: "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif", size: 12, color: "#24292f" };
 
 // ---- one shared tooltip, filled with textContent: on hover, and on keyboard focus ----

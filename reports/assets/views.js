@@ -10,7 +10,11 @@ const range = (n) => Array.from({ length: n }, (_, i) => i);
 X.plot = function (div, data, layout, config) {
   const base = { font: X.FONT, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     margin: { l: 70, r: 20, t: 28, b: 40 }, hoverlabel: { font: { size: 12 } } };
-  return X.loadPlotly().then((P) => P.react(div, data, Object.assign(base, layout), Object.assign({}, X.CONFIG, config || {})));
+  return X.loadPlotly().then((P) => P.react(div, data, Object.assign(base, layout), Object.assign({}, X.CONFIG, config || {}))).then((gd) => {
+    // Out of the tab order: a chart's buttons are for the mouse; its values are in the page's text.
+    for (const b of div.querySelectorAll(".modebar-btn")) b.setAttribute("tabindex", "-1");
+    return gd;
+  });
 };
 const clip = (s, k) => (String(s).length > k ? String(s).slice(0, k - 1) + "\u2026" : String(s));
 // automargin: plotly grows the margins to fit every tick label, so none is clipped.
