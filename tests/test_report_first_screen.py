@@ -167,9 +167,15 @@ def test_gpt_grid_has_a_cell_per_prompt_word_and_generated_token(browser: Any, f
     grid = "document.querySelector('#input-0 .gen-grid')"
     page.wait_for_function(f"() => {grid}.data && {grid}.data[0].z", timeout=WAIT_MS)
     rows, cols = page.evaluate(f"[{grid}.dataset.rows, {grid}.dataset.cols].map(Number)")
-    assert (rows, cols) == (6, 4)  # samples.lm_results: 6 prompt words, 4 generated tokens
-    z = page.evaluate(f"{grid}.data[0].z")
-    assert len(z) == rows and all(len(r) == cols for r in z) and all(v is not None for r in z for v in r)
+    assert (rows, cols) == (6 + 3, 4)  # samples.lm_results: 6 prompt words, then the generated tokens a later one sees
+    z, mask = page.evaluate(f"[{grid}.data[1].z, {grid}.data[0].z]")
+    assert len(z) == rows and all(len(r) == cols for r in z) and all(v is not None for r in z[:6] for v in r)
+    for g in range(3):  # generated token g is context from column g + 1 on; greyed where it comes at or after the column
+        assert [v is not None for v in z[6 + g]] == [c > g for c in range(cols)]
+        assert [v == 1 for v in mask[6 + g]] == [c <= g for c in range(cols)]
+    drawn = [abs(v) for r in z for v in r if v is not None]
+    assert page.evaluate(f"{grid}.data[1].zmax") == pytest.approx(max(drawn))  # one colour scale over every cell drawn
+    assert page.evaluate(f"{grid}.layout.yaxis.ticktext")[6].startswith("▸")  # generated rows are marked
     ticks = page.evaluate(f"{grid}.layout.xaxis.ticktext")
     assert all("p " in t for t in ticks) and not any("Ġ" in t for t in ticks)  # step probability, clean tokens
     assert not any("Ġ" in w for w in page.evaluate(f"{grid}.layout.yaxis.ticktext"))

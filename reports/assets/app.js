@@ -48,8 +48,12 @@ function opacityControl(body, d) {
   return h("div", { class: "toolbar" }, [h("label", { class: "ctl" }, [h("span", { text: "Overlay opacity" }), input, out])]);
 }
 
-// ---- causal LM: a prompt words x generated tokens grid (inseq), then the per-token view ----
+// ---- causal LM: a context x generated tokens grid (inseq), then the per-token view ----
+// Rows: the prompt's words, then the generated ones (a later token's context holds the earlier
+// generated tokens, which often carry the largest scores: a model copying its own output); a
+// generated row is greyed in the columns it comes at or after. One colour scale over every cell drawn.
 const shown = (t) => X.clean(t).replace(/\n/g, "\u21b5").replace(/\t/g, "\u21e5");
+const MASKED = "#e6e8eb";
 async function genGrid(d, tokens, onPick) {
   const n = d.prompt_n || 0;
   const methods = [];
@@ -58,33 +62,42 @@ async function genGrid(d, tokens, onPick) {
   const pick = methods.find((m) => m !== "attention") || methods[0];
   const sel = h("select", { "aria-label": "grid method" }, methods.map((m) => h("option", { value: m, text: tokens[0].exps.find((e) => e.m === m).title })));
   sel.value = pick;
-  const fig = h("div", { class: "fig gen-grid", "data-rows": n, "data-cols": tokens.length });
-  const box = h("div", null, [h("div", { class: "controls" }, [h("span", { class: "gk", text: "Prompt words \u00d7 generated tokens" }),
+  const fig = h("div", { class: "fig gen-grid", "data-cols": tokens.length });
+  const box = h("div", null, [h("div", { class: "controls" }, [h("span", { class: "gk", text: "Context \u00d7 generated tokens" }),
     h("label", { class: "ctl" }, [h("span", { text: "method" }), sel]),
-    h("span", { class: "muted", text: "each column: what moved that token's log-probability; under each token its probability at that step; click a column to open it" })]), fig]);
+    h("span", { class: "muted", text: "each column: what moved that token's log-probability, the prompt's words above the line and the tokens generated before it below; under each token its probability at that step; click a column to open it" })]), fig]);
   async function draw() {
-    const m = sel.value, cols = [];
-    for (const g of tokens) {
-      const e = g.exps.find((x) => x.m === m);
+    const m = sel.value, exps = tokens.map((g) => g.exps.find((x) => x.m === m));
+    const lens = exps.map((e) => (e ? e.f.length : 0));
+    const rows = Math.max(n, ...lens), longest = exps[lens.indexOf(Math.max(...lens))];
+    const cols = [];
+    for (const e of exps) {
       const s = e ? await X.unpack(e.s) : null;
-      cols.push(s ? Array.from(s.subarray(0, n)) : new Array(n).fill(null));
+      cols.push(range(rows).map((r) => (s && r < s.length ? s[r] : null)));
     }
-    const z = range(n).map((r) => cols.map((c) => c[r]));
+    const z = range(rows).map((r) => cols.map((c) => c[r]));
+    const mask = range(rows).map((r) => cols.map((c, k) => (r >= n && r >= lens[k] ? 1 : null)));
     let lim = 0;
     for (const row of z) for (const v of row) if (v !== null) lim = Math.max(lim, Math.abs(v));
     lim = lim || 1;
-    const e0 = tokens[0].exps.find((x) => x.m === m);
-    const words = (e0 ? e0.f : []).slice(0, n);
+    const words = range(rows).map((r) => (longest && r < longest.f.length ? longest.f[r] : ""));
+    const labels = words.map((w, r) => (r < n ? shown(w) : "\u25b8 " + shown(w)));
+    fig.dataset.rows = rows;
+    fig.dataset.prompt = n;
     const xt = tokens.map((g) => pe(shown(g.title)) + "<br><span style='font-size:10px'>p " + X.prob(g.t.p) + "</span>");
-    const units = e0 ? e0.units.replace(/\(.*\)$/, "(token)") : "score";
-    await X.plot(fig, [{ type: "heatmap", z, x: range(tokens.length), y: range(n), colorscale: SCALE, zmin: -lim, zmax: lim,
-      texttemplate: "%{z:.2f}", textfont: { size: 11 }, xgap: 1, ygap: 1,
-      customdata: z.map((row, r) => row.map((_, c) => pe(words[r] || "") + " \u2192 " + pe(shown(tokens[c].title)))),
-      hovertemplate: "%{customdata}<br>" + pe(units) + " %{z:.4g}<extra></extra>",
-      colorbar: { thickness: 10, outlinewidth: 0, title: { text: pe(units), side: "right" } } }],
-      { height: 90 + 26 * n, margin: { l: 10, r: 10, t: 10, b: 10 },
+    const units = longest ? longest.units.replace(/\(.*\)$/, "(token)") : "score";
+    await X.plot(fig, [
+      { type: "heatmap", z: mask, x: range(tokens.length), y: range(rows), colorscale: [[0, MASKED], [1, MASKED]], showscale: false,
+        xgap: 1, ygap: 1, hovertemplate: "generated at or after this token: not in its context<extra></extra>" },
+      { type: "heatmap", z, x: range(tokens.length), y: range(rows), colorscale: SCALE, zmin: -lim, zmax: lim,
+        texttemplate: "%{z:.2f}", textfont: { size: 11 }, xgap: 1, ygap: 1, hoverongaps: false,
+        customdata: z.map((row, r) => row.map((_, c) => pe(shown(words[r]) || "") + " \u2192 " + pe(shown(tokens[c].title)))),
+        hovertemplate: "%{customdata}<br>" + pe(units) + " %{z:.4g}<extra></extra>",
+        colorbar: { thickness: 10, outlinewidth: 0, title: { text: pe(units), side: "right" } } }],
+      { height: 90 + 26 * rows, margin: { l: 10, r: 10, t: 10, b: 10 },
+        shapes: rows > n ? [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: n - 0.5, y1: n - 0.5, line: { color: "#57606a", width: 1.5 } }] : [],
         xaxis: { tickmode: "array", tickvals: range(tokens.length), ticktext: xt, side: "bottom", automargin: true, showgrid: false, zeroline: false },
-        yaxis: labelAxis2(words.map((w) => shown(w)), { autorange: "reversed" }) });
+        yaxis: labelAxis2(labels, { autorange: "reversed" }) });
     fig.removeAllListeners && fig.removeAllListeners("plotly_click");
     fig.on("plotly_click", (ev) => { const p = ev.points && ev.points[0]; if (p) onPick(+p.x); });
   }
