@@ -7,9 +7,11 @@ from __future__ import annotations
 
 # Diverging scale for signed scores, centred at 0 (ColorBrewer RdBu, reversed: red supports).
 COLORSCALE: list[tuple[float, str]] = [(0.0, "#2166ac"), (0.25, "#67a9cf"), (0.5, "#f7f7f7"), (0.75, "#ef8a62"), (1.0, "#b2182b")]
-# Attention weights: sequential, fixed 0-1, no red or blue so it cannot be read as supports/opposes (viridis).
+# Attention weights: sequential, fixed 0-1, zero the quiet (near-white) end, so the many weights near 0
+# recede and the few large ones stand out; one hue (ColorBrewer Purples), neither the red nor the blue of
+# supports/opposes. (Reversed viridis painted 0 saturated yellow, the loudest colour on the page.)
 ATTENTION_SCALE: list[tuple[float, str]] = [
-    (0.0, "#fde725"), (0.25, "#5ec962"), (0.5, "#21918c"), (0.75, "#3b528b"), (1.0, "#440154"),
+    (0.0, "#fcfbfd"), (0.25, "#dadaeb"), (0.5, "#9e9ac8"), (0.75, "#6a51a3"), (1.0, "#3f007d"),
 ]
 # Agreement between methods (0-1): its own sequential palette (greys to green), never the score palette.
 AGREE_SCALE: list[tuple[float, str]] = [(0.0, "#f2f2f2"), (0.5, "#a1d99b"), (1.0, "#238b45")]

@@ -199,7 +199,7 @@ def estimate_height(doc: dict[str, Any]) -> int:
         h += 300  # the original, once
     if not lm and len(doc["groups"]) > 1:
         h += 90 + sum(100 + 30 * math.ceil(sum(len(f) + 3 for f in e["f"]) / 110) for e in doc["groups"][0]["exps"])  # contrast
-    for g in doc["groups"][-1:] if lm else doc["groups"]:
+    for g in doc["groups"][-1:] if lm else doc["groups"][:1]:  # one class is drawn at a time (the tabs switch)
         exps, cmp = g["exps"], g["cmp"]
         pixel = any(e["g"] == "pixel" for e in exps)
         h += 50

@@ -14,7 +14,7 @@ from .dataset_section import dataset_doc, dataset_html, hist_section
 from .encode import esc, fmt, number, plain, script_json
 from .evidence import report_scales, weak_evidence
 from .plotly_bundle import embedded_script
-from .quality import input_flags, run_series
+from .quality import checks_sentence, input_flags, run_series
 from .removal_text import run_removal, run_sentence
 from .trust import TrustContext, definitions
 from .trust_summary import summary_doc, summary_html
@@ -67,6 +67,13 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: st
         meta["dataset"] = dataset
     csp = CSP.format(shared=" 'self'" if asset else "")
     title = f"explain report · {os.path.basename(str(results.model.path).rstrip('/')) or results.model.family}"
+    sections = [_section(r, by_input.get(int(r.index), []), fails.get(int(r.index), []), ctx, removal, scales) for r in records]
+    quality = _quality(series) if shown is None else hist_section(hists)
+    index = _index(results, records, by_input, fails, shown, scales)
+    # One input: its checks in a sentence under the answer, and its section before the run-level plots
+    # (one point each) and the one-row table, so the answer's detail comes right after the answer.
+    single = len(records) == 1 and len(results.inputs) == 1
+    checks = checks_sentence(by_input.get(int(records[0].index), [])) if single else ""
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n',
@@ -74,15 +81,14 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: st
         f"<title>{esc(title)}</title>\n<style>{report_css()}</style>\n</head>\n<body>\n",
         _bar(trust is not None, dataset is not None, scales),
         "<main>\n",
+        f'<h1 class="report-title">{esc(title.removeprefix("explain report · "))} <span>explained</span></h1>\n',
         answers_html(results, records, by_input),
+        f'<p class="checkline"><strong>Self-checks:</strong> {esc(checks)} <a href="#quality">(plots below)</a></p>\n' if checks else "",
         _overview(results, orphans),
         summary_html(trust) if trust else _no_metrics(),
         dataset_html(results, shown, dataset, preview) if dataset is not None else "",
-        _quality(series) if shown is None else hist_section(hists),
-        _index(results, records, by_input, fails, shown, scales),
     ]
-    for r in records:
-        parts.append(_section(r, by_input.get(int(r.index), []), fails.get(int(r.index), []), ctx, removal, scales))
+    parts += [*sections, quality, index] if single else [quality, index, *sections]
     version = (results.run.get("versions") or {}).get("explain", "")
     parts += [
         f'<footer>Made by explain {esc(version)} from results only (no model). One self-contained file: '
@@ -103,13 +109,15 @@ def _bar(trust: bool, dataset: bool, scales: dict[str, float]) -> str:
     links += ('<a href="#dataset">Across inputs</a>' if dataset else "") + '<a href="#quality">Checks</a><a href="#index">Inputs</a>'
     # The report's colour scale with its numbers: every word coloured in these units is drawn on it.
     legend = "".join(
-        f'<span class="lg-scale" data-kind="{esc(kind)}"><span class="lg-n">−{fmt(m, 2)}</span><span class="lg-bar"></span>'
-        f'<span class="lg-n">+{fmt(m, 2)}</span> <span>contribution to {esc(OUTPUT_UNITS.get(kind, kind))}</span></span>'
+        f'<span class="lg-scale" data-kind="{esc(kind)}"><span class="lg-n">−{fmt(m, 3)}</span><span class="lg-bar"></span>'
+        f'<span class="lg-n">+{fmt(m, 3)}</span> <span>contribution to {esc(OUTPUT_UNITS.get(kind, kind))}</span></span>'
         for kind, m in scales.items()
     ) or '<span class="lg-bar"></span>'
     return (
         '<header class="bar"><div class="brand">explain <span>report</span></div>'
         f'<nav aria-label="sections">{links}</nav>'
+        '<button type="button" id="print-btn" class="print" title="Draw every section and figure, then print or save as PDF">'
+        "Print / PDF</button>"
         '<div class="legend" title="The report\'s colour scale: red supports, blue opposes the target; words of every input are drawn on it">'
         f'{legend}<span>blue opposes · red supports</span></div></header>\n'
     )

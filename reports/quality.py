@@ -219,3 +219,14 @@ def run_series(results: Results) -> list[dict[str, Any]]:
         out.append({"key": s.key, "title": s.title, "help": s.help, "summary": summary, "limit": limit, "log": s.log,
                     "x": xs, "y": ys, "text": texts, "bad": bad})
     return out
+
+
+def checks_sentence(exps: Iterable[Explanation]) -> str:
+    """Return every self-check of these explanations in one line: 'IG completeness ✓ 0.39% off · LIME surrogate fit ✗ R² 0.38'."""
+    parts = []
+    for e in exps:
+        short = SHORT.get(e.method, METHOD_TITLES.get(e.method, e.method))
+        for v in verdicts(e):
+            mark = {True: "✓", False: "✗", None: ""}[v.passed]
+            parts.append(f"{short} {check_title(v.name)} {mark} {v.shown}".replace("  ", " ").strip())
+    return " · ".join(dict.fromkeys(parts))

@@ -121,7 +121,11 @@ def test_attention_range_is_fixed_and_answer_row_marked(browser: Any, files: dic
     fig = "document.querySelector('#input-0 .card[data-method=attention] .att-fig')"
     page.wait_for_function(f"() => {fig}.data[0].type === 'heatmap'", timeout=WAIT_MS)
     trace = page.evaluate(f"(() => {{ const t = {fig}.data[0]; return [t.zmin, t.zmax, t.colorscale[0][1]]; }})()")
-    assert trace[:2] == [0, 1] and trace[2] == "#fde725"  # fixed 0-1, sequential (not the supports/opposes scale)
+    assert trace[:2] == [0, 1] and trace[2] == "#fcfbfd"  # fixed 0-1, sequential, zero the quiet end (not the supports/opposes scale)
+    # The opened head is outlined in the overview, and so is one chosen from the dropdowns.
+    assert page.evaluate("[...document.querySelectorAll('#input-0 .card[data-method=attention] .att-grid canvas.active')].map(c => c.dataset.l + c.dataset.h)") == ["11"]
+    card.locator("select.head").select_option("2")
+    page.wait_for_function("() => document.querySelector('#input-0 .card[data-method=attention] .att-grid canvas.active').dataset.h === '2'", timeout=WAIT_MS)
     assert page.evaluate("document.querySelector('#input-0 .card[data-method=attention] select.layer').value") == "1"
     assert page.evaluate(f"{fig}.layout.shapes.length") == 1  # the answering row is outlined
     assert page.evaluate(f"{fig}.layout.yaxis.ticktext[0]").startswith("▶")  # and marked in its label

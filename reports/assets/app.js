@@ -124,7 +124,7 @@ async function buildLM(body, d) {
     strip.append(chip);
   }
   const grid = await genGrid(d, tokens, (k) => X.whenDone(select(tokens[k], chips[k])));
-  if (grid) { body.append(grid.box); X.figure(grid.draw()); }
+  if (grid) { body.append(grid.box); X.runJobs([grid.draw], body); }
   body.append(h("div", { class: "gen-head", text: "Generated tokens \u2014 click one to see its attribution over the context" }), strip, panel);
   // Opens on the first generated token: one step of the model, the plainest question.
   const first = tokens.length ? 0 : chips.length - 1;
@@ -155,7 +155,7 @@ function classGrid(d, groups) {
       X.imageFigure(d, Object.assign({}, e, { clip: lim }), scores, card, jobs);
       out.append(card);
     }
-    await X.figure(Promise.all(jobs.map((f) => f())));
+    await X.runJobs(jobs, out);
   }
   sel.addEventListener("change", () => X.whenDone(draw()));
   return { box, draw };
@@ -183,6 +183,45 @@ function scaleChoice(body, d) {
   return h("div", { class: "toolbar scale-choice" }, [h("label", { class: "ctl" }, [h("span", { text: "Colour scale" }), sel])]);
 }
 
+// Several classes explained (--target all): one at a time, switched in place with one click (shap's
+// text plot), the predicted class first; each is built the first time it is shown. Printing shows them all.
+async function classTabs(body, d) {
+  const tabs = h("div", { class: "gen class-tabs", role: "tablist", "aria-label": "class explained" });
+  const panels = d.groups.map((g, k) => h("div", { class: "class-panel", role: "tabpanel", "data-k": k, hidden: k ? "" : null,
+    "aria-label": "why " + g.title }));
+  const built = new Map();
+  const build = (k) => built.get(k) || built.set(k, X.buildGroup(d, d.groups[k], panels[k])).get(k);
+  let current = 0;
+  const buttons = d.groups.map((g, k) => {
+    const b = h("button", { type: "button", role: "tab", class: "chip" + (k ? "" : " active"), "aria-selected": String(!k), tabindex: k ? "-1" : "0",
+      "data-k": k }, [h("span", { text: g.title }), g.t.p !== null ? h("span", { class: "cn", text: " p " + X.prob(g.t.p) }) : null]);
+    b.addEventListener("click", () => X.whenDone(pick(k)));
+    return b;
+  });
+  async function pick(k) {
+    current = k;
+    buttons.forEach((b, j) => { b.setAttribute("aria-selected", String(j === k)); b.classList.toggle("active", j === k); b.tabIndex = j === k ? 0 : -1; });
+    panels.forEach((p, j) => { p.hidden = j !== k; });
+    await build(k);
+  }
+  tabs.addEventListener("keydown", (ev) => {
+    const step = ev.key === "ArrowRight" ? 1 : ev.key === "ArrowLeft" ? -1 : 0;
+    if (!step) return;
+    const k = (current + step + buttons.length) % buttons.length;
+    buttons[k].focus();
+    X.whenDone(pick(k));
+    ev.preventDefault();
+  });
+  tabs.append(h("span", { class: "gk", text: "Why this class" }), ...buttons);
+  body.append(tabs, ...panels);
+  await build(0);
+  const sec = body.closest("section.input");
+  if (sec) {
+    sec._allTargets = async () => { tabs.hidden = true; for (const k of panels.keys()) { panels[k].hidden = false; await build(k); } };
+    sec._afterPrint = () => { tabs.hidden = false; panels.forEach((p, j) => { p.hidden = j !== current; }); };
+  }
+}
+
 X.buildInput = async function (body, d) {
   body.textContent = "";
   body.classList.remove("pending");
@@ -197,7 +236,8 @@ X.buildInput = async function (body, d) {
       h("div", { class: "note", text: "The input, once. The panels below draw each method's attribution over a faded copy of it." })]));
   }
   if (d.family === "causal-lm") return buildLM(body, d);
-  for (const g of d.groups) await X.buildGroup(d, g, body);
+  if (d.groups.length > 1) await classTabs(body, d);
+  else for (const g of d.groups) await X.buildGroup(d, g, body);
   if (pixel) { const k = classGrid(d, d.groups); if (k) { body.append(k.box); await k.draw(); } }
   const c = X.contrastBlock(d, d.groups);
   if (c) { body.append(c.box); await c.draw(); }
@@ -249,6 +289,19 @@ document.addEventListener("click", (ev) => {
     const first = el.querySelector(".w");
     if (first) first.focus();
   }
+});
+
+// ---- printing and saving as PDF: every section and figure drawn first ----
+const printButton = document.getElementById("print-btn");
+if (printButton) printButton.addEventListener("click", () => {
+  printButton.disabled = true;
+  printButton.textContent = "Drawing every section\u2026";
+  X.printReady().then(() => { printButton.disabled = false; printButton.textContent = "Print / PDF"; window.print(); });
+});
+// Ctrl+P cannot wait: it starts the drawing, and what is still missing says how to get it.
+window.addEventListener("beforeprint", () => { X.printReady(); });
+window.addEventListener("afterprint", () => {
+  for (const sec of document.querySelectorAll("section.input")) if (sec._afterPrint) sec._afterPrint();
 });
 
 // ---- start-up ----

@@ -216,7 +216,8 @@ const loaded = document.readyState === "loading"
 let plotlyPromise = null;
 X.loadPlotly = () => plotlyPromise || (plotlyPromise = loaded.then(inject));
 
-// ---- lazy rendering: a section builds its content when it comes near the viewport ----
+// ---- rendering: a section's text is built early (the page's find and print see every word); its
+// figures are drawn when it comes near the viewport, or when the page is printed ----
 const building = [], figures = [];
 X.whenDone = (p) => { building.push(p); return p; };
 X.figure = (p) => {
@@ -230,6 +231,21 @@ X.settled = async function () {
   while (n !== building.length + figures.length) { n = building.length + figures.length; await Promise.all(building.concat(figures)); }
   return document.querySelectorAll(".js-plotly-plot").length;
 };
+// Draw figure jobs now, or keep them on their section while it is far from the viewport.
+X.runJobs = function (jobs, node) {
+  const sec = node && node.closest ? node.closest("section.input") : null;
+  if (sec && sec._defer) {
+    (sec._jobs = sec._jobs || []).push(...jobs);
+    return Promise.resolve();
+  }
+  return X.figure(Promise.all(jobs.map((f) => f())));
+};
+function drawFigures(sec) {
+  sec._defer = false;
+  const jobs = sec._jobs || [];
+  sec._jobs = [];
+  return X.figure(Promise.all(jobs.map((f) => f())));
+}
 function renderSection(sec) {
   sec.dataset.state = "loading";
   const body = sec.querySelector(".body"), before = figures.length;
@@ -271,19 +287,53 @@ function pump() {
   return X.whenDone(pumping);
 }
 X.enqueue = function (sec) {
-  if (sec.dataset.state) return;
+  sec._near = true;
+  if (sec.dataset.state === "done" || sec.dataset.state === "error") return X.whenDone(drawFigures(sec));
+  sec._defer = false;  // near the viewport: its figures with its text
+  if (sec.dataset.state) return pumping;
   sec.dataset.state = "queued";
   queue.add(sec);
-  pump();
+  return pump();
 };
+// Far sections: their text, one per idle moment, in page order, figures kept for later.
+let background = null;
+const idle = (f) => (window.requestIdleCallback ? requestIdleCallback(f, { timeout: 500 }) : setTimeout(f, 16));
+X.buildText = function () {
+  if (background) return background;
+  background = (async () => {
+    for (const sec of document.querySelectorAll("section.input[data-i]")) {
+      if (sec.dataset.state || !document.getElementById("d" + sec.dataset.i)) continue;
+      await new Promise((r) => idle(r));
+      if (sec.dataset.state) continue;  // the reader got there first
+      sec._defer = !sec._near;
+      await renderSection(sec);
+    }
+  })();
+  return background;
+};
+const lazyNodes = [];
 const io = new IntersectionObserver((entries) => {
-  for (const en of entries) if (en.isIntersecting) { io.unobserve(en.target); en.target._render(); }
+  for (const en of entries) if (en.isIntersecting) { io.unobserve(en.target); en.target._done = true; en.target._render(); }
 }, { rootMargin: "300px 0px" });
-X.lazy = function (node, render) { node._render = render; io.observe(node); };
+X.lazy = function (node, render) { node._render = render; lazyNodes.push(node); io.observe(node); };
+// Everything drawn: every section's text and figures, every figure still waiting (printing, saving as PDF).
+X.printReady = async function () {
+  await X.buildText();
+  for (const sec of document.querySelectorAll("section.input[data-i]")) {
+    if (sec._allTargets) await sec._allTargets();
+    if (sec._defer || (sec._jobs && sec._jobs.length)) X.whenDone(drawFigures(sec));
+  }
+  for (const node of lazyNodes) if (!node._done) { node._done = true; io.unobserve(node); node._render(); }
+  return X.settled();
+};
 X.ready = function () {
   // Two frames: the observer has reported what is visible at load; wait for those sections' text.
   requestAnimationFrame(() => requestAnimationFrame(() => {
-    Promise.all(building).then(() => { window.__explainReady = performance.now(); document.body.dataset.ready = "1"; });
+    Promise.all(building).then(() => {
+      window.__explainReady = performance.now();
+      document.body.dataset.ready = "1";
+      X.buildText().then(() => { document.body.dataset.text = "1"; }, (err) => console.error(err));
+    });
   }));
   X.loadPlotly().catch((err) => console.error(err));
 };
