@@ -4,7 +4,8 @@ Colour means magnitude in the output's own units (probability, logit, log-probab
 card of a report that shares those units is drawn on one scale, stated with numbers, so a word
 that moves p(neutral) by 0.01 is pale next to one that moves p(negative) by 0.9.
 
-An explanation holds *no evidence* when every score is 0, and *weak evidence* when its largest
+An explanation holds *no evidence* when every score is 0 or its method's `evidence` self-check
+failed (nothing moves the output), and *weak evidence* when its largest
 |score| is within WEAK times the noise floor its method measured on this input (SHAP: how far a
 value moved between half and full budget; LIME: half the largest disagreement of two fits on
 halves of the neighbours; IG: its completeness gap). Such a card is drawn grey with a sentence
@@ -80,6 +81,11 @@ def _feature(e: Explanation) -> str:
 
 def weak_evidence(e: Explanation) -> str | None:
     """Return a sentence when `e` holds no or only weak evidence to colour (see the module doc), else None."""
+    failed = next((c for c in e.self_checks if c.name == "evidence" and not c.passed), None)
+    if failed is not None:  # the method's own verdict: nothing moves the output
+        text = failed.sentence.strip()
+        text = text[len("no evidence:"):].strip() if text.lower().startswith("no evidence:") else text
+        return f"No evidence: {text[:1].upper() + text[1:]}" + ("" if text.endswith(".") else ".")
     if e.method in UNITLESS or np.size(e.scores) == 0:
         return None
     top = strength(e)

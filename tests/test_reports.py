@@ -417,3 +417,18 @@ def test_a_schema_1_results_file_still_opens_and_renders(tmp_path: Path) -> None
     ig = next(x for x in d0["groups"][0]["trust"]["rows"] if x["m"] == "ig")
     assert ig["faith"] and ig["self"][0]["key"] == "completeness" and ig["self"][0]["ok"] is False
     assert sum(1 for _ in re.finditer(r'class="pb', html)) >= 3 * 2  # every class's bar, from the run's probabilities
+
+
+def test_a_failed_evidence_check_is_a_grey_card_not_an_unreliable_flag() -> None:
+    """The methods' 'evidence' self-check (nothing moves the output): drawn as no evidence, never flagged unreliable."""
+    from explain.reports.quality import check_lines, checks_sentence, flagged
+
+    none = _exp("ig", [1e-4, -2e-4], {"output_change": 1e-4, "convergence_delta": 1e-9}, self_checks=(
+        SelfCheck("evidence", False, 3e-4, 1e-3, "no evidence: the scores add up to 0.0003 in absolute value (below 0.001)"),
+        SelfCheck("completeness", True, 1e-9, 1e-4, "IG is complete")))
+    assert evidence.weak_evidence(none) == "No evidence: The scores add up to 0.0003 in absolute value (below 0.001)."
+    assert flagged(none) is None  # not unreliable: there is nothing to rely on
+    assert check_lines(none)[0]["label"] == "no evidence" and not check_lines(none)[0]["bad"]
+    assert "IG evidence ✗" in checks_sentence([none])
+    some = none.replace(self_checks=(SelfCheck("evidence", True, 0.5, 1e-3, "the scores add up to 0.5"),))
+    assert evidence.weak_evidence(some) is None and "evidence" not in checks_sentence([some])
