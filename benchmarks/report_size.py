@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--words", type=int, default=30, help="words per input")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "report_size.json")
     ap.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
-    ap.add_argument("--no-runs", action="store_true", help="skip the three results-file runs (they load and run models)")
+    ap.add_argument("--no-runs", action="store_true",
+                    help="skip the three results-file runs (they load and run models, half an hour on 2 CPU cores); "
+                         "the runs already in --out are kept, with the date they were measured")
     ap.add_argument("--rerender-inputs", type=int, default=1000, help="inputs of the re-render run (default 1000)")
     ap.add_argument("--rerender-side", type=int, default=128, help="pixels per side of its maps (default 128)")
     args = ap.parse_args(argv)
@@ -149,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{'met' if ten['inline_bytes'] < TEN_INPUTS_BYTES else 'NOT met'}); with --assets shared {ten['shared_page_bytes'] / 1e6:.2f} MB "
           f"per page + {ten['shared_asset_bytes'] / 1e6:.2f} MB plotly.js once")
     runs: dict[str, object] = {}
+    if args.no_runs and args.out.exists():  # the results files do not depend on the report's code: keep the last measurement
+        before = json.loads(args.out.read_text(encoding="utf-8"))
+        if before.get("results_files"):
+            runs = dict(before["results_files"])
+            written = time.strftime("%Y-%m-%d", time.localtime(args.out.stat().st_mtime))
+            runs.setdefault("measured", before.get("machine", {}).get("date") or written)
     if not args.no_runs:
         import results_runs
 
@@ -156,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             runs["text4"] = results_runs.text4(Path(tmp), args.quick)
             runs["photos8"] = results_runs.photos8(Path(tmp), args.quick)
             runs["rerender"] = results_runs.rerender(Path(tmp), args.rerender_inputs, args.rerender_side)
+            runs["measured"] = time.strftime("%Y-%m-%d")
         for name in ("text4", "photos8"):
             r = runs[name]
             assert isinstance(r, dict)

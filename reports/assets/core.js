@@ -240,8 +240,11 @@ X.runJobs = function (jobs, node) {
   }
   return X.figure(Promise.all(jobs.map((f) => f())));
 };
+// data-state: queued, loading, then "text" (its words built, its figures waiting for the viewport) or
+// "done" (its figures drawn or under way: X.settled() waits for them), or "error".
 function drawFigures(sec) {
   sec._defer = false;
+  if (sec.dataset.state === "text") sec.dataset.state = "done";
   const jobs = sec._jobs || [];
   sec._jobs = [];
   return X.figure(Promise.all(jobs.map((f) => f())));
@@ -254,7 +257,7 @@ function renderSection(sec) {
       const d = JSON.parse(document.getElementById("d" + sec.dataset.i).textContent);
       await X.buildInput(body, d);
       body.style.minHeight = "";
-      sec.dataset.state = "done";
+      sec.dataset.state = sec._defer ? "text" : "done";
     } catch (err) {
       sec.dataset.state = "error";
       body.textContent = "";
@@ -288,7 +291,7 @@ function pump() {
 }
 X.enqueue = function (sec) {
   sec._near = true;
-  if (sec.dataset.state === "done" || sec.dataset.state === "error") return X.whenDone(drawFigures(sec));
+  if (["text", "done", "error"].includes(sec.dataset.state)) return X.whenDone(drawFigures(sec));
   sec._defer = false;  // near the viewport: its figures with its text
   if (sec.dataset.state) return pumping;
   sec.dataset.state = "queued";
@@ -307,6 +310,8 @@ X.buildText = function () {
       if (sec.dataset.state) continue;  // the reader got there first
       sec._defer = !sec._near;
       await renderSection(sec);
+      // The reader reached it while its text was being built: its figures now, not when it next scrolls by.
+      if (sec._near) X.whenDone(drawFigures(sec));
     }
   })();
   return background;
