@@ -54,12 +54,17 @@ demo: $(STAMP)
 	$(VENV)/bin/explain demo --out explain-demo
 
 # Chromium for the report tests: Debian's package (Playwright drives it; it downloads no browser).
-# The browser tests need it: without it `make test` stops here rather than skip them.
+# The browser tests need it: without it `make test` stops here rather than skip them. Node too:
+# tests/test_report_assets.py syntax-checks the report's JavaScript files with `node --check`.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "error: chromium is not installed and this is not root: sudo apt-get install chromium" >&2; exit 1; fi; }
 	@command -v chromium >/dev/null 2>&1 || { echo "error: chromium could not be installed" >&2; exit 1; }
+	@command -v node >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; \
+	  else echo "error: node is not installed and this is not root: sudo apt-get install nodejs" >&2; exit 1; fi; }
+	@command -v node >/dev/null 2>&1 || { echo "error: node could not be installed" >&2; exit 1; }
 
 # A wheel built from this tree installs into a fresh venv (the dependencies are lent from .venv)
 # with no top-level `cli` or `reports` package, and `explain --help` and `explain demo` run from it.

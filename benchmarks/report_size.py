@@ -1,14 +1,22 @@
-"""Report size and speed: 100 text inputs x 4 methods, ~30 words each, attention of a 2-layer 4-head model.
+"""Report and results-file size and speed: the report of 100 text inputs, and issue 26's three results-file runs.
 
-    python benchmarks/report_size.py           # 100 inputs, 5 loads in headless Chromium (medians)
-    python benchmarks/report_size.py --quick   # 20 inputs, 1 load (CI)
+    python benchmarks/report_size.py           # 100 inputs, 5 loads in headless Chromium (medians), the three runs
+    python benchmarks/report_size.py --quick   # 20 inputs, 1 load, the runs at smaller budgets (CI)
+    python benchmarks/report_size.py --no-runs # the report only (no model runs)
 
+The report: 100 text inputs x 4 methods, ~30 words each, attention of a 2-layer 4-head model
+(tests/report_samples.py).
 Measures the HTML's size, the Python render time, and in headless Chromium (Playwright driving
 /usr/bin/chromium, page opened from file://): time to interactive (the page's own
 `window.__explainReady` mark, from navigation start), when plotly.js is compiled and ready, the
 time to draw a section scrolled to once plotly is ready, and the longest main-thread task while
-loading (plotly.js's own start-up, compiled off the main thread but run on it). Writes
-benchmarks/results/report_size.json. Budgets (from the issue): < 10 MB, interactive < 2 s.
+loading (plotly.js's own start-up, compiled off the main thread but run on it). Budgets (issue
+16): < 10 MB, interactive < 2 s.
+
+The results files (issue 26; benchmarks/results_runs.py): a MiniLM-sized model on 4 texts with
+attention (target: under 2 MB in all), the pretrained EfficientNet-Lite0 on 8 photos with 5
+methods (under 8 MB), and a 1,000-image run re-rendered in a process of its own, its peak memory
+against holding every map. Writes benchmarks/results/report_size.json.
 """
 
 from __future__ import annotations
@@ -92,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--words", type=int, default=30, help="words per input")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "report_size.json")
     ap.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
+    ap.add_argument("--no-runs", action="store_true",
+                    help="skip the three results-file runs (they load and run models, half an hour on 2 CPU cores); "
+                         "the runs already in --out are kept, with the date they were measured")
+    ap.add_argument("--rerender-inputs", type=int, default=1000, help="inputs of the re-render run (default 1000)")
+    ap.add_argument("--rerender-side", type=int, default=128, help="pixels per side of its maps (default 128)")
     args = ap.parse_args(argv)
     n = args.inputs or (20 if args.quick else 100)
     loads = args.loads or (1 if args.quick else 5)
@@ -137,14 +150,42 @@ def main(argv: list[str] | None = None) -> int:
     print(f"10 text inputs x 4 methods: self-contained {ten['inline_bytes'] / 1e6:.2f} MB (target < {TEN_INPUTS_BYTES / 1e6:.1f} MB: "
           f"{'met' if ten['inline_bytes'] < TEN_INPUTS_BYTES else 'NOT met'}); with --assets shared {ten['shared_page_bytes'] / 1e6:.2f} MB "
           f"per page + {ten['shared_asset_bytes'] / 1e6:.2f} MB plotly.js once")
+    runs: dict[str, object] = {}
+    if args.no_runs and args.out.exists():  # the results files do not depend on the report's code: keep the last measurement
+        before = json.loads(args.out.read_text(encoding="utf-8"))
+        if before.get("results_files"):
+            runs = dict(before["results_files"])
+            written = time.strftime("%Y-%m-%d", time.localtime(args.out.stat().st_mtime))
+            runs.setdefault("measured", before.get("machine", {}).get("date") or written)
+    if not args.no_runs:
+        import results_runs
+
+        with tempfile.TemporaryDirectory() as tmp:
+            runs["text4"] = results_runs.text4(Path(tmp), args.quick)
+            runs["photos8"] = results_runs.photos8(Path(tmp), args.quick)
+            runs["rerender"] = results_runs.rerender(Path(tmp), args.rerender_inputs, args.rerender_side)
+            runs["measured"] = time.strftime("%Y-%m-%d")
+        for name in ("text4", "photos8"):
+            r = runs[name]
+            assert isinstance(r, dict)
+            print(f"results of {name}: {r['total_bytes'] / 1e6:.2f} MB in all (results.json {r['results_json_bytes'] / 1e6:.2f} MB + arrays "
+                  f"{r['arrays_bytes'] / 1e6:.2f} MB; all inline {r['inline_json_bytes'] / 1e6:.1f} MB), target < {r['target_bytes'] / 1e6:.0f} MB: "
+                  f"{'met' if r['within_target'] else 'NOT met'}")
+        rr = runs["rerender"]
+        assert isinstance(rr, dict)
+        print(f"re-render of {rr['inputs']:,} images ({rr['maps_mb']} MB of maps): peak {rr['lazy']['peak_rss_mb']} MB lazily, "
+              f"{rr['eager']['peak_rss_mb']} MB with every map loaded first")
+        row["within_budget"] = bool(row["within_budget"]) and all(bool(runs[k]["within_target"]) for k in ("text4", "photos8")) \
+            and not rr["lazy_holds_every_map"]  # type: ignore[index]
     doc = {
         "benchmark": "report_size",
         "quick": args.quick,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")},
         "budget": {"bytes": MAX_BYTES, "ready_ms": MAX_READY_MS},
         "result": row,
         "ten_inputs": ten,
         "browser_loads": browser,
+        "results_files": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -9,19 +9,23 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .constants import FIRST_SCREEN, UNITLESS
-from .data import method_title, target_groups
-from .encode import block_mean, esc, fmt, is_base64, number
-from .evidence import clean_token, no_evidence
-from .inline import diverging_rgb, png_base64
+from .consensus import Consensus, consensus, main_group
+from .constants import FIRST_SCREEN
+from .data import method_title, target_groups, target_key
+from .encode import esc, fmt, is_base64, number, signed
+from .evidence import clean_token, report_scales, weak_evidence
+from .overlay import overlay_html
 from .quality import flagged
 from .removal_text import run_sentence
+from .words import strip_html, word_span
 
 if TYPE_CHECKING:
     from explain.results.explanation import Explanation, InputRecord, Results
 
 TOP_CLASSES = 5  # probability bars shown per input (the rest summed as "other classes")
-WHY_SHARE = 0.2  # the inputs table names a feature when its consensus score is at least this share of the strongest
+# The inputs table names a word when its consensus score is at least this share of the report's colour
+# scale (it is visibly coloured); when no word is, it says how far the strongest one moves the answer.
+WHY_SHARE = 0.2
 
 
 def true_label(results: Results, r: InputRecord) -> str | None:
@@ -72,8 +76,10 @@ def _bars(probs: Sequence[tuple[str, float]], predicted: str | None, true: str |
         cls = "pb" + (" pred" if label == predicted else "") + (" true" if label == true else "")
         mark = ' <span class="tl" title="true label">true</span>' if label == true else ""
         name = esc(label)
-        if label in explained:  # the results explain this class: its scores are one click away
-            name = f'<a href="#input-{index}" title="explained below">{name}</a>'
+        if label in explained and len(explained) > 1:  # its explanation is one click away, in place (shap's text plot)
+            pressed = "true" if label == explained[0] else "false"
+            name = (f'<button type="button" class="cls" data-k="{explained.index(label)}" aria-pressed="{pressed}" '
+                    f'title="show why the model gives {esc(label)} this probability">{name}</button>')
         rows.append(f'<div class="{cls}"><span class="pl" title="{esc(label)}">{name}{mark}</span>'
                     f'<span class="pt"><span class="pf" style="width:{max(0.5, 100 * p):.1f}%"></span></span>'
                     f'<span class="pv">{prob_text(p)}</span></div>')
@@ -86,84 +92,69 @@ def _bars(probs: Sequence[tuple[str, float]], predicted: str | None, true: str |
     return f'<div class="probs" role="list" aria-label="class probabilities">{"".join(rows)}</div>'
 
 
-def consensus(exps: Sequence[Explanation]) -> tuple[np.ndarray | None, list[Explanation], str | None]:
-    """Return (mean of the scores each scaled to its own max |score|, the explanations used, a no-evidence sentence).
+def why_html(r: InputRecord, exps: Sequence[Explanation], scales: dict[str, float] | None = None, k: int = 3) -> str:
+    """Return the inputs table's 'why' cell: the k words that pushed the answer visibly (coloured), or how little any word moves it.
 
-    Uses the methods whose scores are output changes and that hold evidence, on the first one's
-    features (or grid); when every method lacks evidence, returns the first one's sentence.
+    A word is named when its consensus score is at least WHY_SHARE of the report's scale; when
+    none is, the cell says "no word moves p(x) by more than X" rather than naming the least weak.
     """
-    usable = [e for e in exps if e.method not in UNITLESS and np.size(e.scores)]
-    usable = usable or [e for e in exps if np.size(e.scores)]
-    if not usable:
-        return None, [], None
-    quiet = [no_evidence(e) for e in usable]
-    good = [e for e, q in zip(usable, quiet) if q is None]
-    if not good:
-        return np.zeros(np.shape(usable[0].scores)), usable[:1], quiet[0]
-    first = good[0]
-    same = [e for e in good if np.shape(e.scores) == np.shape(first.scores) and tuple(e.features) == tuple(first.features)]
-    parts = []
-    for e in same:
-        s = np.asarray(e.scores, dtype=np.float64)
-        m = float(np.abs(s).max()) or 1.0
-        parts.append(s / m)
-    return np.mean(parts, axis=0), same, None
+    c = consensus(main_group(r, exps))
+    if c is None:
+        return ""
+    if c.sentence is not None:
+        return f'<span class="pill noev" title="{esc(c.sentence)}">{"no" if c.top == 0 else "weak"} evidence</span>'
+    scale = (scales or {}).get(c.kind) or c.top or 1.0
+    if c.pixel:
+        return overlay_html(r.image_png, c.values, c.units, int(r.index), tiny=True)
+    what = c.units.replace("contribution to ", "")
+    feature = "token" if c.used[0].granularity == "token" else "word"
+    order = [j for j in np.argsort(-c.values, kind="stable")[:k] if c.values[j] >= WHY_SHARE * scale]
+    if not order:
+        return f'<span class="weak-why">no {feature} moves {esc(what)} by more than {fmt(c.top, 2)}</span>'
+    return " ".join(word_span(c.features[j], float(c.values[j]), scale, c.units) for j in order)
 
 
-def _words_html(features: Sequence[str], v: np.ndarray, grey: bool, limit: int = 60) -> str:
-    spans = []
-    colours = diverging_rgb(v)
-    for k, f in enumerate(features[:limit]):
-        r, g, b = (int(x) for x in colours[k])
-        style = "" if grey else f' style="background:rgb({r},{g},{b});{"color:#fff;" if abs(v[k]) > 0.6 else ""}"'
-        spans.append(f'<span class="w"{style} title="{esc(f)}: {fmt(float(v[k]) * 100, 2)}% of the strongest">{esc(f)}</span>')
-    more = f' <span class="muted">… {len(features) - limit} more</span>' if len(features) > limit else ""
-    return f'<div class="heat small{" grey" if grey else ""}">{" ".join(spans)}{more}</div>'
+def _explanation_html(r: InputRecord, c: Consensus, scales: dict[str, float], lm: bool, target: str) -> str:
+    """Return one target's consensus on the card: its words (or map) on the report's scale, and a line on what it is."""
+    grey = c.sentence is not None
+    scale = scales.get(c.kind) or c.top or 1.0
+    if c.pixel:
+        body = overlay_html(r.image_png, c.values, c.units, int(r.index)) if not grey else _picture(r)
+    else:
+        what = f"{'Mean of ' + c.methods if len(c.used) > 1 else c.methods}: {c.units}"
+        body = strip_html(c.features, c.values, scale, c.units, what, grey=grey)
+    if grey:
+        return body + f'<div class="noev-line">{esc(c.sentence)}</div>'
+    about = f"mean of {c.methods}" if len(c.used) > 1 else c.methods
+    total = f" · total change {signed(c.total)}" if c.total is not None else ""
+    largest = "" if c.pixel else f" · largest {fmt(c.top, 2)}"
+    return body + (f'<div class="why">Why {"the continuation" if lm else "“" + esc(target) + "”"}: {esc(about)} '
+                   f'({esc(c.units)}){largest}{total}</div>')
 
 
-def _thumb_html(r: InputRecord, v: np.ndarray, grey: bool) -> str:
+def card_groups(r: InputRecord, exps: Sequence[Explanation], lm: bool) -> list[list[Explanation]]:
+    """Return the targets the card explains, the answer's first: a classifier's every class, a causal LM's whole continuation."""
+    first = main_group(r, exps)
+    if lm or not first:
+        return [first] if first else []
+    key = target_key(first[0].target)
+    return [first] + [g for g in target_groups(exps) if target_key(g[0].target) != key]
+
+
+def _picture(r: InputRecord) -> str:
+    """Return the input's picture alone (nothing to draw over it)."""
     if not is_base64(r.image_png):
         return ""
-    src = "".join(str(r.image_png).split())
-    over = ""
-    if not grey:
-        m = block_mean(v, 160)
-        rgba = np.concatenate([diverging_rgb(m), np.rint(255 * np.clip(np.abs(m), 0, 1) ** 0.8)[..., None]], axis=-1).astype(np.uint8)
-        over = f'<img alt="" src="data:image/png;base64,{png_base64(np.ascontiguousarray(rgba))}" class="ov">'
-    return f'<div class="thumb"><img alt="input {esc(r.index)}" src="data:image/png;base64,{src}">{over}</div>'
+    return f'<img alt="input {esc(r.index)}" src="data:image/png;base64,{"".join(str(r.image_png).split())}" class="ov-plain">'
 
 
-def main_group(r: InputRecord, exps: Sequence[Explanation]) -> list[Explanation]:
-    """Return the explanations of the input's answer: the predicted class, or the whole continuation for a causal LM."""
-    groups = target_groups(exps)
-    if not groups:
-        return []
-    if r.kind == "prompt":
-        return next((g for g in groups if g[0].target.position is None), groups[0])
-    pred = r.prediction
-    return next((g for g in groups if pred is not None and g[0].target.index == pred.index), groups[0])
+def answer_card(results: Results, r: InputRecord, exps: Sequence[Explanation], scales: dict[str, float] | None = None) -> str:
+    """Return one input's answer card: prediction, probabilities, true label, consensus explanation(s), flags.
 
-
-def why_html(r: InputRecord, exps: Sequence[Explanation], k: int = 3) -> str:
-    """Return the inputs table's 'why' cell: the k features that pushed the answer most (coloured), or a small thumbnail."""
-    g = main_group(r, exps)
-    v, used, sentence = consensus(g) if g else (None, [], None)
-    if v is None or not used:
-        return ""
-    if sentence is not None:
-        return '<span class="pill noev">no evidence</span>'
-    if used[0].granularity == "pixel":
-        return _thumb_html(r, v, False).replace('class="thumb"', 'class="thumb tiny"')
-    order = np.argsort(-v, kind="stable")[:k]
-    feats = [clean_token(f) if used[0].granularity == "token" else str(f) for f in used[0].features]
-    colours = diverging_rgb(v)
-    return " ".join(
-        f'<span class="w" style="background:rgb({",".join(str(int(c)) for c in colours[j])});{"color:#fff;" if abs(v[j]) > 0.6 else ""}">'
-        f"{esc(feats[j])}</span>" for j in order if v[j] >= WHY_SHARE)
-
-
-def answer_card(results: Results, r: InputRecord, exps: Sequence[Explanation]) -> str:
-    """Return one input's answer card: prediction, probabilities, true label, consensus explanation, flags."""
+    Classifiers with several classes explained carry one explanation per class, the predicted one
+    shown; the class names switch between them in place. `scales`: the report's colour scales.
+    """
+    scales = scales if scales is not None else report_scales(exps)
     i = int(r.index)
     groups = target_groups(exps)
     lm = results.model.family == "causal-lm" or r.kind == "prompt"
@@ -188,30 +179,24 @@ def answer_card(results: Results, r: InputRecord, exps: Sequence[Explanation]) -
                 f'<span class="step"><span class="tokentext">{esc(clean_token(t.label))}</span> <span class="ap">p {prob_text(float(t.probability))}</span></span>'
                 for t in steps) + "</div>"
     if not lm:
-        explained = [str(g[0].target.label) for g in groups]
+        explained = [str(g[0].target.label) for g in card_groups(r, exps, lm)]
         body += _bars(class_probabilities(results, r, exps), None if pred is None else str(pred.label), true,
                       len(results.model.labels), explained, i)
-    main = main_group(r, exps)
     sentence = None
-    if main:
-        v, used, sentence = consensus(main)
-        if v is not None and used:
-            grey = sentence is not None
-            if used[0].granularity == "pixel":
-                body += _thumb_html(r, v, grey)
-            else:
-                feats = [clean_token(f) if used[0].granularity == "token" else str(f) for f in used[0].features]
-                body += _words_html(feats, v, grey)
-            what = ", ".join(method_title(e.method) for e in used)
-            target = "the continuation" if lm else f"“{esc(main[0].target.label)}”"
-            body += (f'<div class="why">{"Why " + target + ": " if not grey else ""}'
-                     f'{"mean of " + esc(what) + ", each scaled to its own max" if not grey and len(used) > 1 else esc(what) if not grey else ""}'
-                     "</div>")
-    elif r.kind == "image" and is_base64(r.image_png):
-        body += _thumb_html(r, np.zeros((1, 1)), True)
+    shown = card_groups(r, exps, lm)
+    strips = []
+    for n, g in enumerate(shown):
+        c = consensus(g)
+        if c is None:
+            continue
+        html = _explanation_html(r, c, scales, lm, str(g[0].target.label))
+        strips.append(f'<div class="strip" data-k="{n}"{"" if n == 0 else " hidden"}>{html}</div>')
+        if n == 0:
+            sentence = c.sentence
+    body += "".join(strips)
+    if not strips and r.kind == "image":
+        body += _picture(r)
     notes = ""
-    if sentence:
-        notes += f'<div class="noev-line">{esc(sentence)}</div>'
     if flags:
         notes += '<div class="flags">' + "".join(f'<span class="pill bad">{esc(f)}</span>' for f in dict.fromkeys(flags)) + "</div>"
     if not exps:
@@ -237,10 +222,10 @@ def run_line(results: Results) -> str:
     if known:
         parts.append(f'accuracy <strong>{right}/{known}</strong> ({right / known:.0%}) where labels are known')
     bad = sum(1 for e in results if flagged(e))
-    quiet = sum(1 for e in results if no_evidence(e))
+    quiet = sum(1 for e in results if weak_evidence(e))
     parts.append(f'<span class="{"bad" if bad else "good"}">{bad} of {len(results):,} explanations flagged unreliable</span>')
     if quiet:
-        parts.append(f"{quiet} with no evidence")
+        parts.append(f"{quiet} with no or weak evidence")
     failed = {int(f.input) for f in results.failures if f.method is None}
     if failed:
         parts.append(f'<span class="bad">{len(failed)} input{"s" if len(failed) != 1 else ""} failed</span>')
@@ -252,7 +237,8 @@ def run_line(results: Results) -> str:
 
 def answers_html(results: Results, records: Sequence[InputRecord], by_input: dict[int, list[Explanation]], limit: int = FIRST_SCREEN) -> str:
     """Return the first screen: the run line, then an answer card per input (the first `limit`, the rest one click away)."""
-    cards = [answer_card(results, r, by_input.get(int(r.index), [])) for r in records]
+    scales = report_scales(results)
+    cards = [answer_card(results, r, by_input.get(int(r.index), []), scales) for r in records]
     first, rest = cards[:limit], cards[limit:]
     more = ""
     if rest:

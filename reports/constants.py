@@ -7,19 +7,19 @@ from __future__ import annotations
 
 # Diverging scale for signed scores, centred at 0 (ColorBrewer RdBu, reversed: red supports).
 COLORSCALE: list[tuple[float, str]] = [(0.0, "#2166ac"), (0.25, "#67a9cf"), (0.5, "#f7f7f7"), (0.75, "#ef8a62"), (1.0, "#b2182b")]
-# Attention weights: sequential, fixed 0-1, no red or blue so it cannot be read as supports/opposes (viridis).
+# Attention weights: sequential, fixed 0-1, zero the quiet (near-white) end, so the many weights near 0
+# recede and the few large ones stand out; one hue (ColorBrewer Purples), neither the red nor the blue of
+# supports/opposes. (Reversed viridis painted 0 saturated yellow, the loudest colour on the page.)
 ATTENTION_SCALE: list[tuple[float, str]] = [
-    (0.0, "#fde725"), (0.25, "#5ec962"), (0.5, "#21918c"), (0.75, "#3b528b"), (1.0, "#440154"),
+    (0.0, "#fcfbfd"), (0.25, "#dadaeb"), (0.5, "#9e9ac8"), (0.75, "#6a51a3"), (1.0, "#3f007d"),
 ]
 # Agreement between methods (0-1): its own sequential palette (greys to green), never the score palette.
 AGREE_SCALE: list[tuple[float, str]] = [(0.0, "#f2f2f2"), (0.5, "#a1d99b"), (1.0, "#238b45")]
 
-# "No evidence": an explanation whose output change |f(x) - f(baseline)| (or, when the method does
-# not report one, whose total |attribution|) is below this, in the method's output units
-# (probability, logit or log-probability), is shown greyed with a sentence instead of colours:
-# stretching it to full colour would paint numerical noise. 1e-3 is 0.1 percentage point of
-# probability, far above float32 noise (~1e-7) and far below any change a reader would act on.
-NO_EVIDENCE = 1e-3
+# Weak evidence: an explanation whose largest |score| is within this many times the noise floor its
+# method measured on the input (explain/reports/evidence.py) is drawn grey with a sentence: its
+# scores cannot be told apart from how much the estimate itself moves.
+WEAK = 2.0
 
 # Image overlays: the top CLIP_PERCENT % of |score| is clipped to the colour scale's end (captum's
 # visualize_image_attr clips the top 2% by default), so one extreme pixel cannot wash out the map.
@@ -50,8 +50,12 @@ OUTPUT_UNITS = {"probability": "p", "logit": "logit", "log-probability": "log p"
 
 
 def units(method: str, output: str | None, label: str) -> str:
-    """Return what one score of `method` measures, e.g. 'change in p(positive)' or 'relevance'."""
+    """Return what one score of `method` measures, e.g. 'contribution to p(positive)' or 'relevance'.
+
+    'Contribution to', not 'change in': one word's score can exceed the output's own change when
+    other words cancel it (IG: +1.37 on p for a word, the scores summing to the real change).
+    """
     if method in UNITLESS:
         return "Grad-CAM activation" if method == "gradcam" else "relevance"
     unit = OUTPUT_UNITS.get(str(output or ""), "output")
-    return f"change in {unit}({label})"
+    return f"contribution to {unit}({label})"

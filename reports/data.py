@@ -10,7 +10,7 @@ import numpy as np
 from .compare import agreement
 from .constants import CLIP_PERCENT, METHOD_TITLES
 from .encode import block_mean, fmt, is_base64, number, pack_exact, pack_quantized, plain
-from .evidence import clean_token, cost_text, no_evidence, scale_groups
+from .evidence import clean_token, cost_text, noise_floor, output_change, scale_groups, weak_evidence
 from .image_attention import image_doc
 from .quality import check_lines, flagged
 from .removal_text import input_sentence
@@ -63,7 +63,9 @@ def attention_doc(e: Explanation) -> dict[str, Any] | None:
     for key, name, ndim in (("w", "attention", 4), ("wr", "rollout", 2), ("t", "token_attention", 4), ("tr", "token_rollout", 2)):
         v = x.get(name)
         if isinstance(v, np.ndarray) and v.ndim == ndim and v.size and v.shape[-1] == v.shape[-2]:
-            out[key] = pack_quantized(v)
+            # At the precision the results file keeps them (float16: explain/results/arrays.py), so the
+            # report of a run and the report of its reopened results file are the same page.
+            out[key] = pack_quantized(v.astype(np.float16))
     if not out:
         return None
     tokens = x.get("tokens")
@@ -76,7 +78,11 @@ def attention_doc(e: Explanation) -> dict[str, Any] | None:
 
 
 def explanation_doc(e: Explanation, scale: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Return one explanation as the page needs it: features, packed scores, units and scale, checks, cost, maps."""
+    """Return one explanation as the page needs it: features, packed scores, units and scale, checks, cost, maps.
+
+    `max` is the colour scale it is drawn on (the report's, for words in output units), `own`
+    its target's; `total` f(x) - f(baseline) where the method reports it; `floor` its noise floor.
+    """
     ft = (e.extras or {}).get("feature_tokens")
     if not (isinstance(ft, (list, tuple)) and len(ft) == len(e.features)):
         ft = None
@@ -90,10 +96,13 @@ def explanation_doc(e: Explanation, scale: dict[str, Any] | None = None) -> dict
         "ft": None if ft is None else [[clean_token(t) for t in ts] for ts in ft],
         "checks": check_lines(e),
         "flag": flagged(e),
-        "noev": no_evidence(e),
+        "noev": weak_evidence(e),
         "units": scale["units"],
         "max": number(scale["max"]),
+        "own": number(scale.get("own")),
         "shared": scale.get("shared", False),
+        "total": output_change(e),
+        "floor": noise_floor(e),
         "cost": cost_text(e),
         "settings": settings_text(e.settings),
     }
@@ -134,10 +143,11 @@ def _short(v: Any) -> str:
 
 
 def input_doc(record: InputRecord, exps: Sequence[Explanation], trust: TrustContext | None = None,
-              removal: str | None = None) -> dict[str, Any]:
+              removal: str | None = None, scales: dict[str, float] | None = None) -> dict[str, Any]:
     """Return everything the page needs to render one input's section (with trust panels when `trust` is enabled).
 
     `removal` is the run's removal: the section names it, and each method that used another.
+    `scales`: the report's colour scale per output kind (evidence.report_scales).
     """
     family = exps[0].family if exps else ""
     groups = []
@@ -149,7 +159,7 @@ def input_doc(record: InputRecord, exps: Sequence[Explanation], trust: TrustCont
             "t": target_doc(t),
             "title": "whole continuation" if whole else (clean_token(t.label) if family == "causal-lm" else str(t.label)),
             "whole": whole,
-            "exps": [explanation_doc(e, sc) for e, sc in zip(g, scale_groups(list(g)))],
+            "exps": [explanation_doc(e, sc) for e, sc in zip(g, scale_groups(list(g), scales))],
             "cmp": cmp,
         }
         panel = trust_doc(g, trust) if trust is not None else None
@@ -196,7 +206,7 @@ def estimate_height(doc: dict[str, Any]) -> int:
         h += 300  # the original, once
     if not lm and len(doc["groups"]) > 1:
         h += 90 + sum(100 + 30 * math.ceil(sum(len(f) + 3 for f in e["f"]) / 110) for e in doc["groups"][0]["exps"])  # contrast
-    for g in doc["groups"][-1:] if lm else doc["groups"]:
+    for g in doc["groups"][-1:] if lm else doc["groups"][:1]:  # one class is drawn at a time (the tabs switch)
         exps, cmp = g["exps"], g["cmp"]
         pixel = any(e["g"] == "pixel" for e in exps)
         h += 50

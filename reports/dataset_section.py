@@ -1,7 +1,7 @@
 """The 'Across inputs' section: per-class attribution, distributions, slowest inputs, and the sample note.
 
 Server-rendered here: the frame, the sample note and the slowest-inputs table (plain HTML, usable
-before any script runs). The class views and histograms are drawn by js_dataset from the JSON
+before any script runs). The class views and histograms are drawn by assets/dataset.js from the JSON
 document `dataset_doc` returns, which the page embeds once.
 """
 

@@ -58,15 +58,26 @@ def number(v: Any) -> float | None:
 
 
 def fmt(v: Any, digits: int = 4) -> str:
-    """Return a number with `digits` significant digits ('—' when missing)."""
+    """Return a number with `digits` significant digits ('—' when missing): 100 as '100', never '1e+02'."""
     f = number(v)
     if f is None:
         return "—"
     if f == 0:
         return "0"
     if 1e-3 <= abs(f) < 1e5:
-        return f"{f:.{digits}g}"
+        rounded = float(f"{f:.{digits}g}")
+        decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
+        return f"{rounded:.{decimals}f}".rstrip("0").rstrip(".") if decimals else f"{rounded:.0f}"
     return f"{f:.{max(digits - 1, 1)}e}"
+
+
+def signed(v: Any, digits: int = 3) -> str:
+    """Return a score with its sign, '+0.012' or '−0.009' (a true minus sign), '0' for zero."""
+    f = number(v)
+    if f is None:
+        return "—"
+    text = fmt(abs(f), digits)
+    return text if f == 0 else ("+" if f > 0 else "−") + text
 
 
 def script_json(doc: Any) -> str:

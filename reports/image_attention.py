@@ -1,7 +1,7 @@
 """The image view of vision transformers: the patch grid under the maps, rollout on the image, every head's map.
 
 Built here from an explanation's extras as plotly figure specs (arrays packed as the page packs
-them); the page draws them with its one plotting call (`VIT_JS`, hooked into each method card):
+them); the page draws them with its one plotting call (reports/assets/vit.js, hooked into each method card):
 
 - `lay`: faint lines on the patch boundaries, added to the card's image overlay (attention's
   relevance, token Grad-CAM), so a reader sees the map is one value per patch;
@@ -139,39 +139,3 @@ def image_doc(e: Explanation) -> dict[str, Any] | None:
     if e.method == "attention":
         doc["figs"] = [f for f in (_rollout(e, grid), _heads(e, grid)) if f is not None]
     return doc
-
-
-# The page's side: draws the figures above with X.plot; a trace's packed "zp" becomes its z
-# (a 4-D array as tiles, one empty cell between them); an "input" image source is the input's PNG.
-VIT_JS = r"""
-(function () {
-"use strict";
-const X = window.__explain, h = X.h;
-async function traces(d, f) {
-  const out = [];
-  for (const t of f.data) {
-    if (t.type === "image") { if (d.img) out.push(Object.assign({}, t, { source: "data:image/png;base64," + d.img })); continue; }
-    if (!t.zp) { out.push(t); continue; }
-    const a = await X.unpack(t.zp), s = a.shape, [L, H, r, c] = s.length === 4 ? s : [1, 1, s[0], s[1]], z = [];
-    for (let l = 0; l < L; l++) for (let i = 0; i < r; i++) {
-      const row = [];
-      for (let k = 0; k < H; k++) { if (k) row.push(null); for (let j = 0; j < c; j++) row.push(a[((l * H + k) * r + i) * c + j]); }
-      z.push(row);
-      if (i === r - 1 && l < L - 1) z.push(row.map(() => null));
-    }
-    const u = Object.assign({}, t, { z });
-    delete u.zp; delete u.tiles;
-    out.push(u);
-  }
-  return out;
-}
-X.vitViews = function (d, e, card, jobs) {
-  card.append(h("div", { class: "note vit-note", text: e.vit.note }));
-  for (const f of e.vit.figs) {
-    const div = h("div", { class: "fig vit-fig" });
-    card.append(div, h("div", { class: "note", text: f.note }));
-    jobs.push(async () => X.plot(div, await traces(d, f), f.layout, { displayModeBar: false }));
-  }
-};
-})();
-"""

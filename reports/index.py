@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .answer import true_label
+from .assets_files import index_css
 from .data import method_title
 from .encode import esc
-from .evidence import no_evidence
+from .evidence import weak_evidence
 from .quality import flagged
-from .style import CSS
 
 if TYPE_CHECKING:
     from explain.results.explanation import Results
@@ -38,10 +38,10 @@ def verdict(results: Results) -> str:
         right = sum(t == str(r.prediction.label) for t, r in known if r.prediction is not None)
         parts.append(f"accuracy {right}/{len(known)}")
     bad = sum(1 for e in results if flagged(e))
-    quiet = sum(1 for e in results if no_evidence(e))
+    quiet = sum(1 for e in results if weak_evidence(e))
     parts.append("every explanation passed its self-checks" if not bad else f"{bad} of {len(results):,} explanations flagged unreliable")
     if quiet:
-        parts.append(f"{quiet} with no evidence")
+        parts.append(f"{quiet} with no or weak evidence")
     failed = {int(f.input) for f in results.failures}
     if failed:
         parts.append(f"{len(failed)} input{'s' if len(failed) != 1 else ''} with failures")
@@ -67,16 +67,10 @@ def render_index(entries: Sequence[IndexEntry | Mapping[str, Any]], title: str =
                     f'<p class="verdict-line">{esc(verdict(r))}</p>')
         note = f'<p class="muted">{esc(x.note)}</p>' if x.note else ""
         cards.append(f'<a class="icard" href="{esc(x.href)}"><h2>{esc(x.title)}</h2>{meta}{note}<span class="open">Open report →</span></a>')
-    css = CSS + """
-.icards { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 14px; margin-top: 18px; }
-a.icard { display: block; border: 1px solid var(--line); border-radius: 6px; padding: 14px 16px; color: var(--fg); }
-a.icard:hover { border-color: var(--accent); text-decoration: none; } a.icard h2 { margin-bottom: 4px; }
-.verdict-line { margin: 8px 0; } .open { color: var(--accent); font-size: 13px; }
-"""
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n"
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{esc(title)}</title>\n<style>{css}</style>\n</head>\n<body>\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{esc(title)}</title>\n<style>{index_css()}</style>\n</head>\n<body>\n'
         f'<header class="bar"><div class="brand">explain <span>reports</span></div></header>\n<main>\n<h1>{esc(title)}</h1>'
         f'<p class="lede">One report per model: what it predicted, why, and whether the explanations can be trusted.</p>'
         f'<div class="icards">{"".join(cards)}</div>\n</main>\n</body>\n</html>\n'

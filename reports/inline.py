@@ -11,9 +11,9 @@ import numpy as np
 
 from .data import method_title, pixel_map
 from .encode import esc, fmt
-from .evidence import no_evidence, score_units
+from .evidence import score_units, weak_evidence
 from .quality import check_lines
-from .style import COLORSCALE
+from .constants import COLORSCALE
 
 if TYPE_CHECKING:
     from explain.results.explanation import Explanation
@@ -52,7 +52,7 @@ def explanation_html(e: Explanation) -> str:
         f"(p = {fmt(e.target.probability, 3)}) · {esc(e.granularity)} · {fmt(round(float(e.seconds), 4), 3)} s, "
         f"{int(e.rows):,} row{'' if int(e.rows) == 1 else 's'}</span></div>"
     )
-    quiet = no_evidence(e)
+    quiet = weak_evidence(e)
     pm = pixel_map(e)
     if pm is not None:
         m = float(np.abs(pm).max()) or 1.0

@@ -5,23 +5,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .assets_files import report_css, scripts_html
 from .answer import answer_doc, answers_html, prob_text, why_html
-from .constants import ATTENTION_SCALE, AGREE_SCALE, CLIP_PERCENT, NO_EVIDENCE
+from .constants import ATTENTION_SCALE, AGREE_SCALE, CLIP_PERCENT, COLORSCALE, OUTPUT_UNITS
 from .data import estimate_height, input_doc, settings_text
 from .dataset import AGGREGATE_MIN, MAX_INPUTS, sample, self_distributions
 from .dataset_section import dataset_doc, dataset_html, hist_section
 from .encode import esc, fmt, number, plain, script_json
-from .evidence import no_evidence
-from .js_app import APP_JS
+from .evidence import report_scales, weak_evidence
 from .plotly_bundle import embedded_script
-from .js_core import CORE_JS
-from .js_dataset import DATASET_JS
-from .js_trust import TRUST_JS
-from .js_views import VIEWS_JS
-from .image_attention import VIT_JS
-from .quality import input_flags, run_series
+from .quality import checks_sentence, input_flags, run_series
 from .removal_text import run_removal, run_sentence
-from .style import COLORSCALE, CSS
 from .trust import TrustContext, definitions
 from .trust_summary import summary_doc, summary_html
 
@@ -58,12 +52,13 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: st
     series = run_series(results) if shown is None else []
     hists = self_distributions(results) if shown is not None else []
     ctx = TrustContext.of(results)
+    scales = report_scales(results)
     removal = run_removal(results)
     trust = summary_doc(results)
     big = shown is not None or len(results.inputs) >= AGGREGATE_MIN
     dataset = dataset_doc(results) if big else None
     meta: dict[str, Any] = {"colorscale": COLORSCALE, "attscale": ATTENTION_SCALE, "agreescale": AGREE_SCALE,
-                            "clip": CLIP_PERCENT, "noev": NO_EVIDENCE, "quality": series, "qhist": hists}
+                            "clip": CLIP_PERCENT, "scales": scales, "quality": series, "qhist": hists}
     if ctx.enabled:
         meta["trust"] = definitions()
     if trust and trust.get("sanity"):
@@ -72,22 +67,28 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: st
         meta["dataset"] = dataset
     csp = CSP.format(shared=" 'self'" if asset else "")
     title = f"explain report · {os.path.basename(str(results.model.path).rstrip('/')) or results.model.family}"
+    sections = [_section(r, by_input.get(int(r.index), []), fails.get(int(r.index), []), ctx, removal, scales) for r in records]
+    quality = _quality(series) if shown is None else hist_section(hists)
+    index = _index(results, records, by_input, fails, shown, scales)
+    # One input: its checks in a sentence under the answer, and its section before the run-level plots
+    # (one point each) and the one-row table, so the answer's detail comes right after the answer.
+    single = len(records) == 1 and len(results.inputs) == 1
+    checks = checks_sentence(by_input.get(int(records[0].index), [])) if single else ""
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n',
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
-        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
-        _bar(trust is not None, dataset is not None),
+        f"<title>{esc(title)}</title>\n<style>{report_css()}</style>\n</head>\n<body>\n",
+        _bar(trust is not None, dataset is not None, scales),
         "<main>\n",
+        f'<h1 class="report-title">{esc(title.removeprefix("explain report · "))} <span>explained</span></h1>\n',
         answers_html(results, records, by_input),
+        f'<p class="checkline"><strong>Self-checks:</strong> {esc(checks)} <a href="#quality">(plots below)</a></p>\n' if checks else "",
         _overview(results, orphans),
         summary_html(trust) if trust else _no_metrics(),
         dataset_html(results, shown, dataset, preview) if dataset is not None else "",
-        _quality(series) if shown is None else hist_section(hists),
-        _index(results, records, by_input, fails, shown),
     ]
-    for r in records:
-        parts.append(_section(r, by_input.get(int(r.index), []), fails.get(int(r.index), []), ctx, removal))
+    parts += [*sections, quality, index] if single else [quality, index, *sections]
     version = (results.run.get("versions") or {}).get("explain", "")
     parts += [
         f'<footer>Made by explain {esc(version)} from results only (no model). One self-contained file: '
@@ -95,23 +96,30 @@ def render_page(results: Results, max_inputs: int | None = MAX_INPUTS, asset: st
         f'<script type="application/json" id="explain-meta">{script_json(meta)}</script>\n',
         # The partial bundle is built with --define:global=window: it needs no `global` shim.
         "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n",
-        f"<script>{CORE_JS}</script>\n<script>{VIEWS_JS}</script>\n<script>{VIT_JS}</script>\n<script>{TRUST_JS}</script>\n",
-        f"<script>{DATASET_JS}</script>\n<script>{APP_JS}</script>\n",
-        # Last, as text: the page is usable before the parser even reaches it (see js_core).
+        scripts_html(),  # reports/assets/*.js, inlined in order
+        # Last, as text: the page is usable before the parser even reaches it (see assets/core.js).
         f'<script src="{esc(asset)}"></script>\n' if asset else embedded_script() + "\n",
         "</body>\n</html>\n",
     ]
     return "".join(parts)
 
 
-def _bar(trust: bool, dataset: bool) -> str:
+def _bar(trust: bool, dataset: bool, scales: dict[str, float]) -> str:
     links = '<a href="#answers">Answers</a><a href="#overview">Run details</a>' + ('<a href="#trust">Trust</a>' if trust else "")
     links += ('<a href="#dataset">Across inputs</a>' if dataset else "") + '<a href="#quality">Checks</a><a href="#index">Inputs</a>'
+    # The report's colour scale with its numbers: every word coloured in these units is drawn on it.
+    legend = "".join(
+        f'<span class="lg-scale" data-kind="{esc(kind)}"><span class="lg-n">−{fmt(m, 3)}</span><span class="lg-bar"></span>'
+        f'<span class="lg-n">+{fmt(m, 3)}</span> <span>contribution to {esc(OUTPUT_UNITS.get(kind, kind))}</span></span>'
+        for kind, m in scales.items()
+    ) or '<span class="lg-bar"></span>'
     return (
         '<header class="bar"><div class="brand">explain <span>report</span></div>'
-        f"<nav>{links}</nav>"
-        '<div class="legend" title="Each card states its scale in the method\'s own units">'
-        '<span class="lg-bar"></span><span>blue opposes · red supports the target</span></div></header>\n'
+        f'<nav aria-label="sections">{links}</nav>'
+        '<button type="button" id="print-btn" class="print" title="Draw every section and figure, then print or save as PDF">'
+        "Print / PDF</button>"
+        '<div class="legend" title="The report\'s colour scale: red supports, blue opposes the target; words of every input are drawn on it">'
+        f'{legend}<span>blue opposes · red supports</span></div></header>\n'
     )
 
 
@@ -231,6 +239,7 @@ def _index(
     by_input: dict[int, list[Explanation]],
     fails: dict[int, list[Failure]],
     shown: dict[int, str] | None,
+    scales: dict[str, float] | None = None,
 ) -> str:
     rows = []
     for r in records:
@@ -245,12 +254,12 @@ def _index(
         truth = "—" if ans["true"] is None else esc(ans["true"])
         if ans["right"] is not None:
             truth = f'<span class="verdict {"right" if ans["right"] else "wrong"}">{"✓" if ans["right"] else "✗"}</span> {truth}'
-        quiet = [e for e in exps if no_evidence(e)]
+        quiet = [e for e in exps if weak_evidence(e)]
         methods = _pills(list(dict.fromkeys(e.method for e in exps)))
         methods += "".join(f'<span class="pill fail" title="{esc(f.error)}">{esc(f.method)}</span>' for f in fl if f.method)
         flags = _pills(input_flags(exps), "bad")
         if quiet:
-            flags += _pills([f"no evidence ({', '.join(dict.fromkeys(e.method for e in quiet))})"], "noev")
+            flags += _pills([f"weak evidence ({', '.join(dict.fromkeys(e.method for e in quiet))})"], "noev")
         if r.note and r.note != "failed":
             flags += _pills([r.note], "info")
         if shown is not None and shown.get(i) not in (None, "first", "random"):
@@ -261,7 +270,7 @@ def _index(
         rows.append(
             f'<tr{cls}><td class="num"><a href="#input-{i}">{i}</a></td>'
             f'<td class="txt"><a href="#input-{i}">{esc(preview(r)) or "<span class=muted>(empty)</span>"}</a></td>'
-            f'<td>{label}</td><td class="num">{prob}</td><td>{truth}</td><td class="why-cell">{why_html(r, exps)}</td>'
+            f'<td>{label}</td><td class="num">{prob}</td><td>{truth}</td><td class="why-cell">{why_html(r, exps, scales)}</td>'
             f'<td>{methods}</td><td>{flags}</td></tr>'
         )
     n_failed = sum(1 for r in results.inputs if any(f.method is None for f in fails.get(int(r.index), [])))
@@ -278,7 +287,7 @@ def _index(
 
 
 def _section(r: InputRecord, exps: list[Explanation], fails: list[Failure], ctx: TrustContext | None = None,
-             removal: str | None = None) -> str:
+             removal: str | None = None, scales: dict[str, float] | None = None) -> str:
     i = int(r.index)
     head = [f'<h2>Input {i}</h2><span class="pill info">{esc(r.kind)}</span>']
     if r.prediction is not None:
@@ -301,7 +310,7 @@ def _section(r: InputRecord, exps: list[Explanation], fails: list[Failure], ctx:
             for f in fails
         ) + "</ul>"
     if exps:
-        doc = input_doc(r, exps, ctx, removal)
+        doc = input_doc(r, exps, ctx, removal, scales)
         body = f'<div class="body pending" style="min-height:{estimate_height(doc)}px">Drawing explanations…</div>'
         data = f'<script type="application/json" id="d{i}">{script_json(doc)}</script>'
     else:

@@ -8,7 +8,8 @@ for a self-contained page.
 A page embeds it one of two ways:
 - self-contained (the default): `embedded_script()` - the gzipped bundle as base64 text in a
   `<script type="text/plain" id="plotly-js" data-encoding="gzip-base64">` element, which the
-  page's loader decodes with the browser's DecompressionStream and starts from a blob: URL;
+  page's loader (`plotlySource` in assets/core.js) decodes with the browser's DecompressionStream
+  and starts from a blob: URL;
 - shared: `write_asset(folder)` writes the bundle once beside several reports and returns its
   file name, which each page then loads with `<script src=NAME>`.
 """
@@ -57,15 +58,3 @@ def write_asset(folder: str | Path) -> str:
         tmp.replace(path)
     return ASSET_NAME
 
-
-# The loader a page needs for the self-contained form (plain JavaScript, no dependency):
-# it returns a Promise of the bundle's source text from the element embedded_script() writes.
-DECODE_JS = """
-async function plotlySource(el) {
-  if (el.dataset.encoding !== "gzip-base64") return el.textContent;
-  const bin = atob(el.textContent.trim()), bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-  return await new Response(stream).text();
-}
-"""

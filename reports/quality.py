@@ -20,8 +20,13 @@ if TYPE_CHECKING:
 from .constants import IG_DELTA_LIMIT, METHOD_TITLES
 
 SHORT = {"ig": "IG", "shap": "SHAP", "lime": "LIME"}  # the names the methods' own sentences use
-CHECK_TITLES = {"completeness": "completeness", "stability": "stability", "surrogate_fit": "surrogate fit"}
+CHECK_TITLES = {"completeness": "completeness", "stability": "stability", "surrogate_fit": "surrogate fit", "evidence": "evidence"}
+# The 'evidence' self-check says whether anything moves the output at all: failed, the explanation is
+# drawn grey as "no evidence" (evidence.weak_evidence), not flagged unreliable.
+STATE_CHECKS = ("evidence",)
 CHECK_HELP = {
+    "evidence": "Does anything here move the output? It fails when the scores add up to almost nothing and the output "
+                "does not move between the input and the baseline: there is nothing to rely on or to doubt, and the card is grey.",
     "completeness": "IG's scores must add up to f(x) − f(baseline) (the completeness axiom); a gap larger than "
                     "the tolerance means the path integral needs more steps.",
     "stability": "Two independent estimates must pick the same top features (top-k average overlap at least 0.75): "
@@ -113,8 +118,8 @@ def verdicts(e: Explanation) -> list[Verdict]:
 
 
 def flagged(e: Explanation) -> str | None:
-    """Return a short flag when `e` failed a self-check, else None."""
-    failed = [v.name for v in verdicts(e) if v.passed is False]
+    """Return a short flag when `e` failed a self-check (not the evidence check: that is a grey card), else None."""
+    failed = [v.name for v in verdicts(e) if v.passed is False and v.name not in STATE_CHECKS]
     if not failed:
         return None
     return f"{METHOD_TITLES.get(e.method, e.method)}: {', '.join(check_title(n) for n in failed)} failed"
@@ -127,7 +132,7 @@ def input_flags(exps: Iterable[Explanation]) -> list[str]:
         flag = flagged(e)
         if flag is None:
             continue
-        size = sum(1 for v in verdicts(e) if v.passed is False)
+        size = sum(1 for v in verdicts(e) if v.passed is False and v.name not in STATE_CHECKS)
         if e.method not in worst or size > worst[e.method][0]:
             worst[e.method] = (size, flag)
     return [f for _, f in worst.values()]
@@ -136,7 +141,8 @@ def input_flags(exps: Iterable[Explanation]) -> list[str]:
 def check_lines(e: Explanation) -> list[dict[str, Any]]:
     """Return the method's self-checks as sentences with a verdict ('passed' / 'failed', or 'figure' without one)."""
     label = {True: "passed", False: "failed", None: "figure"}
-    return [{"label": label[v.passed], "value": v.sentence, "help": v.help, "bad": v.passed is False} for v in verdicts(e)]
+    return [{"label": "no evidence" if v.name in STATE_CHECKS and v.passed is False else label[v.passed], "value": v.sentence,
+             "help": v.help, "bad": v.passed is False and v.name not in STATE_CHECKS} for v in verdicts(e)]
 
 
 @dataclass(frozen=True)
@@ -219,3 +225,16 @@ def run_series(results: Results) -> list[dict[str, Any]]:
         out.append({"key": s.key, "title": s.title, "help": s.help, "summary": summary, "limit": limit, "log": s.log,
                     "x": xs, "y": ys, "text": texts, "bad": bad})
     return out
+
+
+def checks_sentence(exps: Iterable[Explanation]) -> str:
+    """Return every self-check of these explanations in one line: 'IG completeness ✓ 0.39% off · LIME surrogate fit ✗ R² 0.38'."""
+    parts = []
+    for e in exps:
+        short = SHORT.get(e.method, METHOD_TITLES.get(e.method, e.method))
+        for v in verdicts(e):
+            if v.name in STATE_CHECKS and v.passed is not False:
+                continue  # "there is evidence" goes without saying
+            mark = {True: "✓", False: "✗", None: ""}[v.passed]
+            parts.append(f"{short} {check_title(v.name)} {mark} {v.shown}".replace("  ", " ").strip())
+    return " · ".join(dict.fromkeys(parts))

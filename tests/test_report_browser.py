@@ -85,7 +85,7 @@ def test_text_report_offline_lazy_interactive_and_safe(browser: Any, files: dict
     n_tokens = len(made["text"].by_method("attention")[0].extras["tokens"])
     page, w = open_report(browser, files["text"])
     assert page.locator("#index tbody tr").count() == 30
-    assert page.evaluate("document.querySelector('#input-25').dataset.state") is None  # not drawn until needed
+    assert page.locator("#input-25 .js-plotly-plot").count() == 0  # far figures are not drawn until needed
     page.fill("#filter", "no input holds this")
     assert page.locator("#index tbody tr:visible").count() == 0
     page.fill("#filter", "")
@@ -103,7 +103,7 @@ def test_text_report_offline_lazy_interactive_and_safe(browser: Any, files: dict
     # Hover: exact score and the word's sub-word tokens.
     page.locator("#input-0 .heat .w").nth(2).hover()
     tip = page.inner_text(".tip")
-    assert "change in p(" in tip and "tokens:" in tip  # the value in the method's units
+    assert "contribution to p(" in tip and "tokens:" in tip  # the value in the method's units
 
     # Attention: switch layer, head, level and view; the figure follows.
     fig = "document.querySelector('#input-0 .att-fig')"
@@ -250,4 +250,35 @@ def test_dataset_view_of_a_thousand_inputs(browser: Any, tmp_path: Path) -> None
     page.evaluate("document.querySelector('#dataset').scrollIntoView()")
     page.screenshot(path=str(ARTIFACTS / "dataset.png"))
     w.check()
+    page.close()
+
+
+# ---- issue 26: nothing on the page can leave it ----
+
+MODEBAR_TITLES = {"Zoom", "Pan", "Zoom in", "Zoom out", "Reset axes", "Download plot as a PNG"}
+
+
+def test_no_control_opens_a_window_or_a_request(browser: Any, files: dict[str, Path]) -> None:
+    """Every chart's mode bar holds only local buttons, and clicking every control on a drawn page opens nothing."""
+    page, w = open_report(browser, files["text"])
+    popups: list[str] = []
+    page.on("popup", lambda p: popups.append(p.url))
+    page.context.on("page", lambda p: popups.append(p.url))
+    page.evaluate("document.querySelector('#input-0').scrollIntoView()")
+    page.wait_for_function("() => document.querySelector('#input-0').dataset.state === 'done'", timeout=WAIT_MS)
+    settle(page)
+    titles = page.evaluate("[...document.querySelectorAll('.modebar-btn')].map(b => b.getAttribute('data-title'))")
+    assert titles and set(titles) <= MODEBAR_TITLES, set(titles) - MODEBAR_TITLES  # no "share" (sendDataToCloud) button
+    assert page.evaluate("[...document.querySelectorAll('.modebar-btn')].every(b => b.tabIndex === -1)")
+    selector = ("#answers button, #answers a[href], #input-0 button, #input-0 a[href], #input-0 select, #input-0 canvas, "
+                "#input-0 .modebar-btn, header a[href]")
+    # Every control once, by its click handler (one call: fast); a real mouse on one chart's whole mode bar.
+    assert page.evaluate(f"(() => {{ const cs = [...document.querySelectorAll({selector!r})]; cs.forEach(c => c.click()); return cs.length; }})()") > 30
+    fig = page.locator("#input-0 .js-plotly-plot").first
+    fig.hover()
+    for k in range(fig.locator(".modebar-btn").count()):
+        fig.locator(".modebar-btn").nth(k).click(force=True)
+    settle(page)
+    assert popups == [], f"a control opened a window: {popups}"
+    w.check()  # and no request left the page
     page.close()

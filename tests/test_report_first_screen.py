@@ -97,16 +97,16 @@ def test_near_zero_explanation_shows_no_evidence(browser: Any, files: dict[str, 
     page, errors = open_page(browser, files["text"])
     answer = "#answers article.answer[data-i='2']"
     assert "noev" in (page.get_attribute(answer, "class") or "")
-    assert "No evidence" in page.inner_text(f"{answer} .noev-line")
+    assert "Weak evidence" in page.inner_text(f"{answer} .noev-line")
     draw(page, 2)
     cards = page.locator("#input-2 .group").first.locator(".card.noev")
-    assert cards.count() == 3  # IG, SHAP, LIME; attention has no output units
-    assert "No evidence: the output moves only 2.9e-06" in cards.first.inner_text()
+    assert cards.count() == 3  # IG, SHAP, LIME (their scores are within the noise they measured); attention has no output units
+    assert "Weak evidence: no word moves p(" in cards.first.inner_text() and "(±4.0e-06)" in cards.first.inner_text()
     grey = page.evaluate("getComputedStyle(document.querySelector('#input-2 .card.noev .heat .w')).backgroundColor")
     assert grey == "rgb(234, 234, 234)"  # greyed, not stretched to full colour
     # A card with evidence is coloured, on a scale stated in the method's units.
     draw(page, 0)
-    assert "change in p(" in page.inner_text("#input-0 .card[data-method=ig] .scale")
+    assert "contribution to p(" in page.inner_text("#input-0 .card[data-method=shap] .scale")
     assert errors == []
     page.close()
 
@@ -121,7 +121,11 @@ def test_attention_range_is_fixed_and_answer_row_marked(browser: Any, files: dic
     fig = "document.querySelector('#input-0 .card[data-method=attention] .att-fig')"
     page.wait_for_function(f"() => {fig}.data[0].type === 'heatmap'", timeout=WAIT_MS)
     trace = page.evaluate(f"(() => {{ const t = {fig}.data[0]; return [t.zmin, t.zmax, t.colorscale[0][1]]; }})()")
-    assert trace[:2] == [0, 1] and trace[2] == "#fde725"  # fixed 0-1, sequential (not the supports/opposes scale)
+    assert trace[:2] == [0, 1] and trace[2] == "#fcfbfd"  # fixed 0-1, sequential, zero the quiet end (not the supports/opposes scale)
+    # The opened head is outlined in the overview, and so is one chosen from the dropdowns.
+    assert page.evaluate("[...document.querySelectorAll('#input-0 .card[data-method=attention] .att-grid canvas.active')].map(c => c.dataset.l + c.dataset.h)") == ["11"]
+    card.locator("select.head").select_option("2")
+    page.wait_for_function("() => document.querySelector('#input-0 .card[data-method=attention] .att-grid canvas.active').dataset.h === '2'", timeout=WAIT_MS)
     assert page.evaluate("document.querySelector('#input-0 .card[data-method=attention] select.layer').value") == "1"
     assert page.evaluate(f"{fig}.layout.shapes.length") == 1  # the answering row is outlined
     assert page.evaluate(f"{fig}.layout.yaxis.ticktext[0]").startswith("▶")  # and marked in its label
@@ -167,9 +171,15 @@ def test_gpt_grid_has_a_cell_per_prompt_word_and_generated_token(browser: Any, f
     grid = "document.querySelector('#input-0 .gen-grid')"
     page.wait_for_function(f"() => {grid}.data && {grid}.data[0].z", timeout=WAIT_MS)
     rows, cols = page.evaluate(f"[{grid}.dataset.rows, {grid}.dataset.cols].map(Number)")
-    assert (rows, cols) == (6, 4)  # samples.lm_results: 6 prompt words, 4 generated tokens
-    z = page.evaluate(f"{grid}.data[0].z")
-    assert len(z) == rows and all(len(r) == cols for r in z) and all(v is not None for r in z for v in r)
+    assert (rows, cols) == (6 + 3, 4)  # samples.lm_results: 6 prompt words, then the generated tokens a later one sees
+    z, mask = page.evaluate(f"[{grid}.data[1].z, {grid}.data[0].z]")
+    assert len(z) == rows and all(len(r) == cols for r in z) and all(v is not None for r in z[:6] for v in r)
+    for g in range(3):  # generated token g is context from column g + 1 on; greyed where it comes at or after the column
+        assert [v is not None for v in z[6 + g]] == [c > g for c in range(cols)]
+        assert [v == 1 for v in mask[6 + g]] == [c <= g for c in range(cols)]
+    drawn = [abs(v) for r in z for v in r if v is not None]
+    assert page.evaluate(f"{grid}.data[1].zmax") == pytest.approx(max(drawn))  # one colour scale over every cell drawn
+    assert page.evaluate(f"{grid}.layout.yaxis.ticktext")[6].startswith("▸")  # generated rows are marked
     ticks = page.evaluate(f"{grid}.layout.xaxis.ticktext")
     assert all("p " in t for t in ticks) and not any("Ġ" in t for t in ticks)  # step probability, clean tokens
     assert not any("Ġ" in w for w in page.evaluate(f"{grid}.layout.yaxis.ticktext"))
@@ -202,7 +212,7 @@ def test_image_panels_are_large_with_the_original_once(browser: Any, files: dict
     assert box(page, "#input-0 .img-orig img")["width"] >= MIN_PANEL
     assert page.evaluate("document.querySelector('#input-0 .img-fig').data.filter(t => t.type === 'image').length") == 1
     note = page.inner_text("#input-0 .card[data-method=ig] .note")
-    assert "clipped" in note and "change in p(" in note
+    assert "clipped" in note and "contribution to p(" in note
     assert page.locator("#input-0 [data-view=contrast]").count() == 1  # three classes: why one rather than another
     assert errors == []
     page.close()

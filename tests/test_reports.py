@@ -220,7 +220,7 @@ def test_hundred_inputs_stay_under_ten_megabytes() -> None:
 
 from explain.results.explanation import Explanation, SelfCheck, Target  # noqa: E402
 from explain.reports import answer, evidence  # noqa: E402
-from explain.reports.constants import NO_EVIDENCE  # noqa: E402
+from explain.reports.consensus import consensus  # noqa: E402
 
 
 def _exp(method: str, scores: list[float], checks: dict | None = None, **kw: object) -> Explanation:
@@ -229,25 +229,30 @@ def _exp(method: str, scores: list[float], checks: dict | None = None, **kw: obj
                        granularity="word", settings={"output": "probability", "baseline": "[PAD] tokens"}, checks=checks or {}, **kw)
 
 
-def test_no_evidence_threshold_both_ways() -> None:
-    # IG reports f(x) - f(baseline): below the threshold the card says so, above it does not.
-    quiet = _exp("ig", [1e-6, -2e-6], {"output_change": NO_EVIDENCE / 2})
-    loud = _exp("ig", [1e-6, -2e-6], {"output_change": NO_EVIDENCE * 2})
-    assert evidence.no_evidence(quiet) is not None and "[PAD] tokens" in str(evidence.no_evidence(quiet))
-    assert evidence.no_evidence(loud) is None  # the reported output change decides, not the scores' size
-    assert "No evidence" in explanation_html(quiet) and "No evidence" not in explanation_html(loud)  # Jupyter view too
-    # SHAP: output - base value; a method without either: the total |attribution|.
-    assert evidence.no_evidence(_exp("shap", [0.1], {"output": 0.5, "base_value": 0.5 - NO_EVIDENCE / 3})) is not None
-    assert evidence.no_evidence(_exp("occlusion", [NO_EVIDENCE / 4, -NO_EVIDENCE / 4])) is not None
-    assert evidence.no_evidence(_exp("occlusion", [NO_EVIDENCE, 0.0])) is None
-    assert evidence.no_evidence(_exp("attention", [0.0, 0.0])) is None  # relevance has no output units
+def test_weak_evidence_is_judged_against_the_noise_floor_the_method_measured() -> None:
+    # IG: its completeness gap is its floor; scores within twice of it are weak, above it they are evidence.
+    quiet = _exp("ig", [1e-6, -2e-6], {"output_change": -1e-6, "convergence_delta": 1.5e-6})
+    loud = _exp("ig", [1e-6, -2e-6], {"output_change": -1e-6, "convergence_delta": 0.5e-6})
+    assert "Weak evidence: no word moves p(positive) by more than 2.0e-06" in str(evidence.weak_evidence(quiet))
+    assert evidence.weak_evidence(loud) is None  # tiny, but far above what the method could not resolve: drawn pale, not grey
+    assert "Weak evidence" in explanation_html(quiet) and "Weak evidence" not in explanation_html(loud)  # Jupyter view too
+    # SHAP and LIME: the floor their second estimate measured (checks["noise_floor"]); none measured: no weak state.
+    assert evidence.weak_evidence(_exp("shap", [0.01, -0.004], {"noise_floor": 0.006})) is not None
+    assert evidence.weak_evidence(_exp("shap", [0.01, -0.004], {"noise_floor": 0.004})) is None
+    assert evidence.weak_evidence(_exp("lime", [0.01, 0.0])) is None
+    assert "No evidence: every score is 0" in str(evidence.weak_evidence(_exp("occlusion", [0.0, 0.0])))
+    assert evidence.weak_evidence(_exp("attention", [0.0, 0.0])) is None  # relevance has no output units
 
 
 def test_units_scale_cost_and_clean_tokens() -> None:
     ig, shap, att = _exp("ig", [0.2, -0.1]), _exp("shap", [0.05, 0.4]), _exp("attention", [3.0, 1.0])
-    scales = evidence.scale_groups([ig, shap, att])
-    assert [s["units"] for s in scales] == ["change in p(positive)", "change in p(positive)", "relevance"]
-    assert scales[0]["max"] == scales[1]["max"] == pytest.approx(0.4) and scales[0]["shared"]  # one scale per unit
+    other = _exp("lime", [0.9, 0.0])  # another input's explanation: the report's scale is the largest of all
+    report = evidence.report_scales([ig, shap, att, other])
+    assert report == {"probability": pytest.approx(0.9)}  # attention has no output units: not on it
+    scales = evidence.scale_groups([ig, shap, att], report)
+    assert [s["units"] for s in scales] == ["contribution to p(positive)", "contribution to p(positive)", "relevance"]
+    assert scales[0]["max"] == scales[1]["max"] == pytest.approx(0.9) and scales[0]["shared"]  # one scale per report
+    assert scales[0]["own"] == scales[1]["own"] == pytest.approx(0.4)  # this input's, for the page's other choice
     assert scales[2]["max"] == pytest.approx(3.0) and not scales[2]["shared"]
     assert evidence.cost_text(_exp("lime", [0.1], seconds=0.5, rows=8, cached_rows=32)) == "0.5 s · 40 rows, 32 from cache"
     assert evidence.cost_text(_exp("lime", [0.1], rows=1)) == "0 s · 1 row"
@@ -255,12 +260,14 @@ def test_units_scale_cost_and_clean_tokens() -> None:
 
 
 def test_consensus_and_probabilities() -> None:
-    a, b = _exp("ig", [2.0, -1.0, 0.0]), _exp("shap", [0.5, 0.5, -0.25])
-    v, used, sentence = answer.consensus([a, b, _exp("attention", [9.0, 0.0, 0.0])])
-    assert sentence is None and [e.method for e in used] == ["ig", "shap"]  # attention has no output units
-    assert v.tolist() == pytest.approx([(1.0 + 1.0) / 2, (-0.5 + 1.0) / 2, (0.0 - 0.5) / 2])
-    v, used, sentence = answer.consensus([_exp("ig", [1e-7, 0.0], {"output_change": 1e-6})])
-    assert sentence is not None and not np.any(v)
+    a, b = _exp("ig", [2.0, -1.0, 0.0], {"output_change": 1.0}), _exp("shap", [0.5, 0.5, -0.25], {"output": 0.8, "base_value": 0.05})
+    c = consensus([a, b, _exp("attention", [9.0, 0.0, 0.0])])
+    assert c is not None and c.sentence is None and [e.method for e in c.used] == ["ig", "shap"]  # attention has no output units
+    # In the output's own units, not each method stretched to its own max: magnitudes stay comparable across inputs.
+    assert c.values.tolist() == pytest.approx([(2.0 + 0.5) / 2, (-1.0 + 0.5) / 2, (0.0 - 0.25) / 2])
+    assert c.units == "contribution to p(positive)" and c.top == pytest.approx(2.0) and c.total == pytest.approx((1.0 + 0.75) / 2)
+    c = consensus([_exp("ig", [1e-7, 0.0], {"output_change": 1e-7, "convergence_delta": 1e-7})])
+    assert c is not None and c.sentence is not None and "Weak evidence" in c.sentence
     assert answer.prob_text(0.99996) == "> 0.999" and answer.prob_text(0.5) == "0.500" and answer.prob_text(1e-5) == "< 0.001"
     r = samples.text_results(4, hostile=False)
     probs = answer.class_probabilities(r, r.inputs[0], r.for_input(0))
@@ -410,3 +417,18 @@ def test_a_schema_1_results_file_still_opens_and_renders(tmp_path: Path) -> None
     ig = next(x for x in d0["groups"][0]["trust"]["rows"] if x["m"] == "ig")
     assert ig["faith"] and ig["self"][0]["key"] == "completeness" and ig["self"][0]["ok"] is False
     assert sum(1 for _ in re.finditer(r'class="pb', html)) >= 3 * 2  # every class's bar, from the run's probabilities
+
+
+def test_a_failed_evidence_check_is_a_grey_card_not_an_unreliable_flag() -> None:
+    """The methods' 'evidence' self-check (nothing moves the output): drawn as no evidence, never flagged unreliable."""
+    from explain.reports.quality import check_lines, checks_sentence, flagged
+
+    none = _exp("ig", [1e-4, -2e-4], {"output_change": 1e-4, "convergence_delta": 1e-9}, self_checks=(
+        SelfCheck("evidence", False, 3e-4, 1e-3, "no evidence: the scores add up to 0.0003 in absolute value (below 0.001)"),
+        SelfCheck("completeness", True, 1e-9, 1e-4, "IG is complete")))
+    assert evidence.weak_evidence(none) == "No evidence: The scores add up to 0.0003 in absolute value (below 0.001)."
+    assert flagged(none) is None  # not unreliable: there is nothing to rely on
+    assert check_lines(none)[0]["label"] == "no evidence" and not check_lines(none)[0]["bad"]
+    assert "IG evidence ✗" in checks_sentence([none])
+    some = none.replace(self_checks=(SelfCheck("evidence", True, 0.5, 1e-3, "the scores add up to 0.5"),))
+    assert evidence.weak_evidence(some) is None and "evidence" not in checks_sentence([some])

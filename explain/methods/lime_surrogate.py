@@ -123,7 +123,9 @@ class LimeMethod(Method):
             fit = surrogate_fit(r2, s.min_r2)
             # k comes from the full fit: how many features the explanation shown really has
             stable = stability.stability(fits[0][1], fits[1][1], f"fits on two independent halves of the {n} neighbours", reference=values)
-            checks.update({"stability": stable.value, **({"heldout_r2": r2} if np.isfinite(r2) else {})})  # NaN: undefined
+            # Each half's weights scatter about the full fit's: half their largest disagreement is the full fit's noise.
+            checks.update({"stability": stable.value, "noise_floor": stability.noise_floor(fits[0][1], fits[1][1]) / 2,
+                           **({"heldout_r2": r2} if np.isfinite(r2) else {})})  # NaN: undefined
             self_checks += [fit, stable]
         settings = {**vars(s), "num_samples": n, "kernel_width": width}
         return self.perturbation_result(adapter, example, target, cost, view, scores, settings, checks, self_checks)

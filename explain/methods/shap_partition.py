@@ -131,6 +131,7 @@ class ShapMethod(Method):
             if s.check:
                 if exact:
                     check = stability.exact(f"every cluster of the {d} features was expanded within {max_evals} evaluations")
+                    checks["noise_floor"] = 0.0
                 else:
                     # the half-budget run asks for a prefix of the rows the full run asked for:
                     # the memo answers them, so the check costs shap's bookkeeping, no model rows
@@ -138,6 +139,8 @@ class ShapMethod(Method):
                     check = stability.stability(
                         values, half, f"the values at {max_evals} and at {max(4, max_evals // 2)} evaluations", first=True
                     )
+                    # How far a value still moved between half and full budget: a score within it is the estimate's noise.
+                    checks["noise_floor"] = stability.noise_floor(values, half)
                 checks["stability"] = check.value
                 self_checks.append(check)
             scores = view.expand(values)

@@ -62,6 +62,16 @@ def depths(reference: np.ndarray, k: int = TOP_K, share: float = SHARE, gap: flo
     return cuts or [1]
 
 
+def noise_floor(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the largest |a - b| of two estimates of the same scores, in their units (NaN when either is not finite).
+
+    The report draws an explanation whose largest |score| is within a small multiple of this as weak
+    evidence: its scores are not told apart from how much the estimate itself moves.
+    """
+    d = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+    return float(d.max()) if d.size and np.isfinite(d).all() else float("nan")
+
+
 def average_overlap(a: np.ndarray, b: np.ndarray, at: list[int]) -> float:
     """Return the average overlap of two score vectors by |value| over the depths `at` (1 = same sets)."""
     return float(np.mean([len(top_set(a, j) & top_set(b, j)) / j for j in at]))

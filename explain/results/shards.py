@@ -6,31 +6,37 @@ Layout (format "explain.sharded/1"), under OUT (a local folder or any URI pyarro
     OUT/shards/part-AAAAAAAAA-BBBBBBBBB.rN.json
                                            an ordinary explain results file holding inputs
                                            AAAAAAAAA..BBBBBBBBB (global numbers) of attempt N
+    OUT/shards/part-AAAAAAAAA-BBBBBBBBB.rN.arrays-<hash>.npz
+                                           its large arrays (pixel and attention maps), as
+                                           beside any results file; written before the shard
     OUT/report.html                        the report (optional)
 
-Every shard is written atomically (temporary name, then rename), so an interrupted run leaves
-only complete shards. `--resume` starts attempt N+1 and explains only inputs that no shard holds
+Every shard is written atomically (temporary name, then rename; its arrays file first), so an
+interrupted run leaves only complete shards; a shard's arrays are read lazily, when used. `--resume` starts attempt N+1 and explains only inputs that no shard holds
 (or that failed); when shards overlap, each input is taken from its newest attempt.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator, Mapping
 
 from ..errors import InputError
+from .arrays import ArrayFile
 from .explanation import Explanation, Failure, InputRecord, Results
-from .results_io import dumps, loads
+from .results_io import encode, loads
 
 LAYOUT = "explain.sharded/1"
 MANIFEST = "manifest.json"
 SHARDS = "shards"
 INFLIGHT = "inflight"  # input-N files: how often a worker died while explaining input N
 _SHARD_NAME = re.compile(r"^part-(\d+)-(\d+)\.r(\d+)\.json$")
+_ARRAYS_NAME = re.compile(r"^part-\d+-\d+\.r\d+\.arrays-[0-9a-f]+\.npz$")
 
 
 class Store:
@@ -67,6 +73,12 @@ class Store:
         from pyarrow import fs
 
         return self._fs.get_file_info(self.path(rel)).type == fs.FileType.File
+
+    def open_input(self, rel: str) -> BinaryIO:
+        """Return file `rel` opened for reading, seekable (an arrays file is read member by member)."""
+        if self.local is not None:
+            return open(self.local / rel, "rb")
+        return self._fs.open_input_file(self.path(rel))
 
     def read_text(self, rel: str) -> str:
         """Return the text of file `rel`."""
@@ -118,16 +130,20 @@ def shard_name(first: int, last: int, attempt: int) -> str:
 
 
 def write_shard(store: Store, results: Results, attempt: int) -> str:
-    """Save one shard's Results as an explain results file; return its relative path."""
+    """Save one shard's Results as an explain results file (its arrays file first); return its relative path."""
     indices = [r.index for r in results.inputs]
     name = shard_name(min(indices), max(indices), attempt)
-    store.write_bytes(name, dumps(results).encode("utf-8"))
+    text, arrays, data = encode(results, Path(name).stem)
+    if arrays is not None and data is not None:
+        store.write_bytes(f"{SHARDS}/{arrays}", data)
+    store.write_bytes(name, text.encode("utf-8"))
     return name
 
 
 def clear(store: Store) -> int:
     """Remove a sharded run's own files (shards, manifest, report) under `store`; return how many."""
     names = [rel for *_, rel in shard_files(store)] + [n for n in (MANIFEST, "report.html") if store.exists(n)]
+    names += [f"{SHARDS}/{n}" for n in store.list(SHARDS) if _ARRAYS_NAME.match(n)]
     names += [f"{INFLIGHT}/{n}" for n in store.list(INFLIGHT)]
     for rel in names:
         store.delete(rel)
@@ -179,8 +195,18 @@ def iter_shards(path: str | os.PathLike[str]) -> Iterator[Results]:
 
 
 def _load(store: Store, rel: str) -> Results:
+    folder = rel.rpartition("/")[0]
+
+    def arrays(meta: Mapping[str, Any]) -> ArrayFile:
+        name = str(meta.get("file", ""))
+        if not name or "/" in name:
+            raise ValueError(f"'arrays' must name a file beside the shard, got {name!r}")
+        where = f"{folder}/{name}" if folder else name
+        # Opened per read: a run of thousands of shards must not hold a handle for each.
+        return ArrayFile(functools.partial(store.open_input, where), store.show(where), meta, keep_open=False)
+
     try:
-        return loads(store.read_text(rel))
+        return loads(store.read_text(rel), arrays)
     except (ValueError, KeyError, TypeError) as e:
         raise InputError(f"{store.show(rel)} is not a valid explain results file: {e}") from e
 

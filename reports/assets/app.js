@@ -1,6 +1,5 @@
-"""The page's JavaScript, part 3: image overlays, the causal-LM token view, quality figures, start-up."""
-
-APP_JS = r"""
+/* The report page's JavaScript, part 3: image overlays, the causal-LM token view, quality figures, start-up.
+ * Last of the page's scripts: it starts the page. */
 (function () {
 "use strict";
 const X = window.__explain, h = X.h, pe = X.pe, fmt = X.fmt;
@@ -60,8 +59,12 @@ function opacityControl(body, d) {
   return h("div", { class: "toolbar" }, [h("label", { class: "ctl" }, [h("span", { text: "Overlay opacity" }), input, out])]);
 }
 
-// ---- causal LM: a prompt words x generated tokens grid (inseq), then the per-token view ----
+// ---- causal LM: a context x generated tokens grid (inseq), then the per-token view ----
+// Rows: the prompt's words, then the generated ones (a later token's context holds the earlier
+// generated tokens, which often carry the largest scores: a model copying its own output); a
+// generated row is greyed in the columns it comes at or after. One colour scale over every cell drawn.
 const shown = (t) => X.clean(t).replace(/\n/g, "\u21b5").replace(/\t/g, "\u21e5");
+const MASKED = "#e6e8eb";
 async function genGrid(d, tokens, onPick) {
   const n = d.prompt_n || 0;
   const methods = [];
@@ -70,33 +73,42 @@ async function genGrid(d, tokens, onPick) {
   const pick = methods.find((m) => m !== "attention") || methods[0];
   const sel = h("select", { "aria-label": "grid method" }, methods.map((m) => h("option", { value: m, text: tokens[0].exps.find((e) => e.m === m).title })));
   sel.value = pick;
-  const fig = h("div", { class: "fig gen-grid", "data-rows": n, "data-cols": tokens.length });
-  const box = h("div", null, [h("div", { class: "controls" }, [h("span", { class: "gk", text: "Prompt words \u00d7 generated tokens" }),
+  const fig = h("div", { class: "fig gen-grid", "data-cols": tokens.length });
+  const box = h("div", null, [h("div", { class: "controls" }, [h("span", { class: "gk", text: "Context \u00d7 generated tokens" }),
     h("label", { class: "ctl" }, [h("span", { text: "method" }), sel]),
-    h("span", { class: "muted", text: "each column: what moved that token's log-probability; under each token its probability at that step; click a column to open it" })]), fig]);
+    h("span", { class: "muted", text: "each column: what moved that token's log-probability, the prompt's words above the line and the tokens generated before it below; under each token its probability at that step; click a column to open it" })]), fig]);
   async function draw() {
-    const m = sel.value, cols = [];
-    for (const g of tokens) {
-      const e = g.exps.find((x) => x.m === m);
+    const m = sel.value, exps = tokens.map((g) => g.exps.find((x) => x.m === m));
+    const lens = exps.map((e) => (e ? e.f.length : 0));
+    const rows = Math.max(n, ...lens), longest = exps[lens.indexOf(Math.max(...lens))];
+    const cols = [];
+    for (const e of exps) {
       const s = e ? await X.unpack(e.s) : null;
-      cols.push(s ? Array.from(s.subarray(0, n)) : new Array(n).fill(null));
+      cols.push(range(rows).map((r) => (s && r < s.length ? s[r] : null)));
     }
-    const z = range(n).map((r) => cols.map((c) => c[r]));
+    const z = range(rows).map((r) => cols.map((c) => c[r]));
+    const mask = range(rows).map((r) => cols.map((c, k) => (r >= n && r >= lens[k] ? 1 : null)));
     let lim = 0;
     for (const row of z) for (const v of row) if (v !== null) lim = Math.max(lim, Math.abs(v));
     lim = lim || 1;
-    const e0 = tokens[0].exps.find((x) => x.m === m);
-    const words = (e0 ? e0.f : []).slice(0, n);
+    const words = range(rows).map((r) => (longest && r < longest.f.length ? longest.f[r] : ""));
+    const labels = words.map((w, r) => (r < n ? shown(w) : "\u25b8 " + shown(w)));
+    fig.dataset.rows = rows;
+    fig.dataset.prompt = n;
     const xt = tokens.map((g) => pe(shown(g.title)) + "<br><span style='font-size:10px'>p " + X.prob(g.t.p) + "</span>");
-    const units = e0 ? e0.units.replace(/\(.*\)$/, "(token)") : "score";
-    await X.plot(fig, [{ type: "heatmap", z, x: range(tokens.length), y: range(n), colorscale: SCALE, zmin: -lim, zmax: lim,
-      texttemplate: "%{z:.2f}", textfont: { size: 11 }, xgap: 1, ygap: 1,
-      customdata: z.map((row, r) => row.map((_, c) => pe(words[r] || "") + " \u2192 " + pe(shown(tokens[c].title)))),
-      hovertemplate: "%{customdata}<br>" + pe(units) + " %{z:.4g}<extra></extra>",
-      colorbar: { thickness: 10, outlinewidth: 0, title: { text: pe(units), side: "right" } } }],
-      { height: 90 + 26 * n, margin: { l: 10, r: 10, t: 10, b: 10 },
+    const units = longest ? longest.units.replace(/\(.*\)$/, "(token)") : "score";
+    await X.plot(fig, [
+      { type: "heatmap", z: mask, x: range(tokens.length), y: range(rows), colorscale: [[0, MASKED], [1, MASKED]], showscale: false,
+        xgap: 1, ygap: 1, hovertemplate: "generated at or after this token: not in its context<extra></extra>" },
+      { type: "heatmap", z, x: range(tokens.length), y: range(rows), colorscale: SCALE, zmin: -lim, zmax: lim,
+        texttemplate: "%{z:.2f}", textfont: { size: 11 }, xgap: 1, ygap: 1, hoverongaps: false,
+        customdata: z.map((row, r) => row.map((_, c) => pe(shown(words[r]) || "") + " \u2192 " + pe(shown(tokens[c].title)))),
+        hovertemplate: "%{customdata}<br>" + pe(units) + " %{z:.4g}<extra></extra>",
+        colorbar: { thickness: 10, outlinewidth: 0, title: { text: pe(units), side: "right" } } }],
+      { height: 90 + 26 * rows, margin: { l: 10, r: 10, t: 10, b: 10 },
+        shapes: rows > n ? [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: n - 0.5, y1: n - 0.5, line: { color: "#57606a", width: 1.5 } }] : [],
         xaxis: { tickmode: "array", tickvals: range(tokens.length), ticktext: xt, side: "bottom", automargin: true, showgrid: false, zeroline: false },
-        yaxis: labelAxis2(words.map((w) => shown(w)), { autorange: "reversed" }) });
+        yaxis: labelAxis2(labels, { autorange: "reversed" }) });
     fig.removeAllListeners && fig.removeAllListeners("plotly_click");
     fig.on("plotly_click", (ev) => { const p = ev.points && ev.points[0]; if (p) onPick(+p.x); });
   }
@@ -123,7 +135,7 @@ async function buildLM(body, d) {
     strip.append(chip);
   }
   const grid = await genGrid(d, tokens, (k) => X.whenDone(select(tokens[k], chips[k])));
-  if (grid) { body.append(grid.box); X.figure(grid.draw()); }
+  if (grid) { body.append(grid.box); X.runJobs([grid.draw], body); }
   body.append(h("div", { class: "gen-head", text: "Generated tokens \u2014 click one to see its attribution over the context" }), strip, panel);
   // Opens on the first generated token: one step of the model, the plainest question.
   const first = tokens.length ? 0 : chips.length - 1;
@@ -154,10 +166,71 @@ function classGrid(d, groups) {
       X.imageFigure(d, Object.assign({}, e, { clip: lim }), scores, card, jobs);
       out.append(card);
     }
-    await X.figure(Promise.all(jobs.map((f) => f())));
+    await X.runJobs(jobs, out);
   }
   sel.addEventListener("change", () => X.whenDone(draw()));
   return { box, draw };
+}
+
+// Words are drawn on the report's scale (one for every input, so 0.01 is pale next to 0.9); this input's
+// own scale shows how its words rank when they are all weak. The choice repaints the cards in place.
+function scaleChoice(body, d) {
+  const shared = d.groups.some((g) => g.exps.some((e) => e.shared && e.g !== "pixel"));
+  if (!shared) return null;
+  const own = Math.max(...d.groups.flatMap((g) => g.exps.filter((e) => e.shared).map((e) => e.own || 0)));
+  const report = Math.max(...d.groups.flatMap((g) => g.exps.filter((e) => e.shared).map((e) => e.max || 0)));
+  const sel = h("select", { "aria-label": "colour scale" }, [
+    h("option", { value: "report", text: "the report's: \u00b1" + fmt(report, 2) + " for every input" }),
+    h("option", { value: "own", text: "this input's: \u00b1" + fmt(own, 2) }),
+  ]);
+  sel.addEventListener("change", () => {
+    for (const heat of body.querySelectorAll(".heat")) {
+      if (!heat._paint || !heat._bar || !heat._bar._shared) continue;
+      const m = heat._scales[sel.value];
+      heat._paint(m);
+      heat._bar._set(m);
+    }
+  });
+  return h("div", { class: "toolbar scale-choice" }, [h("label", { class: "ctl" }, [h("span", { text: "Colour scale" }), sel])]);
+}
+
+// Several classes explained (--target all): one at a time, switched in place with one click (shap's
+// text plot), the predicted class first; each is built the first time it is shown. Printing shows them all.
+async function classTabs(body, d) {
+  const tabs = h("div", { class: "gen class-tabs", role: "tablist", "aria-label": "class explained" });
+  const panels = d.groups.map((g, k) => h("div", { class: "class-panel", role: "tabpanel", "data-k": k, hidden: k ? "" : null,
+    "aria-label": "why " + g.title }));
+  const built = new Map();
+  const build = (k) => built.get(k) || built.set(k, X.buildGroup(d, d.groups[k], panels[k])).get(k);
+  let current = 0;
+  const buttons = d.groups.map((g, k) => {
+    const b = h("button", { type: "button", role: "tab", class: "chip" + (k ? "" : " active"), "aria-selected": String(!k), tabindex: k ? "-1" : "0",
+      "data-k": k }, [h("span", { text: g.title }), g.t.p !== null ? h("span", { class: "cn", text: " p " + X.prob(g.t.p) }) : null]);
+    b.addEventListener("click", () => X.whenDone(pick(k)));
+    return b;
+  });
+  async function pick(k) {
+    current = k;
+    buttons.forEach((b, j) => { b.setAttribute("aria-selected", String(j === k)); b.classList.toggle("active", j === k); b.tabIndex = j === k ? 0 : -1; });
+    panels.forEach((p, j) => { p.hidden = j !== k; });
+    await build(k);
+  }
+  tabs.addEventListener("keydown", (ev) => {
+    const step = ev.key === "ArrowRight" ? 1 : ev.key === "ArrowLeft" ? -1 : 0;
+    if (!step) return;
+    const k = (current + step + buttons.length) % buttons.length;
+    buttons[k].focus();
+    X.whenDone(pick(k));
+    ev.preventDefault();
+  });
+  tabs.append(h("span", { class: "gk", text: "Why this class" }), ...buttons);
+  body.append(tabs, ...panels);
+  await build(0);
+  const sec = body.closest("section.input");
+  if (sec) {
+    sec._allTargets = async () => { tabs.hidden = true; for (const k of panels.keys()) { panels[k].hidden = false; await build(k); } };
+    sec._afterPrint = () => { tabs.hidden = false; panels.forEach((p, j) => { p.hidden = j !== current; }); };
+  }
 }
 
 X.buildInput = async function (body, d) {
@@ -167,13 +240,15 @@ X.buildInput = async function (body, d) {
   if (!d.groups.length) return;
   const pixel = d.groups.some((g) => g.exps.some((e) => e.g === "pixel"));
   if (d.baseline) body.append(h("p", { class: "note removal", text: d.baseline }));
+  body.append(scaleChoice(body, d));
   if (pixel) {
     body.append(opacityControl(body, d));
     if (d.img) body.append(h("div", { class: "img-orig" }, [h("img", { alt: "input " + d.i, src: "data:image/png;base64," + d.img }),
       h("div", { class: "note", text: "The input, once. The panels below draw each method's attribution over a faded copy of it." })]));
   }
   if (d.family === "causal-lm") return buildLM(body, d);
-  for (const g of d.groups) await X.buildGroup(d, g, body);
+  if (d.groups.length > 1) await classTabs(body, d);
+  else for (const g of d.groups) await X.buildGroup(d, g, body);
   if (pixel) { const k = classGrid(d, d.groups); if (k) { body.append(k.box); await k.draw(); } }
   const c = X.contrastBlock(d, d.groups);
   if (c) { body.append(c.box); await c.draw(); }
@@ -205,6 +280,41 @@ function qualityFigure(div, s) {
       yaxis: s.log ? { type: "log", tickvals, exponentformat: "power", zeroline: false } : { zeroline: false } });
 }
 
+// ---- the first screen: a card's class names switch its explanation in place; folded words unfold ----
+document.addEventListener("click", (ev) => {
+  const t = ev.target instanceof Element ? ev.target : null;
+  const cls = t && t.closest("article.answer button.cls");
+  if (cls) {
+    const card = cls.closest("article.answer");
+    if (!card.querySelector(".strip[data-k='" + cls.dataset.k + "']")) return;
+    for (const s of card.querySelectorAll(".strip")) s.hidden = s.dataset.k !== cls.dataset.k;
+    for (const b of card.querySelectorAll("button.cls")) b.setAttribute("aria-pressed", String(b === cls));
+    return;
+  }
+  const more = t && t.closest("button.more");
+  if (more) {
+    const el = more.nextElementSibling;
+    if (!el || !el.classList.contains("el")) return;
+    el.hidden = false;
+    more.remove();
+    const first = el.querySelector(".w");
+    if (first) first.focus();
+  }
+});
+
+// ---- printing and saving as PDF: every section and figure drawn first ----
+const printButton = document.getElementById("print-btn");
+if (printButton) printButton.addEventListener("click", () => {
+  printButton.disabled = true;
+  printButton.textContent = "Drawing every section\u2026";
+  X.printReady().then(() => { printButton.disabled = false; printButton.textContent = "Print / PDF"; window.print(); });
+});
+// Ctrl+P cannot wait: it starts the drawing, and what is still missing says how to get it.
+window.addEventListener("beforeprint", () => { X.printReady(); });
+window.addEventListener("afterprint", () => {
+  for (const sec of document.querySelectorAll("section.input")) if (sec._afterPrint) sec._afterPrint();
+});
+
 // ---- start-up ----
 const filter = document.getElementById("filter");
 if (filter) filter.addEventListener("input", () => {
@@ -226,4 +336,3 @@ for (const sec of document.querySelectorAll("section.input[data-i]")) {
 }
 X.ready();
 })();
-"""

@@ -1,9 +1,5 @@
-"""The page's JavaScript, trust part: the per-method trust panel of a target and the run's sanity figure.
-
-Same rules as js_core: text reaches the DOM through textContent only; Plotly strings through `pe`.
-"""
-
-TRUST_JS = r"""
+/* The report page's JavaScript, trust part: the per-method trust panel of a target and the run's sanity figure.
+ * Same rules as core.js: text reaches the DOM through textContent only; Plotly strings through `pe`. */
 (function () {
 "use strict";
 const X = window.__explain, h = X.h, pe = X.pe, fmt = X.fmt;
@@ -159,4 +155,3 @@ X.sanityFigure = function (div, s) {
     shapes: [-1, 1].map((sgn) => ({ type: "line", xref: "paper", x0: 0, x1: 1, y0: sgn * 0.5, y1: sgn * 0.5, line: { color: "#b2182b", dash: "dot", width: 1 } })) });
 };
 })();
-"""

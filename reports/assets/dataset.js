@@ -1,9 +1,5 @@
-"""The page's JavaScript, across-inputs part: per-class words or mean maps, and histograms.
-
-Same rules as js_core: text reaches the DOM through textContent only; Plotly strings through `pe`.
-"""
-
-DATASET_JS = r"""
+/* The report page's JavaScript, across-inputs part: per-class words or mean maps, and histograms.
+ * Same rules as core.js: text reaches the DOM through textContent only; Plotly strings through `pe`. */
 (function () {
 "use strict";
 const X = window.__explain, h = X.h, pe = X.pe, fmt = X.fmt;
@@ -115,4 +111,3 @@ for (const s of X.META.qhist || []) {
 const sf = document.getElementById("sanity-fig");
 if (sf && X.META.sanity) X.lazy(sf, () => X.figure(X.sanityFigure(sf, X.META.sanity)));
 })();
-"""

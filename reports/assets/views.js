@@ -1,6 +1,5 @@
-"""The page's JavaScript, part 2: method cards, attention explorer, method comparison, target groups (trust panel: js_trust)."""
-
-VIEWS_JS = r"""
+/* The report page's JavaScript, part 2: method cards, attention explorer, method comparison, target groups.
+ * Same rules as core.js: text reaches the DOM through textContent only; Plotly strings through `pe`. */
 (function () {
 "use strict";
 const X = window.__explain, h = X.h, pe = X.pe, fmt = X.fmt;
@@ -11,17 +10,27 @@ const range = (n) => Array.from({ length: n }, (_, i) => i);
 X.plot = function (div, data, layout, config) {
   const base = { font: X.FONT, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     margin: { l: 70, r: 20, t: 28, b: 40 }, hoverlabel: { font: { size: 12 } } };
-  return X.loadPlotly().then((P) => P.react(div, data, Object.assign(base, layout), Object.assign({}, X.CONFIG, config || {})));
+  return X.loadPlotly().then((P) => P.react(div, data, Object.assign(base, layout), Object.assign({}, X.CONFIG, config || {}))).then((gd) => {
+    // Out of the tab order: a chart's buttons are for the mouse; its values are in the page's text.
+    for (const b of div.querySelectorAll(".modebar-btn")) b.setAttribute("tabindex", "-1");
+    return gd;
+  });
 };
 const clip = (s, k) => (String(s).length > k ? String(s).slice(0, k - 1) + "\u2026" : String(s));
-// automargin: plotly grows the margins to fit every tick label, so none is clipped.
+// Every word labelled (automargin: plotly grows the margins to fit every tick label, so none is clipped);
+// a long text's figure grows wider than the page instead (X.wide) and scrolls, with the mode bar's zoom.
 function labelAxis(labels, extra, max) {
-  const step = Math.max(1, Math.ceil(labels.length / 60));
-  const vals = range(labels.length).filter((i) => i % step === 0);
+  const vals = range(labels.length);
   return Object.assign({ tickmode: "array", tickvals: vals, ticktext: vals.map((i) => pe(clip(labels[i], max || 18))),
     tickfont: { size: labels.length > 30 ? 10 : 11 }, showgrid: false, zeroline: false, automargin: true }, extra || {});
 }
 X.labelAxis = labelAxis;
+const PER_LABEL = 15;  // px per word on a word axis: a label each, readable
+X.wide = function (fig, n, extra) {  // a figure of n words along x, inside its .hscroll wrapper
+  const need = n * PER_LABEL + (extra || 160);
+  fig.style.minWidth = need > 600 ? need + "px" : "";
+};
+X.scroller = (fig) => h("div", { class: "hscroll" }, [fig]);
 
 function checksBlock(lines) {
   const ul = h("ul", { class: "checks" });
@@ -45,11 +54,17 @@ X.methodCard = async function (d, e, jobs) {
   if (grey) card.append(h("div", { class: "noev-line", text: e.noev }));
   if (e.g === "pixel") X.imageFigure(d, e, scores, card, jobs);
   else {
-    card.append(X.heatText(e.f, scores, e.ft, { rank: X.ranks(scores), max: e.max, units: e.units, grey }));
-    if (!grey) card.append(X.scaleBar(e.max, e.units, e.shared ? "one scale for the methods in these units" : ""));
+    const heat = X.heatText(e.f, scores, e.ft, { rank: X.ranks(scores), max: e.max, own: e.own, units: e.units, grey, what: e.title });
+    card.append(heat);
+    if (!grey) {
+      const bar = X.scaleBar(e.max, e.units, e.shared ? "the report's scale" : "", e.total);
+      bar._shared = e.shared;
+      heat._bar = bar;
+      card.append(bar);
+    }
   }
   if (e.att) attentionExplorer(e, scores, card, jobs);
-  if (e.vit && X.vitViews) X.vitViews(d, e, card, jobs);  // image_attention.VIT_JS
+  if (e.vit && X.vitViews) X.vitViews(d, e, card, jobs);  // assets/vit.js
   if (e.checks.length) card.append(checksBlock(e.checks));
   if (e.settings) card.append(h("details", { class: "settings-line" }, [h("summary", { text: "settings" }), h("div", { text: e.settings })]));
   return { card, scores };
@@ -74,7 +89,9 @@ function headGrid(arr, labels, q, onPick) {
   for (let l = 0; l < L; l++) {
     grid.append(h("span", { class: "lab", text: "layer " + (l + 1) }));
     for (let k = 0; k < H; k++) {
-      const c = h("canvas", { width: n, height: n, title: "layer " + (l + 1) + ", head " + (k + 1) + ": click to open", "data-l": l, "data-h": k });
+      // A button for the keyboard and screen readers: one tab stop for the grid, arrow keys between heads.
+      const c = h("canvas", { width: n, height: n, title: "layer " + (l + 1) + ", head " + (k + 1) + ": click to open", "data-l": l, "data-h": k,
+        role: "button", tabindex: l || k ? "-1" : "0", "aria-label": "open layer " + (l + 1) + ", head " + (k + 1) });
       const ctx = c.getContext("2d"), img = ctx.createImageData(n, n), o = (l * H + k) * n * n;
       for (let i = 0; i < n * n; i++) {
         const rgb = colour(arr[o + i]);
@@ -82,11 +99,22 @@ function headGrid(arr, labels, q, onPick) {
       }
       ctx.putImageData(img, 0, 0);
       if (q !== null && q < n) { ctx.strokeStyle = "#d9730d"; ctx.lineWidth = Math.max(1, n / 40); ctx.strokeRect(0, q, n, 1); }
-      c.addEventListener("click", () => { for (const x of cells) x.classList.toggle("active", x === c); onPick(l, k); });
+      c.addEventListener("click", () => onPick(l, k));
+      c.addEventListener("keydown", (ev) => {
+        const to = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: H, ArrowUp: -H }[ev.key];
+        if (ev.key === "Enter" || ev.key === " ") { onPick(l, k); ev.preventDefault(); return; }
+        if (to === undefined) return;
+        const next = cells[Math.max(0, Math.min(cells.length - 1, l * H + k + to))];
+        for (const x of cells) x.tabIndex = x === next ? 0 : -1;
+        next.focus();
+        ev.preventDefault();
+      });
       cells.push(c);
       grid.append(c);
     }
   }
+  // The head shown above is outlined here, however it was chosen (a click, or the dropdowns); "mean": its whole layer.
+  grid._mark = (L, hd) => { for (const x of cells) x.classList.toggle("active", L !== null && +x.dataset.l === L && (hd === "mean" || +x.dataset.h === +hd)); };
   return grid;
 }
 
@@ -113,25 +141,31 @@ function attentionExplorer(e, scores, card, jobs) {
   const fig = h("div", { class: "fig att-fig" }), note = h("div", { class: "note" }), overview = h("div", { class: "att-overview" });
   card.append(h("div", { class: "att" }, [
     h("div", { class: "controls" }, [field("View", vSel), field("Level", lSel), field("Layer", layerSel), field("Head", headSel)]),
-    fig, note, overview]));
+    X.scroller(fig), note, overview]));
   jobs.push(async () => {
     const key = a.t ? "t" : a.w ? "w" : null;
     if (!key) return;
     const arr = await get(key), labels = key === "t" ? a.tokens : e.f;
-    overview.append(h("div", { class: "note", text: "All layers \u00d7 heads on one fixed 0\u20131 scale (rows: queries; the orange line marks the row that answers). Click a head to open it above." }),
-      headGrid(arr, labels, key === "t" ? a.q : null, (l, k) => {
-        vSel.value = "att"; lSel.value = key; layerSel.value = String(l); headSel.value = String(k);
-        X.figure(draw());
-      }));
+    const grid = headGrid(arr, labels, key === "t" ? a.q : null, (l, k) => {
+      vSel.value = "att"; lSel.value = key; layerSel.value = String(l); headSel.value = String(k);
+      X.figure(draw());
+    });
+    overview.append(h("div", { class: "note", text: "All layers \u00d7 heads on one fixed 0\u20131 scale (rows: queries; the orange line marks the row that answers). Click a head to open it above." }), grid);
+    marker = grid._mark;
+    mark();
   });
 
+  let marker = null;
+  const mark = () => { if (marker) marker(vSel.value === "att" ? +layerSel.value : null, headSel.value); };
   async function draw() {
     const view = vSel.value;
     layerSel.disabled = headSel.disabled = view !== "att";
     lSel.disabled = view === "rel";
+    mark();
     if (view === "rel") {
       note.textContent = "Gradient-weighted attention relevance (Chefer et al. 2021) of each word for the target: the card's heat map as bars.";
       fig.style.width = "";
+      X.wide(fig, scores.length);
       const m = X.maxAbs(scores) || 1;
       return X.plot(fig, [{ type: "bar", x: range(scores.length), y: Array.from(scores),
         marker: { color: Array.from(scores, (v) => X.divColor(v / m)), line: { color: "#8c959f", width: 0.5 } },
@@ -161,9 +195,10 @@ function attentionExplorer(e, scores, card, jobs) {
       (marked ? "; the outlined row (\u25b6) is the token that answers." : lev === "w" ? "; the answering token ([CLS] or the last token) is shown at token level." : ".");
     if (marked) labels = labels.map((t, i) => (i === a.q ? "\u25b6 " + t : t));
     const shapes = marked ? [{ type: "rect", xref: "x", yref: "y", x0: -0.5, x1: n - 0.5, y0: a.q - 0.5, y1: a.q + 0.5, line: { color: "#d9730d", width: 2 } }] : [];
-    const side = Math.max(300, Math.min(620, 120 + n * 22));
+    const side = Math.max(300, 120 + n * (n > 25 ? PER_LABEL : 22));  // a label per row and column; long texts scroll
     fig.style.width = (side + 190) + "px";  // map + labels + colour bar: the bar sits beside the map
-    fig.style.maxWidth = "100%";
+    fig.style.maxWidth = "";
+    fig.style.minWidth = "";
     return X.plot(fig, [{ type: "heatmap", z, text, colorscale: ATT, zmin: 0, zmax: 1, hovertemplate: "%{text}<br>weight %{z:.4f}<extra></extra>",
       colorbar: { thickness: 12, len: 0.8, outlinewidth: 0, title: { text: "weight", side: "right" }, tickvals: [0, 0.25, 0.5, 0.75, 1] } }],
       { height: side + 60, width: side + 190, shapes, margin: { l: 10, r: 10, t: 10, b: 10 },
@@ -182,9 +217,10 @@ function compareBlock(g, scoresList, jobs) {
   const box = h("div", { class: "compare" }, [h("h4", { text: "Method comparison" })]);
   if (exps[0].g !== "pixel" && exps.length > 1) {
     const fig = h("div", { class: "fig cmp-fig" });
-    box.append(fig);
+    box.append(X.scroller(fig));
     jobs.push(() => {
       const f = exps[0].f, sf = f.map(pe);
+      X.wide(fig, f.length);
       const z = c.rows.map((i) => { const s = scoresList[i], m = X.maxAbs(s) || 1; return Array.from(s, (v) => v / m); });
       const text = c.rows.map((i) => Array.from(scoresList[i], (v, j) => sf[j] + "<br>" + pe(g.exps[i].title) + ": " + fmt(v, 4) + " " + pe(g.exps[i].units)));
       return X.plot(fig, [{ type: "heatmap", z, text, x: range(f.length), y: range(exps.length), colorscale: SCALE, zmin: -1, zmax: 1,
@@ -243,8 +279,8 @@ X.contrastBlock = function (d, groups) {
       for (let i = 0; i < sa.length; i++) diff[i] = sa[i] - sb[i];
       diff.shape = sa.shape;
       const m = X.maxAbs(diff) || 1;
-      const um = /^change in (.*)\((.*)\)$/.exec(ea.units);
-      const units = um ? "change in " + um[1] + "(" + A.title + ") \u2212 " + um[1] + "(" + B.title + ")" : ea.units + ": " + A.title + " minus " + B.title;
+      const um = /^contribution to (.*)\((.*)\)$/.exec(ea.units);
+      const units = um ? "contribution to " + um[1] + "(" + A.title + ") \u2212 " + um[1] + "(" + B.title + ")" : ea.units + ": " + A.title + " minus " + B.title;
       const card = h("div", { class: "card method" }, [h("div", { class: "card-head" }, [h("span", { class: "mname", text: ea.title }),
         h("span", { class: "cost", text: "red: pushes towards " + A.title + ", blue: towards " + B.title })])]);
       if (ea.g === "pixel") {
@@ -256,7 +292,7 @@ X.contrastBlock = function (d, groups) {
       grid.append(card);
     }
     out.append(grid.childElementCount ? grid : h("p", { class: "note", text: "No method explained both classes on the same features." }));
-    await X.figure(Promise.all(jobs.map((f) => f())));
+    await X.runJobs(jobs, out);
   }
   for (const s of [aSel, bSel]) s.addEventListener("change", () => X.whenDone(draw()));
   return { box, draw };
@@ -280,8 +316,7 @@ X.buildGroup = async function (d, g, container) {
   const cmp = compareBlock(g, scoresList, jobs);
   if (cmp) wrap.append(cmp);
   container.append(wrap);
-  X.figure(Promise.all(jobs.map((f) => f())));  // figures follow; the text is usable now
+  X.runJobs(jobs, wrap);  // figures follow (or wait for the section to come into view); the text is usable now
   return wrap;
 };
 })();
-"""
