@@ -7,11 +7,9 @@ import os
 import sys
 import tempfile
 import time
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 from explain import methods as registry
-from explain.adapters.base import Adapter
 from explain.distributed import RayOptions, RunSummary, open_sharded, plan, run_ray
 from explain.results.shards import MANIFEST, Store, clear
 from explain.errors import ExplainError, InputError
@@ -33,8 +31,7 @@ def run_on_ray(args: argparse.Namespace) -> int:
         raise ExplainError('--engine ray needs Ray: pip install "explain[distributed]"') from None
     family = checkpoint_family(args.checkpoint)  # reads config.json only: the workers load the weights
     settings = parse_settings(args)
-    adapter_like = cast(Adapter, SimpleNamespace(family=family))
-    methods = registry.resolve(args.methods or "ig", adapter_like)
+    methods = registry.resolve_for_family(args.methods or "ig", family)  # the workers check the model's own refusals
     for m in methods:
         m.settings(settings.get(m.name))  # unknown or malformed settings fail here, before Ray starts
     target: Any = None

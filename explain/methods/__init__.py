@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .registry import REGISTRY, discover, for_family, for_model, get, register, resolve
+from .registry import REGISTRY, discover, for_family, for_model, get, register, resolve, resolve_for_family
 
 discover(__name__, __path__)
 
-__all__ = ["REGISTRY", "for_family", "for_model", "get", "register", "resolve"]
+__all__ = ["REGISTRY", "for_family", "for_model", "get", "register", "resolve", "resolve_for_family"]

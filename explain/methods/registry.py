@@ -60,6 +60,25 @@ def resolve(names: Sequence[str] | str | None, adapter: Adapter) -> list[Method]
     return methods
 
 
+def resolve_for_family(names: Sequence[str] | str | None, family: str) -> list[Method]:
+    """Return the named methods, checked against the family only ('all' is the family's every method).
+
+    For a caller that has no model loaded (a Ray run's head reads config.json only): a model's
+    own refusals (`Method.refusal`, e.g. attention on a CNN) are checked where it is loaded.
+    """
+    if names is None or names == "all" or names == ["all"]:
+        names = for_family(family)
+    if isinstance(names, str):
+        names = [n for n in names.split(",") if n.strip()]
+    methods = [get(n) for n in names]
+    for m in methods:
+        if family not in m.families:
+            raise MethodError(f"method {m.name!r} does not serve {family} models; for them use: {', '.join(for_family(family))}")
+    if not methods:
+        raise MethodError(f"no method given; available for {family}: {', '.join(for_family(family))}")
+    return methods
+
+
 def discover(package: str, path: Sequence[str]) -> None:
     """Import every module of the methods package once, so each method registers itself."""
     import importlib
