@@ -21,7 +21,7 @@ import numpy as np
 from ..adapters.base import Adapter, Example
 from ..results.explanation import Explanation, SelfCheck, Target
 from .registry import register
-from . import stability
+from . import budget, stability
 from .base import BASELINE_HELP, Cost, Method, setting, view_options
 
 # lime's defaults: text distances are cosine x 100 with width 25; images cosine with width 0.25.
@@ -35,6 +35,7 @@ class LimeSettings:
     """Settings of LIME."""
 
     num_samples: int | None = setting(None, "neighbours drawn (default: 40 per feature, at least 500 and at most 5000 (lime's fixed default); images 1000)")
+    adaptive: bool = setting(True, "score neighbours in rounds (x1.5 from 8 per feature, at least 100) and stop when the top features and their signs have settled and the stability statistic passes, or at num_samples")
     baseline: str | None = setting(None, BASELINE_HELP)
     segmentation: str | None = setting(None, "images: how superpixels are made (slic | quickshift | grid; default: chosen for the image size)")
     n_segments: int | None = setting(None, "images: about how many superpixels (default: chosen for the image size)")
@@ -102,23 +103,32 @@ class LimeMethod(Method):
             n = s.num_samples or default_samples(view.sampling, d)
             rs = check_random_state(seed)
             data = sample_neighbours(view.sampling, d, n, rs)
-            labels = np.asarray(cost.counted(view.evaluate)(data.astype(bool))).reshape(-1, 1)
             distances = pairwise_distances(data, data[:1], metric="cosine").ravel() * _DISTANCE_SCALE[view.sampling]
             width = s.kernel_width or _KERNEL_WIDTH[view.sampling]
             base = LimeBase(partial(_kernel, kernel_width=width), verbose=False, random_state=rs)
-            intercept, values, score, local_pred = _fit(base, data, labels, distances)
+            grown: budget.Grown | None = None
+            fits: dict[int, tuple[float, np.ndarray, float, Any]] = {}  # by neighbours: the rounds' fits, the last one kept
+            verdicts: dict[int, SelfCheck] = {}
+            if s.adaptive:  # rounds over slices of the one draw, each row scored once (budget.py)
+                grown, labels = budget.grow_lime(
+                    cost.counted(view.evaluate, remember=True), data,
+                    lambda b, y: fits.setdefault(b, _fit(base, data[:b], y, distances[:b]))[1],
+                    lambda b, y, v: verdicts.setdefault(b, halves_stability(base, data[:b], y, distances[:b], v)).passed,
+                    lambda: adapter.runner.rows)
+                n, data, distances = grown.used, data[: grown.used], distances[: grown.used]
+            else:
+                labels = np.asarray(cost.counted(view.evaluate)(data.astype(bool))).reshape(-1, 1)
+            intercept, values, score, local_pred = fits[n] if n in fits else _fit(base, data, labels, distances)
             scores = view.expand(values)
         checks = {"score": float(score), "intercept": float(intercept), "local_prediction": float(np.ravel(local_pred)[0])}
         self_checks = []
         if s.check:
             fit = surrogate_fit(float(score), s.min_r2)
-            # two independent neighbourhoods of n/2 (odd and even draws, each with the input itself)
-            halves = [np.r_[0, np.arange(1 + h, n, 2)] for h in (0, 1)]
-            a, b = (_fit(base, data[i], labels[i], distances[i])[1] for i in halves)
-            # k comes from the full fit: how many features the explanation shown really has
-            stable = stability.stability(a, b, f"fits on two independent halves of the {n} neighbours", reference=values)
+            stable = verdicts[n] if n in verdicts else halves_stability(base, data, labels, distances, values)
             checks.update({"stability": stable.value})
-            self_checks += [fit, stable]
+            self_checks += [fit, stable if grown is None else grown.annotate(stable)]
+        if grown is not None:
+            view.extras = {**view.extras, "budget": grown.record()}
         settings = {**vars(s), "num_samples": n, "kernel_width": width}
         return self.perturbation_result(adapter, example, target, cost, view, scores, settings, checks, self_checks)
 
@@ -131,6 +141,16 @@ def _fit(base: Any, data: np.ndarray, labels: np.ndarray, distances: np.ndarray)
     for i, w in weights:
         values[i] = w
     return float(intercept), values, float(score), local_pred
+
+
+def halves_stability(base: Any, data: np.ndarray, labels: np.ndarray, distances: np.ndarray, values: np.ndarray) -> SelfCheck:
+    """Return the 'stability' SelfCheck: surrogates fitted on two independent halves of the neighbours agree on the top."""
+    n = len(data)
+    # two independent neighbourhoods of n/2 (odd and even draws, each with the input itself)
+    halves = [np.r_[0, np.arange(1 + h, n, 2)] for h in (0, 1)]
+    a, b = (_fit(base, data[i], labels[i], distances[i])[1] for i in halves)
+    # k comes from the full fit: how many features the explanation shown really has
+    return stability.stability(a, b, f"fits on two independent halves of the {n} neighbours", reference=values)
 
 
 def surrogate_fit(r2: float, threshold: float = MIN_R2) -> SelfCheck:
