@@ -89,7 +89,7 @@ def test_schedule_doubles_with_a_midpoint_and_ends_at_the_cap() -> None:
     assert budget.schedule(32, 500) == [32, 48, 64, 96, 128, 192, 256, 384, 500]
     assert budget.schedule(100, 500) == [100, 150, 200, 300, 400, 500]
     assert budget.schedule(32, 20) == [20] and budget.schedule(32, 32) == [32]
-    assert budget.lime_start(5) == 100 and budget.lime_start(60) == 480
+    assert budget.lime_start(5) == 100 and budget.lime_start(60) == 120
 
 
 def test_same_top_needs_the_same_resolved_features_and_signs() -> None:
@@ -100,6 +100,8 @@ def test_same_top_needs_the_same_resolved_features_and_signs() -> None:
     assert budget.same_top(np.array([0.02, 0.9, 0.5, 0.3, 0.05]), v) == 0  # a different top
     split = np.array([0.3, 0.3, 0.3, 0.02, 0.0])  # an unexpanded cluster's even split names no top
     assert budget.same_top(split, split.copy(), first=True) == 0
+    inside = np.array([0.22, 0.18, 0.18, -0.1, 0.0])  # a split cluster wholly inside the top 3: its order is unknown
+    assert budget.same_top(inside, inside.copy(), first=True) == 0
     assert budget.same_top(np.array([1.0, 0.1, 0.0]), np.array([1.0, 0.12, 0.0])) == 1  # only a clear top counts
 
 
@@ -111,7 +113,7 @@ def test_a_planted_input_stops_early_with_the_caps_top_features(method: str) -> 
     fixed = run(RecordingAdapter(d, planted), method, adaptive=False)
     record = adaptive.extras["budget"]
     assert record["stopped"] == "settled" and record["cap"] == (500 if method == "shap" else 1200)
-    assert adaptive.rows <= 0.6 * fixed.rows  # measured: SHAP 256 of 500, LIME 360 of 1200
+    assert adaptive.rows <= 0.6 * fixed.rows  # measured: SHAP 256 of 500, LIME 147 of 1200
     assert top(adaptive, 2) == top(fixed, 2) == [5, 17]
     assert np.sign(adaptive.scores[[5, 17]]).tolist() == [1.0, -1.0]
     assert record["used"] == record["rounds"][-1] < record["cap"] and record["since"] in record["rounds"][:-1]

@@ -8,8 +8,9 @@ SHAP `max_evals`, LIME `num_samples`), and the run stops at the first round wher
 1. the top features and their signs are the same as in the previous round: at every depth
    j <= TOP_K where the current estimate has a clear cut (`stability.depths`: the features
    within a quarter of the largest |value|, ranks at least 5% of it apart), both estimates'
-   tie-aware top-j sets (`stability.top_set`) hold the same j features, and each of those
-   features keeps its sign; and
+   tie-aware top-j sets (`stability.top_set`) hold the same j features, each of those features
+   keeps its sign, and none of them shares its exact value with another feature (an unexpanded
+   SHAP cluster's even split: its order is not known yet); and
 2. the method's own stability statistic passes at this budget (SHAP: the values at this
    budget and at half of it; LIME: surrogates fitted on two independent halves of the
    neighbours drawn so far), the same statistic its `stability` self-check reports.
@@ -43,10 +44,12 @@ from . import stability
 STEPS = (1.0, 1.5)
 # The first round's budget. SHAP: 32 evaluations resolve a top word among ~100 through the word
 # hierarchy's ~7 levels (2 rows a level), and expand a sentence of 6 words or fewer fully.
-# LIME: lime's text neighbours drop a uniform share of the words, so a surrogate over d words
-# needs rows in proportion to d: 8 per feature, at least 100, for a start.
+# LIME: 2 neighbours per feature, at least 100 (each half of the stability statistic then has
+# 50 or more). On benchmarks/quality_per_row.py's texts of 40-120 words with five planted cues,
+# a start of 2 per feature stopped at about 290 rows with the top 3 of a 3,600-row fixed run;
+# a start of 8 per feature spent 1,090.
 START_SHAP = 32
-START_LIME_PER_FEATURE, START_LIME_MIN = 8, 100
+START_LIME_PER_FEATURE, START_LIME_MIN = 2, 100
 TOP_K = stability.TOP_K
 
 RULE = (
@@ -95,6 +98,8 @@ class Grown:
         if self.stopped == "exact":
             return f"stopped at {self.used} of at most {self.cap} {self.unit}: every cluster was expanded, the values are exact"
         top = f"top {self.depth} and {'its sign' if self.depth == 1 else 'their signs'}"
+        if self.stopped == "settled" and self.used == self.cap:
+            return f"settled at its cap of {self.cap} {self.unit}: {top} unchanged since {self.since}"
         if self.stopped == "settled":
             return f"stopped at {self.used} of at most {self.cap} {self.unit}: {top} unchanged since {self.since}"
         if self.since is not None:
@@ -126,7 +131,7 @@ def schedule(start: int, cap: int) -> list[int]:
 
 
 def lime_start(d: int) -> int:
-    """Return LIME's first round: 8 neighbours per feature, at least 100."""
+    """Return LIME's first round: 2 neighbours per feature, at least 100."""
     return max(START_LIME_MIN, START_LIME_PER_FEATURE * d)
 
 
@@ -147,7 +152,21 @@ def same_top(previous: np.ndarray, current: np.ndarray, k: int = TOP_K, first: b
     signs = np.sign(np.asarray(current, dtype=np.float64)), np.sign(np.asarray(previous, dtype=np.float64))
     if any(signs[0][i] == 0 or signs[0][i] != signs[1][i] for i in top):
         return 0
+    if _tied(current, top):
+        return 0
     return max(at)
+
+
+def _tied(values: np.ndarray, top: set[int]) -> bool:
+    """Return True when a feature of `top` has exactly the value of another feature.
+
+    SHAP's Partition explainer splits an unexpanded cluster's credit evenly among its features:
+    two top features with one value are most likely one cluster not yet resolved, even when the
+    whole cluster lies inside the top-j set (then the set is "equal" while its order is unknown).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    tol = 1e-9 * float(np.abs(v).max()) + 1e-15
+    return any(int((np.abs(v - v[i]) <= tol).sum()) > 1 for i in top)
 
 
 def grow(estimate: Callable[[int], Estimate], budgets: list[int], rows: Callable[[], int], unit: str,

@@ -35,7 +35,7 @@ class LimeSettings:
     """Settings of LIME."""
 
     num_samples: int | None = setting(None, "neighbours drawn (default: 40 per feature, at least 500 and at most 5000 (lime's fixed default); images 1000)")
-    adaptive: bool = setting(True, "score neighbours in rounds (x1.5 from 8 per feature, at least 100) and stop when the top features and their signs have settled and the stability statistic passes, or at num_samples")
+    adaptive: bool = setting(True, "score neighbours in rounds (2 per feature, at least 100, then x1.5, x2, x3, ...) and stop when the top features and their signs have settled and the stability statistic passes, or at num_samples")
     baseline: str | None = setting(None, BASELINE_HELP)
     segmentation: str | None = setting(None, "images: how superpixels are made (slic | quickshift | grid; default: chosen for the image size)")
     n_segments: int | None = setting(None, "images: about how many superpixels (default: chosen for the image size)")

@@ -30,7 +30,7 @@ class ShapSettings:
     """Settings of the SHAP partition explainer."""
 
     max_evals: int | None = setting(None, "model evaluations (default: 500, or 2*d+1 if the input has many features); adaptive: the cap")
-    adaptive: bool = setting(True, "evaluate in rounds (x1.5 from 32, every row scored once) and stop when the top features and their signs have settled and the stability statistic passes, or at max_evals")
+    adaptive: bool = setting(True, "evaluate in rounds (32, 48, 64, 96, 128, ... evaluations, every row scored once) and stop when the top features and their signs have settled and the stability statistic passes, or at max_evals")
     batch_size: int = setting(64, "masks shap hands over per call (the runner re-batches them)")
     baseline: str | None = setting(None, BASELINE_HELP)
     segmentation: str | None = setting(None, "images: how regions are made (slic | quickshift | grid; default: chosen for the image size)")
