@@ -118,7 +118,8 @@ def test_one_counted_warning_for_truncation(tiny_bert: Path) -> None:
         warnings.simplefilter("always")
         explain.explain(model, [long, "fine", long], ig=FAST_IG, max_length=10)
     mine = [w for w in caught if issubclass(w.category, explain.ExplainWarning)]
-    assert [str(w.message) for w in mine] == ["2 inputs truncated"]
+    # the random tiny BERT barely moves its output (|scores| sum to ~1e-5): its IG has no evidence
+    assert [str(w.message) for w in mine] == ["2 inputs truncated; ig found no evidence (nothing moves the output) on 3 inputs"]
     assert mine[0].filename == __file__  # points at the caller's line, not the engine's
 
 

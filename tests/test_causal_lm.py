@@ -180,7 +180,7 @@ def test_ig_completeness_at_defaults(lm: CausalLMAdapter, run: explain.Results) 
 def test_shap_efficiency_and_base_value_is_the_empty_context(lm: CausalLMAdapter, run: explain.Results) -> None:
     example = lm.prepare(PROMPT, 0, max_new_tokens=3)  # greedy again: the same tokens
     for e in run.by_method("shap"):
-        assert [c.name for c in e.self_checks] == ["stability"] and e.reliable  # few words: exact
+        assert [c.name for c in e.self_checks] == ["stability", "evidence"] and e.reliable  # few words: exact
         view = lm.perturbation_view(example, e.target)
         assert np.isclose(e.checks["base_value"], view.evaluate(np.zeros((1, len(e.features)), bool))[0], atol=1e-5)
 

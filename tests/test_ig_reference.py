@@ -147,6 +147,20 @@ def test_image_ig_equals_captum_integrated_gradients(cnn) -> None:  # type: igno
         close(e.scores.ravel(), ref.ravel())
 
 
+def test_riemann_trapezoid_is_captums_rule_and_is_recorded(cnn) -> None:  # type: ignore[no-untyped-def]
+    """Asked for captum's riemann_trapezoid, we compute captum's riemann_trapezoid (weights sum to (n-1)/n)."""
+    from captum.attr import IntegratedGradients
+
+    [e] = explain.explain(cnn, [digit()], methods=["ig"], ig={"baseline": "black", "adaptive": False, "n_steps": 32, "method": "riemann_trapezoid"})
+    assert e.settings["method"] == "riemann_trapezoid" and e.settings["n_steps"] == 32
+    x = pixels(digit())
+    attr = IntegratedGradients(pixel_forward(cnn, e.target.index)).attribute(x, baselines=torch.zeros_like(x), n_steps=32, method="riemann_trapezoid")
+    close(e.scores.ravel(), attr.detach().double()[0, 0].numpy().ravel())
+    [nested] = explain.explain(cnn, [digit()], methods=["ig"], ig={"baseline": "black", "adaptive": False, "n_steps": 32, "method": "trapezoid"})
+    assert nested.settings["method"] == "trapezoid"
+    np.testing.assert_allclose(e.scores, nested.scores * 31 / 32, rtol=1e-4, atol=1e-7)  # the two rules differ by (n-1)/n
+
+
 def test_text_noise_tunnel_equals_captums(bert) -> None:  # type: ignore[no-untyped-def]
     from captum.attr import IntegratedGradients, NoiseTunnel
 
@@ -192,8 +206,30 @@ def test_the_noise_tunnel_reports_the_true_output_change(cnn) -> None:  # type: 
     assert e.checks["output_change"] == pytest.approx(change, abs=1e-5)
     assert abs(e.checks["noisy_output_change"] - change) > 0.05  # the two differ here: the test can tell them apart
     assert e.checks["delta_relative"] == pytest.approx(e.checks["convergence_delta"] / abs(change), rel=1e-6)
-    [check] = e.self_checks
+    [check] = [c for c in e.self_checks if c.name == "completeness"]
     assert check.passed and check.value <= max(0.01 * abs(change), 1e-4) and "noisy samples" in check.sentence
+
+
+def test_one_incomplete_noise_sample_fails_the_check_even_when_the_mean_gap_passes(cnn) -> None:  # type: ignore[no-untyped-def]
+    """16 fixed points, 8 noisy samples: the mean gap is within 1% of the output change, the worst sample's is not."""
+    from captum.attr import IntegratedGradients, NoiseTunnel
+
+    settings = {"baseline": "black", "adaptive": False, "n_steps": 16, "nt_samples": 8, "nt_stdev": 0.2}
+    [e] = explain.explain(cnn, [digit(0)], methods=["ig"], ig=settings, seed=1)
+    x = pixels(digit(0))
+    torch.manual_seed(1)
+    _, delta = NoiseTunnel(IntegratedGradients(pixel_forward(cnn, e.target.index))).attribute(
+        x, baselines=torch.zeros_like(x), nt_type="smoothgrad", nt_samples=8, stdevs=0.2, n_steps=16,
+        method="gausslegendre", return_convergence_delta=True,
+    )
+    gaps = delta.abs().double().numpy()  # captum's own per-sample gaps
+    tol = max(0.01 * abs(e.checks["output_change"]), 1e-4)
+    assert gaps.mean() <= tol < gaps.max()  # the case the mean would hide
+    assert e.checks["convergence_delta"] == pytest.approx(gaps.mean(), abs=1e-5)
+    [check] = [c for c in e.self_checks if c.name == "completeness"]
+    assert not check.passed and not e.reliable and check.value == pytest.approx(gaps.max(), abs=1e-5)
+    assert e.checks["worst_sample_delta"] == pytest.approx(gaps.max(), abs=1e-5)
+    assert f"on {int((gaps > tol).sum())} of its 8 noisy samples" in check.sentence
 
 
 # ---- completeness and its self-check -------------------------------------------------------
@@ -202,7 +238,7 @@ def test_completeness_holds_at_defaults_against_an_independent_output_change(ber
         change = BertRef(bert, TEXTS[e.input], e.target.index).change()
         tol = max(0.01 * abs(change), 1e-4)
         assert abs(float(e.scores.sum()) - change) <= tol, (e.input, e.settings["n_steps"])
-        [check] = e.self_checks
+        [check] = [c for c in e.self_checks if c.name == "completeness"]
         assert check.name == "completeness" and check.passed and check.threshold == pytest.approx(tol, rel=1e-4)
         assert check.sentence.startswith("IG is complete")
     for i in range(2):
@@ -218,7 +254,7 @@ def test_too_few_steps_fail_the_completeness_check(bert) -> None:  # type: ignor
     # The bundled classifier is confident (p > 0.99): 4 fixed points miss the sharp turn of its
     # output along the path.
     [e] = explain.explain(bert, [TEXTS[0]], methods=["ig"], ig={"baseline": "pad", "adaptive": False, "n_steps": 4})
-    [check] = e.self_checks
+    [check] = [c for c in e.self_checks if c.name == "completeness"]
     change = BertRef(bert, TEXTS[0], e.target.index).change()
     assert abs(float(e.scores.sum()) - change) > 0.05 * abs(change)  # really incomplete
     assert not check.passed and not e.reliable and check.value > check.threshold

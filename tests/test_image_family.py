@@ -227,7 +227,8 @@ def test_shap_efficiency(request: pytest.FixtureRequest, images: dict[str, Path]
     assert e.checks["base_value"] == pytest.approx(empty, abs=1e-5)  # everything blurred
     assert abs(values.sum() - (full - empty)) < 1e-3  # shap's accounting, as stored
     # 300 evaluations do not expand every region: the check compared with the 150-evaluation values
-    [check] = e.self_checks
+    [check, found] = e.self_checks
+    assert found.name == "evidence" and found.passed
     assert check.name == "stability" and not check.sentence.startswith("exact") and "150" in check.sentence
 
 

@@ -259,6 +259,56 @@ def test_lime_on_bert_equals_lime_text_explainer(bert: TextClassifierAdapter) ->
     assert e.checks["score"] == pytest.approx(out.score, abs=1e-4)
 
 
+def long_texts(n: int = 3) -> list[str]:
+    """Held-out planted sentences joined into texts of 20-40 words (words repeat: 'the', 'a', ...)."""
+    sentences = [t for t, _, _ in sentiment_examples(300, seed=321, split="heldout") if "[" not in t]
+    texts, words = [], []
+    for sentence in sentences:
+        words += [*sentence.split(), "and"] if words else sentence.split()  # 'and' between sentences: a repeated word
+        if len(words) >= 20:
+            if len(words) <= 40:
+                texts.append(" ".join(words))
+            words = []
+        if len(texts) == n:
+            return texts
+    raise AssertionError("not enough 20-40-word texts")
+
+
+def test_lime_on_20_to_40_words_equals_lime_asked_for_every_word_not_limes_default_ten(bert: TextClassifierAdapter) -> None:
+    """We fit every word (feature_selection='none'); lime's explain_instance keeps num_features=10 by default.
+
+    Asked for every word, lime's 'auto' selection keeps all of them and refits: our weights, to 1e-4.
+    At its default of 10 it keeps the 10 largest |weights| of a first fit, sets the rest to 0 and
+    refits those 10 alone: other weights than ours on texts over 10 words, which is what this test
+    shows (docs/methods.md states it).
+    """
+    from lime.lime_text import LimeTextExplainer
+
+    def predict(texts: list[str]) -> np.ndarray:
+        enc = bert.tokenizer(list(texts), return_tensors="pt", padding=True)
+        with torch.no_grad():
+            return torch.softmax(bert.model(**enc).logits, -1).numpy()
+
+    for text in long_texts(2):
+        d = len(text.split())
+        assert 20 <= d <= 40 and len(set(text.split())) < d  # long, and with repeated words
+        [e] = explain.explain(bert, [text], methods=["lime"], lime={"num_samples": 1000, "baseline": "drop", "adaptive": False}, seed=SEED)
+        assert e.features == tuple(text.split())  # every occurrence is its own feature
+        # bow=False: each occurrence is a feature, as ours; an empty mask string drops the word, as baseline=drop
+        lime = LimeTextExplainer(random_state=SEED, split_expression=r"\s+", bow=False, mask_string="")
+        every = lime.explain_instance(text, predict, labels=(e.target.index,), num_features=d, num_samples=1000)
+        theirs = np.zeros(d)
+        for i, w in every.as_map()[e.target.index]:
+            theirs[i] = w
+        close(e.scores, theirs, 1e-4)
+        assert e.checks["score"] == pytest.approx(every.score, abs=1e-4)
+        default = lime.explain_instance(text, predict, labels=(e.target.index,), num_samples=1000)  # num_features=10
+        ten = dict(default.as_map()[e.target.index])
+        assert len(ten) == 10 < d
+        differ = max(abs(w - e.scores[i]) for i, w in ten.items()) / np.abs(e.scores).max()
+        assert differ > 1e-3, differ  # lime's default weights are not ours
+
+
 def weighted_ridge(data: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, float]:
     """Return (coefficients, weighted R^2) of ridge with an intercept, solved in closed form."""
     w = weights / weights.sum()

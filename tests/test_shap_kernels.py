@@ -1,16 +1,19 @@
-"""Our numpy stand-ins for shap's three numba kernels equal shap's kernels, and no JIT is left.
+"""Our numpy stand-ins for shap's three numba kernels equal shap's kernels, and shap is never changed.
 
-shap_kernels lends shap's Partition explainer numpy versions of `make_masks`, `_build_fixed_output`
-and `lower_credit` while our calls run (saving 4-6 s of JIT per process). If one differed - a
-leaf missing, children swapped, a carried-over output row wrong, credit split by the wrong size -
-every SHAP value would be wrong, so each is compared with shap's own kernel entry for entry,
-the end-to-end values with shap's untouched path, and a fresh process checks that a SHAP run
-compiles none of shap's kernels and leaves shap's module functions as installed.
+shap_kernels runs shap's Partition explainer code on numpy versions of `make_masks`,
+`_build_fixed_output` and `lower_credit` (saving seconds of JIT per process) by binding shap's own
+functions to a private copy of their globals. If a stand-in differed - a leaf missing, children
+swapped, a carried-over output row wrong, credit split by the wrong size - every SHAP value would
+be wrong, so each is compared with shap's own kernel entry for entry, the end-to-end values with
+shap's untouched path, and a fresh process checks that a SHAP run compiles none of shap's kernels.
+Because nothing in shap is assigned, a user's own first shap call in another thread, while ours
+runs, gets shap as installed: a fresh process makes exactly that happen and checks both answers.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -26,7 +29,8 @@ from shap.utils import _masked_model
 from explain.adapters.base import contiguous_linkage
 from explain.adapters.image import segment_linkage as image_linkage
 from explain.adapters.pairs import segment_linkage as pair_linkage
-from explain.methods.shap_kernels import fixed_output, leaf_masks, lower_credit, numpy_kernels
+from explain.methods import shap_kernels
+from explain.methods.shap_kernels import explainer_class, fixed_output, leaf_masks, lower_credit
 
 
 def _trees() -> list[np.ndarray]:
@@ -117,21 +121,20 @@ def test_fixed_output_applies_other_links_as_shap() -> None:
     np.testing.assert_allclose(results[0], results[1], rtol=1e-12)
 
 
-def test_shap_gets_its_own_kernels_back() -> None:
-    own = (_partition.make_masks, _partition.lower_credit, _masked_model._build_fixed_output)
-    with numpy_kernels():
-        with numpy_kernels():  # nested (threads side by side): restored only when the last one leaves
-            assert _partition.lower_credit is lower_credit
-        assert _partition.make_masks is leaf_masks and _masked_model._build_fixed_output is fixed_output
-    assert (_partition.make_masks, _partition.lower_credit, _masked_model._build_fixed_output) == own
-    with pytest.raises(RuntimeError), numpy_kernels():
-        raise RuntimeError("boom")
-    assert (_partition.make_masks, _partition.lower_credit, _masked_model._build_fixed_output) == own
+def _shap_modules() -> dict[str, dict[str, object]]:
+    """Return every loaded shap (and numba, numpy) module's attributes as they are now."""
+    return {name: dict(vars(mod)) for name, mod in list(sys.modules.items())
+            if name.split(".")[0] in ("shap", "numba", "numpy") and mod is not None}
 
 
-@pytest.mark.parametrize("clustering", [contiguous_linkage(23), TREES[-3]], ids=["contiguous", "image"])
-def test_owen_values_equal_shaps_untouched_path(clustering: np.ndarray) -> None:
-    """End to end: shap's Partition explainer on our kernels gives its values on its own, exactly."""
+def changed(before: dict[str, dict[str, object]]) -> list[str]:
+    """Return 'module.name' for every attribute that `before` holds and that is no longer the same object."""
+    now = _shap_modules()
+    return sorted(f"{m}.{k}" for m, attrs in before.items() for k, v in attrs.items()
+                  if m in now and (k not in now[m] or now[m][k] is not v))
+
+
+def _model_and_masker(clustering: np.ndarray) -> tuple:
     d = len(clustering) + 1
     weights = np.random.default_rng(1).normal(size=d)
 
@@ -139,16 +142,175 @@ def test_owen_values_equal_shaps_untouched_path(clustering: np.ndarray) -> None:
         keep = np.asarray(x, dtype=float)
         return np.tanh(keep @ weights) + keep[:, 3] * keep[:, d - 2]
 
-    masker = shap.maskers.Partition(np.zeros((1, d)), clustering=clustering)
+    return d, model, shap.maskers.Partition(np.zeros((1, d)), clustering=clustering)
 
-    def values(ours: bool) -> np.ndarray:
+
+@pytest.mark.parametrize("clustering", [contiguous_linkage(23), TREES[-3]], ids=["contiguous", "image"])
+def test_owen_values_equal_shaps_untouched_path(clustering: np.ndarray) -> None:
+    """End to end: shap's Partition explainer on our kernels gives its values on its own, exactly."""
+    d, model, masker = _model_and_masker(clustering)
+    ours = explainer_class(np.random.RandomState(5))
+    assert ours is not None and issubclass(ours, shap.explainers.Partition)
+    np.random.seed(5)
+    theirs = shap.explainers.Partition(model, masker)(np.ones((1, d)), max_evals=200, silent=True).values[0]
+    np.testing.assert_array_equal(ours(model, masker)(np.ones((1, d)), max_evals=200, silent=True).values[0], theirs)
+
+
+def test_the_tie_break_stream_is_the_seeded_one() -> None:
+    """Where clusters tie, another stream gives other values: so the equality above can fail."""
+    d, w = 16, np.arange(16) % 4  # repeated weights: equally urgent clusters
+
+    def model(x: np.ndarray) -> np.ndarray:
+        keep = np.asarray(x, dtype=float)
+        return np.tanh(keep @ w / 8) + keep[:, 0] * keep[:, 15]
+
+    masker = shap.maskers.Partition(np.zeros((1, d)), clustering=contiguous_linkage(d))
+    np.random.seed(5)
+    theirs = shap.explainers.Partition(model, masker)(np.ones((1, d)), max_evals=100, silent=True).values[0]
+    values = {}
+    for seed in (5, 6):
+        ours = explainer_class(np.random.RandomState(seed))
+        assert ours is not None
+        values[seed] = ours(model, masker)(np.ones((1, d)), max_evals=100, silent=True).values[0]
+    np.testing.assert_allclose(values[5], theirs, rtol=1e-12, atol=1e-15)
+    assert not np.allclose(values[6], theirs)
+
+
+def test_no_module_of_shap_numba_or_numpy_changes_during_or_after_a_call() -> None:
+    """Not even while ours runs (a user's thread could look then), and not after an error."""
+    d, model, masker = _model_and_masker(contiguous_linkage(15))
+    explainer_class(np.random.RandomState(0))  # imports done, so new modules do not count as changes
+    before = _shap_modules()
+    state = np.random.get_state()
+    seen: list[list[str]] = []
+
+    def watched(x: np.ndarray) -> np.ndarray:
+        seen.append(changed(before))
+        return model(x)
+
+    ours = explainer_class(np.random.RandomState(0))
+    assert ours is not None
+    ours(watched, masker)(np.ones((1, d)), max_evals=100, silent=True)
+
+    def broken(x: np.ndarray) -> np.ndarray:
+        seen.append(changed(before))
+        raise RuntimeError("the model failed")
+
+    with pytest.raises(RuntimeError, match="the model failed"):
+        ours(broken, masker)(np.ones((1, d)), max_evals=100, silent=True)
+    assert seen and all(c == [] for c in seen), seen
+    assert changed(before) == []
+    assert np.array_equal(np.random.get_state()[1], state[1])  # numpy's global stream was not drawn from
+
+
+def test_an_untested_shap_version_runs_shap_as_installed(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Any other version: no kernels, one debug line, the same values from shap's own path."""
+    from explain.methods.shap_partition import partition
+
+    d, model, _ = _model_and_masker(contiguous_linkage(12))
+    view = type("View", (), {"features": tuple(range(d)), "clustering": contiguous_linkage(d)})()
+    ours = partition(model, view, 120, 64, seed=4)  # type: ignore[arg-type]
+    monkeypatch.setattr(shap_kernels, "TESTED_SHAP", ("0.0.1",))
+    monkeypatch.setattr(shap_kernels, "_refusal", [])
+    with caplog.at_level(logging.DEBUG, logger="explain.methods.shap_kernels"):
+        assert explainer_class(np.random.RandomState(0)) is None
+        assert explainer_class(np.random.RandomState(0)) is None
+    from explain.methods import get
+
+    assert not get("shap").batchable  # shap as installed reads numpy's global stream: one input at a time
+    lines = [r.getMessage() for r in caplog.records if r.name == "explain.methods.shap_kernels"]
+    assert len(lines) == 1 and "not a version these kernels were tested with" in lines[0], lines
+    state = np.random.get_state()
+    plain = partition(model, view, 120, 64, seed=4)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(plain[0], ours[0])
+    assert plain[1:] == ours[1:]
+    assert np.array_equal(np.random.get_state()[1], state[1])  # the global stream seeded for the call, then restored
+
+
+def test_a_renamed_shap_helper_turns_the_kernels_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """shap renames `lower_credit` (simulated): its explain_row no longer reads the name we bind, so we bind nothing."""
+    from shap.explainers import _partition
+
+    original = _partition.PartitionExplainer.explain_row
+    code = original.__code__.replace(co_names=tuple("lower_credit_v2" if n == "lower_credit" else n for n in original.__code__.co_names))
+    renamed = type(original)(code, original.__globals__, original.__name__, original.__defaults__, original.__closure__)
+    renamed.__kwdefaults__ = original.__kwdefaults__
+    monkeypatch.setattr(_partition.PartitionExplainer, "explain_row", renamed)
+    monkeypatch.setattr(shap_kernels, "_refusal", [])
+    assert explainer_class(np.random.RandomState(0)) is None
+    assert "does not read" in str(shap_kernels._refusal[0])
+
+
+USERS_FIRST_CALL = """
+import json, sys, threading
+import numpy as np
+import shap
+import numba.core.event as ev
+from explain.adapters.base import contiguous_linkage
+from explain.methods.shap_partition import partition
+
+d = 14
+tree = contiguous_linkage(d)
+w = np.random.default_rng(2).normal(size=d)
+
+def f(x):
+    keep = np.asarray(x, dtype=float)
+    return np.tanh(keep @ w) + keep[:, 2] * keep[:, 9]
+
+compiling, ours_inside, user_done = threading.Event(), threading.Event(), threading.Event()
+
+class HoldTheCompile(ev.Listener):
+    # the user's first lower_credit compile waits until our SHAP call is running, so the two overlap for sure
+    def on_start(self, event):
+        if event.data["dispatcher"].py_func.__name__ == "lower_credit" and threading.current_thread().name == "user":
+            compiling.set()
+            ours_inside.wait(120)
+    def on_end(self, event):
+        pass
+
+ev.register("numba:compile", HoldTheCompile())
+masker = shap.maskers.Partition(np.zeros((1, d)), clustering=tree)
+out = {}
+
+def users_own_call():
+    try:
         np.random.seed(5)
-        if not ours:
-            return shap.explainers.Partition(model, masker)(np.ones((1, d)), max_evals=200, silent=True).values[0]
-        with numpy_kernels():
-            return shap.explainers.Partition(model, masker)(np.ones((1, d)), max_evals=200, silent=True).values[0]
+        out["user"] = shap.explainers.Partition(f, masker)(np.ones((1, d)), max_evals=150, silent=True).values[0].tolist()
+    except Exception as e:
+        out["user"] = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+    finally:
+        user_done.set()
 
-    np.testing.assert_array_equal(values(True), values(False))
+def our_model(keep):
+    ours_inside.set()
+    user_done.wait(120)  # ours stays inside its call until the user's call has ended
+    return f(keep)
+
+view = type("View", (), {"features": tuple(range(d)), "clustering": tree})()
+user = threading.Thread(target=users_own_call, name="user")
+user.start()
+assert compiling.wait(120), "the user's call never compiled lower_credit"
+out["ours"] = partition(our_model, view, 150, 64, seed=5)[0].tolist()
+user.join(120)
+np.random.seed(5)  # shap untouched, now and in this thread: the reference for both
+reference = shap.explainers.Partition(f, masker)(np.ones((1, d)), max_evals=150, silent=True).values[0].tolist()
+print(json.dumps({**out, "reference": reference}))
+"""
+
+
+@pytest.mark.slow  # a fresh process that imports shap and compiles its kernels: 12-24 s here
+def test_a_users_first_shap_call_in_another_thread_gets_shap_as_installed() -> None:
+    """Fresh process: the user's first `lower_credit` compile happens while our SHAP call runs.
+
+    With a module swap (the old design) numba resolved the recursive global to our Python function
+    there: 'Untyped global name lower_credit', and shap's dispatcher stayed broken.
+    """
+    proc = subprocess.run([sys.executable, "-c", USERS_FIRST_CALL], capture_output=True, text=True, timeout=400,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["user"] == out["reference"], out["user"]
+    np.testing.assert_allclose(out["ours"], out["reference"], rtol=1e-12, atol=1e-15)  # numba rounds a product differently
 
 
 def test_a_shap_run_compiles_none_of_shaps_kernels(tiny_bert: Path) -> None:

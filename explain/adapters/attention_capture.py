@@ -5,8 +5,11 @@ Three ways, tried in order:
   modules output the probabilities (B, H, T, T): a forward hook records them;
 - `nn.MultiheadAttention` modules: a pre-hook asks for `need_weights=True,
   average_attn_weights=False` (the per-head weights, in the graph of the output);
-- `torch.nn.functional.scaled_dot_product_attention`: replaced for the pass by the exact
-  reference implementation of its documentation, which keeps the weights it computes.
+- `torch.nn.functional.scaled_dot_product_attention`: answered for the pass by the exact
+  reference implementation of its documentation, which keeps the weights it computes. The call
+  is intercepted by a `TorchFunctionMode` (torch's public override mechanism, active in this
+  thread only, however the model imported the function), never by assigning to torch's module:
+  another thread's attention runs torch's own kernel meanwhile.
 
 A replay mode serves models that answer only their last position: the prefix forwards that
 give the earlier positions use slices of the full pass's probabilities (under causal attention
@@ -23,6 +26,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..errors import InputError
 
@@ -79,7 +83,7 @@ class AttentionCapture:
         self.maps, self.replay = [], replay
         handles: list[Any] = []
         targets = self.targets()
-        patched = False
+        stack = contextlib.ExitStack()
         try:
             if self.glob:
                 self.source = "glob"
@@ -91,15 +95,12 @@ class AttentionCapture:
                     handles.append(m.register_forward_hook(self._mha_hook, with_kwargs=True))
             else:
                 self.source = "sdpa"
-                original = F.scaled_dot_product_attention
-                F.scaled_dot_product_attention = self._sdpa
-                patched = True
+                stack.enter_context(_SdpaMode(self._sdpa))
             yield self.maps
         finally:
             for h in handles:
                 h.remove()
-            if patched:
-                F.scaled_dot_product_attention = original
+            stack.close()
             self.replay = None
 
     def _take(self, computed: torch.Tensor) -> torch.Tensor:
@@ -160,6 +161,19 @@ class AttentionCapture:
         if kwargs.get("enable_gqa"):
             value = value.repeat_interleave(query.size(-3) // value.size(-3), -3)
         return self._take(weights) @ value
+
+
+class _SdpaMode(TorchFunctionMode):
+    """In this thread, answers scaled_dot_product_attention with `answer`; every other torch call runs as it is."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is F.scaled_dot_product_attention:
+            return self.answer(*args, **(kwargs or {}))
+        return func(*args, **(kwargs or {}))
 
 
 def _ask_weights(module: nn.Module, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import threading
 from typing import Any, Iterator
 
 import numpy as np
@@ -83,3 +84,35 @@ def _restore_module(module: torch.nn.Module, state: dict[str, Any]) -> None:
     device = state["device"]
     if device is not None and any(p.device != device for p in params):
         module.to(device)
+
+
+_quiet_lock = threading.Lock()
+_quiet: list[Any] = []  # [loads in flight, transformers' verbosity, its progress bars] while any load runs
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' logging and progress bars while any load runs; the last load to end restores them.
+
+    Counted, so that loads in several threads at once cannot save each other's silence as the
+    caller's setting and leave transformers silenced after they return.
+    """
+    from transformers.utils import logging as hf_logging
+
+    with _quiet_lock:
+        if not _quiet:
+            _quiet[:] = [0, hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()]
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+        _quiet[0] += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet[0] -= 1
+            if _quiet[0] == 0:
+                _, verbosity, bars = _quiet
+                _quiet.clear()
+                hf_logging.set_verbosity(verbosity)
+                if bars:
+                    hf_logging.enable_progress_bar()

@@ -25,6 +25,7 @@ from ..execution.devices import resolve_device
 from ..errors import CheckpointError, ExplainWarning
 from ..results.explanation import ModelInfo
 from ..execution.runner import Runner
+from ..execution.scope import quiet_transformers
 
 _FAMILY_SUFFIXES = (
     ("ForSequenceClassification", "text-classifier"),
@@ -151,17 +152,8 @@ def _load_hf(
     placement: dict[str, Any] | None = None,
 ) -> Adapter:
     """Load a Hugging Face folder quietly: transformers' log level and progress bars are put back after."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
+    with quiet_transformers():
         return _load_hf_folder(p, cfg, trust_remote_code, allow_pickle, allow_missing, runner, placement)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _load_hf_folder(

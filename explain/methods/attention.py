@@ -217,6 +217,7 @@ class AttentionMethod(Method):
     families = ("text-classifier", "causal-lm")
     Settings = AttentionSettings
     reference = "https://arxiv.org/abs/2103.15679"
+    score_units = "other"  # relevance (gradient x attention), not output units
 
     def explain(
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int

@@ -13,7 +13,7 @@ import numpy as np
 from ..adapters.base import Adapter, Example, PerturbationView
 from ..adapters.removal import DESCRIPTIONS
 from ..errors import MethodError
-from ..results.explanation import Explanation, SelfCheck, Target
+from ..results.explanation import Explanation, SelfCheck, Target, evidence
 
 
 class Method(ABC):
@@ -30,6 +30,10 @@ class Method(ABC):
     # True when the method reaches the model only through `Runner.map` and reads no global RNG:
     # then inputs can be explained side by side, sharing model calls (input_batching)
     batchable: ClassVar[bool] = False
+    # The units of the scores, for the 'evidence' self-check every Explanation gets: "output" (they
+    # add up to changes of the model's output: no evidence below NO_EVIDENCE), "other" (no
+    # evidence only when all are 0), or None (no such check: attention weights are never all 0).
+    score_units: ClassVar[str | None] = "output"
 
     def supports(self, adapter: Adapter) -> bool:
         """Return True when this method can explain models of the adapter's family."""
@@ -66,7 +70,13 @@ class Method(ABC):
         """Return the Explanation of `target` for `example`."""
 
     def result(self, adapter: Adapter, example: Example, target: Target, cost: "Cost", **fields: Any) -> Explanation:
-        """Return this method's Explanation of (example, target), with its cost filled in."""
+        """Return this method's Explanation of (example, target), with its cost and its 'evidence' self-check filled in."""
+        if self.score_units is not None:
+            c = fields.get("checks") or {}
+            # f(x) - f(baseline) where the method measured it (IG; SHAP's output minus its base value)
+            change = c.get("output_change", c["output"] - c["base_value"] if "output" in c and "base_value" in c else None)
+            found = evidence(fields["scores"], in_output_units=self.score_units == "output", output_change=change)
+            fields["self_checks"] = (*fields.get("self_checks", ()), found)
         return Explanation(
             method=self.name,
             family=adapter.family,

@@ -70,6 +70,7 @@ class GradCamMethod(Method):
     families = ("image-classifier",)
     Settings = GradCamSettings
     reference = "https://arxiv.org/abs/1610.02391"
+    score_units = "other"  # gradient-weighted activations, not output units
 
     def explain(
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int

@@ -1,4 +1,4 @@
-"""The three numba kernels shap's Partition explainer calls, as numpy, so no process pays their JIT.
+"""shap's Partition explainer on numpy stand-ins for its three numba kernels, with shap's modules untouched.
 
 shap's Partition explainer (the algorithm, the cluster order, the Owen values) stays shap's.
 Around it, three small helpers are numba kernels that are JIT-compiled in every new process,
@@ -9,27 +9,44 @@ because numba cannot cache them on disk (two are recursive; one takes a function
   over the masker's background rows (one row here: the adapter's masker is the mask itself);
 - `shap.explainers._partition.lower_credit`: hands each cluster's credit down to its leaves.
 
-Together they cost 4-6 s of compiling on this project's 2-core machines, in every `explain
-run` that uses SHAP, for work that takes milliseconds. While one of our Partition explainers
-is built and called, `numpy_kernels()` lends shap's modules the numpy functions below, which
-compute the same arrays in the same order (tests/test_shap_kernels.py compares each with shap's
-kernel on many trees and outputs, and the end-to-end values with shap's untouched path), and
-puts shap's own back when the last of our calls ends. A caller's own shap calls outside ours
-see shap exactly as installed.
+Together they cost seconds of compiling (benchmarks/results/shap_compile.json) in every process
+that uses SHAP, for work that takes milliseconds. `explainer_class(rng)` returns a subclass of
+shap's `PartitionExplainer` whose `__init__`, `explain_row` and `owen` are shap's own functions
+(the same code objects, not copies of their source) bound to a private copy of their module's
+globals, in which `make_masks`, `lower_credit` and `MaskedModel` name the numpy functions below
+and `np.random` is the call's own seeded stream (shap breaks ties between equally urgent
+clusters with `np.random.randn()`); its `MaskedModel` is shap's with `_full_masking_call` bound
+the same way to our `_build_fixed_output`. Nothing in shap's (or numpy's) modules is assigned,
+ever: a caller's own shap calls, in any thread and at any time, run shap exactly as installed.
+The numpy functions compute the same arrays in the same order (tests/test_shap_kernels.py
+compares each with shap's kernel and the end-to-end values with shap's untouched path).
+
+Guarded: only on the shap versions this was tested with (`TESTED_SHAP`), and only when each
+function bound has the globals it is expected to read and writes none. Anywhere else
+`explainer_class` returns None, the caller runs shap's explainer as installed (numba compiles
+its kernels once per process) and one debug line says why.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+import dis
+import logging
+import types
+from typing import Any, Callable
 
 import numpy as np
 
-_lock = threading.Lock()
-_active = [0]  # our calls in flight (inputs explained side by side run shap in several threads)
-_saved: dict[str, Any] = {}
+log = logging.getLogger(__name__)
+
+TESTED_SHAP = ("0.51.0",)  # the exact releases whose three kernels and call sites were compared
+# shap function -> the globals its code must read (the names bound to ours, and numpy)
+_READS = {
+    "__init__": {"make_masks"},
+    "explain_row": {"make_masks", "lower_credit", "MaskedModel"},
+    "owen": {"np"},
+    "_full_masking_call": {"_build_fixed_output"},
+}
+_refusal: list[str | None] = []  # why the kernels are not used, once known (None: they are)
 
 
 def leaf_masks(cluster_matrix: np.ndarray) -> Any:
@@ -100,25 +117,69 @@ def lower_credit(i: int, value: float, m: int, values: np.ndarray, clustering: n
         stack.append((left, values[node] * lsize / group_size))
 
 
-@contextmanager
-def numpy_kernels() -> Iterator[None]:
-    """While any of our calls is inside, shap's Partition explainer runs on the functions above."""
+def _bound(func: Callable[..., Any], namespace: dict[str, Any]) -> Callable[..., Any]:
+    """Return `func` with the same code, defaults and closure, reading its globals from `namespace`."""
+    new = types.FunctionType(func.__code__, namespace, func.__name__, func.__defaults__, func.__closure__)
+    new.__kwdefaults__ = dict(func.__kwdefaults__) if func.__kwdefaults__ else None
+    new.__qualname__, new.__doc__, new.__module__ = func.__qualname__, func.__doc__, func.__module__
+    return new
+
+
+def _why_not() -> str | None:
+    """Return why shap's installed version cannot take our kernels safely, or None when it can."""
+    import shap
     from shap.explainers import _partition
     from shap.utils import _masked_model
 
-    places = {"make_masks": (_partition, leaf_masks), "lower_credit": (_partition, lower_credit),
-              "_build_fixed_output": (_masked_model, fixed_output)}
-    with _lock:
-        if _active[0] == 0:
-            for name, (module, ours) in places.items():
-                _saved[name] = getattr(module, name)
-                setattr(module, name, ours)
-        _active[0] += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _active[0] -= 1
-            if _active[0] == 0:
-                for name, (module, _) in places.items():
-                    setattr(module, name, _saved.pop(name))
+    version = getattr(shap, "__version__", "unknown")
+    if version not in TESTED_SHAP:
+        return f"shap {version} is not a version these kernels were tested with ({', '.join(TESTED_SHAP)})"
+    owners = {"_full_masking_call": getattr(_masked_model, "MaskedModel", None)}
+    for name, needs in _READS.items():
+        func = getattr(owners.get(name, getattr(_partition, "PartitionExplainer", None)), name, None)
+        code = getattr(func, "__code__", None)
+        if code is None:
+            return f"shap {version} has no function {name}"
+        if not needs <= set(code.co_names) or set(code.co_freevars) - {"__class__"}:
+            return f"shap {version}'s {name} does not read {sorted(needs)} as expected"
+        if any(i.opname in ("STORE_GLOBAL", "DELETE_GLOBAL") for i in dis.get_instructions(code)):
+            return f"shap {version}'s {name} assigns a module global"  # it would write to our copy
+    if not all(callable(getattr(_partition, n, None)) for n in ("make_masks", "lower_credit")):
+        return f"shap {version}'s partition module lacks make_masks or lower_credit"
+    return None
+
+
+def supported() -> bool:
+    """Return True when shap's Partition explainer runs on our kernels (checked once per process)."""
+    if not _refusal:
+        why = _why_not()
+        _refusal.append(why)
+        if why:
+            log.debug("SHAP runs shap's own numba kernels (compiled once per process): %s", why)
+    return _refusal[0] is None
+
+
+def seeded_numpy(rng: np.random.RandomState) -> types.ModuleType:
+    """Return a stand-in for the numpy module whose `random` is `rng` (numpy itself is not touched)."""
+    stand_in = types.ModuleType("numpy")
+    stand_in.__dict__.update(vars(np))
+    stand_in.random = rng  # type: ignore[attr-defined]
+    return stand_in
+
+
+def explainer_class(rng: np.random.RandomState) -> type | None:
+    """Return shap's PartitionExplainer on our kernels, tie-breaks drawn from `rng`, or None where unsupported."""
+    if not supported():
+        return None
+    from shap.explainers import _partition
+    from shap.utils import _masked_model
+
+    masked_globals = dict(vars(_masked_model), _build_fixed_output=fixed_output)
+    base_model = _masked_model.MaskedModel
+    model_class = type(base_model.__name__, (base_model,),
+                       {"_full_masking_call": _bound(base_model._full_masking_call, masked_globals)})
+    partition_globals = dict(vars(_partition), make_masks=leaf_masks, lower_credit=lower_credit,
+                             MaskedModel=model_class, np=seeded_numpy(rng))
+    base = _partition.PartitionExplainer
+    methods = {name: _bound(getattr(base, name), partition_globals) for name in ("__init__", "explain_row", "owen")}
+    return type(base.__name__, (base,), methods)

@@ -6,7 +6,9 @@ regions). The masker hands shap's masks straight to the adapter, which scores th
 inputs as token ids or pixel batches through the one batched runner: nothing is turned into
 strings and re-tokenised. Efficiency (scores sum to f(x) - base value) holds by construction,
 so it checks nothing: `checks` keeps the base value and output as figures, and the self-check
-is *stability*: the values at half the budget must agree on the top features (see stability.py).
+is *stability*: the values at half the budget must agree with the full run's on the top
+features. The half-budget run is the full run cut short (a prefix of its rows, which the memo
+answers), so the check measures convergence, not independent variance (see stability.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ..results.explanation import Explanation, Target
 from .registry import register
 from . import budget, stability
 from .base import BASELINE_HELP, Cost, Method, setting, view_options
-from .shap_kernels import numpy_kernels
+from .shap_kernels import explainer_class, supported
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class ShapSettings:
     segmentation: str | None = setting(None, "images: how regions are made (slic | quickshift | grid; default: chosen for the image size)")
     n_segments: int | None = setting(None, "images: about how many regions (default: chosen for the image size)")
     output: str | None = setting(None, "what is explained: probability | logit | log-probability (default: probability; causal LMs: log-probability)")
-    check: bool = setting(True, "stability self-check: re-estimate at half the budget from rows already scored (no extra model rows) and compare the top features")
+    check: bool = setting(True, "stability self-check (convergence): re-estimate at half the budget from rows already scored (no extra model rows) and compare the top features with the full run's")
 
 
 def _masker(view: PerturbationView) -> Any:
@@ -54,64 +56,35 @@ def _masker(view: PerturbationView) -> Any:
     return KeepMaskMasker()
 
 
-_streams = threading.local()
-
-
-class _ThreadNumpy:
-    """numpy, except that `random` is the calling thread's own stream while `partition` runs.
-
-    shap's Partition explainer breaks ties between equally urgent clusters with
-    `np.random.randn()`, numpy's global stream. Inputs explained side by side (input_batching)
-    run shap in several threads at once; on one global stream their draws would interleave and
-    the values would depend on timing. Seen through this object, shap's partition module draws
-    from a per-call RandomState seeded as `np.random.seed(seed)` seeds the global one, so the
-    values equal a one-at-a-time run's, and the caller's global stream is never touched.
-    """
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "random":
-            return getattr(_streams, "current", None) or np.random
-        return getattr(np, name)
-
-
-def own_streams() -> None:
-    """Point shap's partition module at _ThreadNumpy (once; only its tie-breaks read `np.random`).
-
-    Called by input_batching before inputs are explained side by side, so a run that explains
-    one input at a time leaves shap's module as it found it.
-    """
-    from shap.explainers import _partition
-
-    if not isinstance(getattr(_partition, "np", None), _ThreadNumpy):
-        _partition.np = _ThreadNumpy()
+_global_stream = threading.Lock()  # shap as installed draws its tie-breaks from numpy's global stream
 
 
 def partition(model: Any, view: PerturbationView, max_evals: int, batch_size: int, seed: int) -> tuple[np.ndarray, float, bool]:
     """Return (Owen values, base value, exact) from shap's Partition explainer over the view's features.
 
-    shap breaks ties between equally urgent clusters with numpy's random stream, seeded with
-    `seed` for the call: one input at a time, the global stream is seeded and restored after;
-    inputs side by side, each thread draws from its own stream seeded the same way (see
-    _ThreadNumpy). So a run is repeatable, the caller's stream is untouched and threads
-    explaining other inputs do not disturb it. `exact` is True when the whole hierarchy was expanded within
+    shap breaks ties between equally urgent clusters with numpy's random stream. On our kernels
+    (shap_kernels) the explainer's own view of numpy draws from a RandomState seeded with
+    `seed` for this call, so a run is repeatable, inputs explained side by side in threads do
+    not disturb each other, and numpy's global stream is never touched. With shap as installed
+    (an untested shap version) the global stream is seeded for the call and restored after,
+    one call at a time (SHAP is then not batchable: see ShapMethod.batchable). Call it again with
+    a larger `max_evals` and the same `seed` (and a memoising `model`) to grow an estimate: the
+    first rows asked are the same. `exact` is True when the whole hierarchy was expanded within
     the budget (then the values are the exact Owen values of this hierarchy and mask).
     """
     import shap
-    from shap.explainers import _partition
 
     d = len(view.features)
-    with numpy_kernels():  # shap's numba helpers as numpy: no JIT compile per process (shap_kernels)
-        explainer = shap.explainers.Partition(model, _masker(view))
-        if isinstance(getattr(_partition, "np", None), _ThreadNumpy):  # inputs side by side: this thread's stream
-            _streams.current = np.random.RandomState(seed % 2**32)  # the stream np.random.seed(seed) gives
-            try:
-                out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
-            finally:
-                _streams.current = None
-        else:  # one input at a time: the global stream, seeded for the call and restored
+    ours = explainer_class(np.random.RandomState(seed % 2**32))  # the stream np.random.seed(seed) gives
+    if ours is not None:
+        explainer = ours(model, _masker(view))
+        out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
+    else:
+        with _global_stream:
             state = np.random.get_state()
             np.random.seed(seed % 2**32)
             try:
+                explainer = shap.explainers.Partition(model, _masker(view))
                 out = explainer(np.zeros((1, d)), max_evals=max_evals, batch_size=batch_size, silent=True)
             finally:
                 np.random.set_state(state)
@@ -130,7 +103,11 @@ class ShapMethod(Method):
     families = ("text-classifier", "causal-lm", "image-classifier")
     Settings = ShapSettings
     reference = "https://arxiv.org/abs/1705.07874"
-    batchable = True
+
+    @property
+    def batchable(self) -> bool:  # type: ignore[override]
+        """True on our kernels (a per-call tie-break stream); shap as installed reads numpy's global one."""
+        return supported()
 
     def explain(
         self, adapter: Adapter, example: Example, target: Target, settings: Any, *, granularity: str, seed: int

@@ -30,8 +30,10 @@ METRIC_KEYS: Mapping[str, str | None] = {
 # verdicts themselves are Explanation.self_checks; README's method table gives each threshold).
 SELF_CHECKS: Mapping[str, str] = {
     "delta_relative": "IG completeness: |convergence delta| / |f(x) - f(baseline)| (lower is better)",
-    "stability": "SHAP and LIME stability: top-k average overlap of two independent estimates (SHAP: full vs half budget, 1 when exact; LIME: two halves of the neighbours); fails below 0.75 (higher is better)",
-    "score": "LIME surrogate fit: weighted R^2 on its neighbours; fails below 0.5 (higher is better)",
+    "stability": "SHAP and LIME stability: top-k average overlap of two estimates (SHAP: full budget vs the same run cut at half of it, a convergence check, 1 when exact; LIME: surrogates on two independent halves of the neighbours); fails below 0.75 (higher is better)",
+    "heldout_r2": "LIME surrogate fit, the verdict's figure: weighted R^2 of each half's surrogate on the other half's neighbours; fails below 0.5 (higher is better)",
+    "score": "LIME's own R^2 on the neighbours its surrogate was fitted to (in-sample: noise can reach 0.5; not a verdict)",
+    "worst_sample_delta": "IG with a noise tunnel: the largest completeness gap of one noisy sample; the check fails above 1% of |f(x) - f(baseline)| (lower is better)",
     "efficiency_gap": "SHAP accounting, not a check: |sum of values - (f(x) - base value)|, 0 by construction of shap's Partition explainer",
 }
 

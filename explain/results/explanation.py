@@ -72,11 +72,51 @@ class SelfCheck:
     check); `sentence` is the verdict in plain words, as the report shows it.
     """
 
-    name: str  # e.g. "completeness" (IG), "stability" (SHAP, LIME), "surrogate_fit" (LIME)
+    name: str  # "evidence" (every method in output units, and Grad-CAM), "completeness" (IG), "stability" (SHAP, LIME), "surrogate_fit" (LIME)
     passed: bool
     value: float
     threshold: float
     sentence: str
+
+
+# An explanation whose scores add up (in absolute value) to less than this, in the method's output
+# units (probability, logit or log-probability), says that nothing moves the output: "no evidence".
+# 1e-3 is 0.1 percentage point of probability: far above float32 noise (~1e-7), far below any
+# change a reader would act on (the report's grey cards use the same figure).
+NO_EVIDENCE = 1e-3
+RELIABLE, UNRELIABLE, NO_EVIDENCE_VERDICT = "reliable", "unreliable", "no evidence"
+
+
+def evidence(scores: Any, in_output_units: bool = True, output_change: float | None = None) -> SelfCheck:
+    """Return the 'evidence' SelfCheck: is there anything here that moves the output?
+
+    In output units the check passes when sum(|score|) >= NO_EVIDENCE, or when the method
+    measured the output change f(x) - f(baseline) (IG, SHAP) and |change| >= NO_EVIDENCE: then
+    the output does move, and scores that miss it are the completeness check's failure, not an
+    absence of evidence. For scores in other units (Grad-CAM, attention relevance) it passes when
+    any score is not 0. A failed one makes the verdict "no evidence".
+    """
+    a = np.abs(np.asarray(scores, dtype=np.float64))
+    if not np.isfinite(a).all():
+        return SelfCheck("evidence", False, float("nan"), NO_EVIDENCE, "no evidence: the scores are not finite numbers")
+    if not in_output_units:
+        value = float(a.max()) if a.size else 0.0
+        if value > 0:
+            return SelfCheck("evidence", True, value, 0.0, f"the largest |score| is {value:.3g}")
+        return SelfCheck("evidence", False, value, 0.0, "no evidence: every score is 0, so nothing here points anywhere")
+    total = float(a.sum())
+    change = abs(float(output_change)) if output_change is not None and np.isfinite(output_change) else 0.0
+    if total >= NO_EVIDENCE:
+        return SelfCheck("evidence", True, max(total, change), NO_EVIDENCE,
+                         f"the scores add up to {total:.3g} in absolute value (at least {NO_EVIDENCE:g})")
+    if change >= NO_EVIDENCE:
+        return SelfCheck("evidence", True, change, NO_EVIDENCE,
+                         f"the output moves by {change:.3g} between the input and the baseline (at least {NO_EVIDENCE:g}), "
+                         f"though the scores add up to only {total:.2g}")
+    moves = f" and the output moves by {change:.2g}" if output_change is not None else ""
+    return SelfCheck("evidence", False, max(total, change), NO_EVIDENCE,
+                     f"no evidence: the scores add up to {total:.2g} in absolute value{moves} (below {NO_EVIDENCE:g} in the "
+                     "output's units): no feature moves the output, so there is nothing here to rely on or to doubt")
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,9 +150,21 @@ class Explanation:
     metrics: Mapping[str, float] = field(default_factory=dict)
 
     @property
+    def verdict(self) -> str:
+        """Return "no evidence" (the 'evidence' check failed), "unreliable" (another failed) or "reliable".
+
+        No evidence comes first: an explanation whose scores are all (nearly) zero is not
+        reliable however its other checks came out (two zero estimates agree, 0 = 0 is complete).
+        Results written before the evidence check have no such entry and are judged by the others.
+        """
+        if any(c.name == "evidence" and not c.passed for c in self.self_checks):
+            return NO_EVIDENCE_VERDICT
+        return RELIABLE if all(c.passed for c in self.self_checks) else UNRELIABLE
+
+    @property
     def reliable(self) -> bool:
-        """Return False when any of the method's self-checks failed."""
-        return all(c.passed for c in self.self_checks)
+        """Return True when every self-check passed (so never for an explanation with no evidence)."""
+        return self.verdict == RELIABLE
 
     def __eq__(self, other: object) -> bool:
         """Return True when every field, arrays included, is equal."""
@@ -201,6 +253,8 @@ def _equal(a: Any, b: Any) -> bool:
             and a.dtype == b.dtype
             and np.array_equal(a, b, equal_nan=True)
         )
+    if dataclasses.is_dataclass(a) and not isinstance(a, type) and type(a) is type(b):  # e.g. a SelfCheck whose value is NaN
+        return all(_equal(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):

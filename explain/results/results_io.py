@@ -150,10 +150,15 @@ def _explanation_from(d: dict[str, Any], schema: str = SCHEMA) -> Explanation:
         rows=int(d["cost"]["rows"]),
         cached_rows=int(d["cost"].get("cached_rows", 0)),
         checks=checks,
-        self_checks=tuple(SelfCheck(**c) for c in d.get("self_checks", [])),
+        self_checks=tuple(_self_check_from(c) for c in d.get("self_checks", [])),
         metrics=metrics,
         extras={k: _decode_extra(v) for k, v in d.get("extras", {}).items()},
     )
+
+
+def _self_check_from(d: dict[str, Any]) -> SelfCheck:
+    """A self-check as written; a value written as null (not finite, e.g. an undefined R^2) reads back as NaN."""
+    return SelfCheck(**{**d, **{k: float("nan") for k in ("value", "threshold") if d.get(k) is None}})
 
 
 def _target_from(d: dict[str, Any]) -> Target:

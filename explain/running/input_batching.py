@@ -109,10 +109,6 @@ def explain_side_by_side(
     k: int,
 ) -> None:
     """Explain the (index, raw input) pairs `todo` into `results`, K inputs sharing model calls."""
-    if any(m.name == "shap" for m in job.chosen):
-        from ..methods.shap_partition import own_streams
-
-        own_streams()  # shap's tie-breaks from each thread's own stream
     window = WINDOW * k
     for start in range(0, len(todo), window):
         examples = [ex for i, raw in todo[start : start + window] if (ex := job.prepare(raw, i, options, results))]

@@ -6,7 +6,7 @@ import warnings
 from collections import defaultdict
 
 from ..errors import ExplainWarning
-from ..results.explanation import Results
+from ..results.explanation import NO_EVIDENCE_VERDICT, Results
 
 # How a failed self-check reads in the summary (method, check name); others read generically.
 _PHRASES = {
@@ -45,11 +45,14 @@ def summary(results: Results, indices: set[int] | None = None) -> str | None:
     checks: dict[tuple[str, str], set[int]] = defaultdict(set)
     for e in results:
         if keep(e.input):
-            for c in e.self_checks:
-                if not c.passed:
-                    checks[(e.method, c.name)].add(e.input)
+            failed_checks = [c for c in e.self_checks if not c.passed]
+            if e.verdict == NO_EVIDENCE_VERDICT:  # the other checks fail because there is nothing to check
+                failed_checks = [c for c in failed_checks if c.name == "evidence"]
+            for c in failed_checks:
+                checks[(e.method, c.name)].add(e.input)
     for (method, name), where in checks.items():
-        phrase = _PHRASES.get((method, name), f"{method} self-check {name!r} failed")
+        phrase = (f"{method} found no evidence (nothing moves the output)" if name == "evidence"
+                  else _PHRASES.get((method, name), f"{method} self-check {name!r} failed"))
         parts.append(f"{phrase} on {_inputs(len(where))}")
     return "; ".join(parts) or None
 
