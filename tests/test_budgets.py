@@ -102,6 +102,10 @@ def test_same_top_needs_the_same_resolved_features_and_signs() -> None:
     assert budget.same_top(split, split.copy(), first=True) == 0
     inside = np.array([0.22, 0.18, 0.18, -0.1, 0.0])  # a split cluster wholly inside the top 3: its order is unknown
     assert budget.same_top(inside, inside.copy(), first=True) == 0
+    hidden = np.array([0.049, 0.0, 0.001] + [0.047] * 8)  # 8 words sharing a cluster's 0.376: one may beat 0.049
+    assert budget.same_top(hidden, hidden.copy(), first=True) == 0
+    small = np.array([0.5, 0.0, 0.01, 0.047, 0.047])  # a split cluster holding less than the top feature cannot hide one
+    assert budget.same_top(small, small.copy(), first=True) == 1
     assert budget.same_top(np.array([1.0, 0.1, 0.0]), np.array([1.0, 0.12, 0.0])) == 1  # only a clear top counts
 
 
@@ -118,6 +122,17 @@ def test_a_planted_input_stops_early_with_the_caps_top_features(method: str) -> 
     assert np.sign(adaptive.scores[[5, 17]]).tolist() == [1.0, -1.0]
     assert record["used"] == record["rounds"][-1] < record["cap"] and record["since"] in record["rounds"][:-1]
     assert sum(record["rows"]) == adaptive.rows and adaptive.reliable
+
+
+def test_an_unexpanded_cluster_cannot_hide_the_top_feature() -> None:
+    """82 words (benchmarks/planted_cues.py's pattern): the strongest word (27, +2.0) sits in a cluster SHAP
+    expands late, its credit split evenly over 8 words, while an interacting pair (28 and 80) resolves early.
+    Seen failing without the even-split rule: stopped at 48 evaluations with word 80 on top."""
+    w = 0.06 * torch.randn(82, generator=torch.Generator().manual_seed(0))
+    for i, v in {9: -0.6, 19: 1.0, 27: 2.0, 28: 0.2, 53: 0.35, 80: 0.2}.items():
+        w[i] = v
+    e = run(RecordingAdapter(82, lambda x: torch.sigmoid(x @ w + 1.5 * x[:, 28] * x[:, 80] - 2.0)), "shap")
+    assert top(e, 1) == [27]
 
 
 @pytest.mark.parametrize("method", ["shap", "lime"])

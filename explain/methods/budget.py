@@ -9,8 +9,10 @@ SHAP `max_evals`, LIME `num_samples`), and the run stops at the first round wher
    j <= TOP_K where the current estimate has a clear cut (`stability.depths`: the features
    within a quarter of the largest |value|, ranks at least 5% of it apart), both estimates'
    tie-aware top-j sets (`stability.top_set`) hold the same j features, each of those features
-   keeps its sign, and none of them shares its exact value with another feature (an unexpanded
-   SHAP cluster's even split: its order is not known yet); and
+   keeps its sign, and no even split may hide a top feature: SHAP gives every feature of a
+   cluster it has not expanded yet one equal share, so no top feature may share its exact value
+   with another, and no group sharing one exact value may hold in total as much credit as the
+   smallest top feature; and
 2. the method's own stability statistic passes at this budget (SHAP: the values at this
    budget and at half of it; LIME: surrogates fitted on two independent halves of the
    neighbours drawn so far), the same statistic its `stability` self-check reports.
@@ -152,21 +154,31 @@ def same_top(previous: np.ndarray, current: np.ndarray, k: int = TOP_K, first: b
     signs = np.sign(np.asarray(current, dtype=np.float64)), np.sign(np.asarray(previous, dtype=np.float64))
     if any(signs[0][i] == 0 or signs[0][i] != signs[1][i] for i in top):
         return 0
-    if _tied(current, top):
+    if _unresolved(current, top):
         return 0
     return max(at)
 
 
-def _tied(values: np.ndarray, top: set[int]) -> bool:
-    """Return True when a feature of `top` has exactly the value of another feature.
+def _unresolved(values: np.ndarray, top: set[int]) -> bool:
+    """Return True when the estimate holds an even split that may hide or reorder a top feature.
 
-    SHAP's Partition explainer splits an unexpanded cluster's credit evenly among its features:
-    two top features with one value are most likely one cluster not yet resolved, even when the
-    whole cluster lies inside the top-j set (then the set is "equal" while its order is unknown).
+    SHAP's Partition explainer gives each feature of a cluster it has not expanded yet the same
+    share of the cluster's credit. So a group of features sharing one exact nonzero value is most
+    likely such a cluster: if a top feature is in it, the top's order is not known yet; if the
+    group's credit in total is at least the smallest top feature's, a feature inside it may be
+    larger than that top feature (a 120-word text's strongest word was found this way: its
+    cluster of 8 words showed 0.047 each beside a resolved 0.049).
     """
     v = np.asarray(values, dtype=np.float64)
-    tol = 1e-9 * float(np.abs(v).max()) + 1e-15
-    return any(int((np.abs(v - v[i]) <= tol).sum()) > 1 for i in top)
+    a = np.abs(v)
+    tol = 1e-9 * float(a.max()) + 1e-15
+    smallest = min(float(a[i]) for i in top)
+    for i in range(v.size):
+        group = np.abs(v - v[i]) <= tol
+        size = int(group.sum())
+        if size > 1 and a[i] > tol and (i in top or size * a[i] >= smallest - tol):
+            return True
+    return False
 
 
 def grow(estimate: Callable[[int], Estimate], budgets: list[int], rows: Callable[[], int], unit: str,
