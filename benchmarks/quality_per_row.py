@@ -172,7 +172,7 @@ def study(case: dict[str, Any], method: str, scale: int) -> list[dict[str, Any]]
             "top1": spread([a["top1"] for a in agree]), "top3": spread([a["top3"] for a in agree]),
             "sign": spread([a["sign"] for a in agree]), "top_clear": spread([a["top_clear"] for a in agree]),
             "seconds": spread([e.seconds for e in exps]),
-            "budget_used": [e.settings[KEY[method]] for e in exps],
+            "budget_used": [e.extras["budget"]["used"] if "budget" in e.extras else e.settings[KEY[method]] for e in exps],
             "stopped": [b.get("stopped", "fixed") for b in budget],
             "reliable": float(np.mean([e.reliable for e in exps])),
         })

@@ -167,7 +167,7 @@ def one(spec_path: str, out_path: str) -> None:
         out["methods"][spec_method] = {
             "sec_per_input": secs / len(inputs), "rows_per_input": float(np.mean([e.rows for e in res])),
             "features": len(res[0].features) if res[0].features else int(np.prod(res[0].scores.shape)),
-            "budget_used": res[0].settings.get("max_evals", res[0].settings.get("num_samples")),
+            "budget_used": budget.get("used", res[0].settings.get("max_evals", res[0].settings.get("num_samples"))),
             "stopped": budget.get("stopped", "fixed" if rule == "fixed" else None), "budget_sentence": budget.get("sentence"),
             "top3": [name for name, _ in sorted(zip(res[0].features, np.abs(res[0].scores)), key=lambda p: -p[1])[:3]] if res[0].features else None}
     out["peak_mb"] = peak_mb()

@@ -205,7 +205,7 @@ def test_the_results_file_carries_the_rule_rounds_and_sentence(tiny_bert: Path, 
         assert record["rule"] == budget.RULE and record["stopped"] in ("settled", "exact", "cap")
         assert record["rounds"][-1] == record["used"] and sum(record["rows"]) == d["cost"]["rows"]
         assert d["settings"]["adaptive"] is True
-        assert d["settings"]["max_evals" if e.method == "shap" else "num_samples"] == record["used"]
+        assert d["settings"]["max_evals" if e.method == "shap" else "num_samples"] == record["cap"]  # what was asked
         stability = next(c for c in e.self_checks if c.name == "stability")
         assert stability.sentence.endswith(record["sentence"])
         assert e.extras["budget"] == record

@@ -133,7 +133,7 @@ class LimeMethod(Method):
             self_checks += [fit, stable if grown is None else grown.annotate(stable)]
         if grown is not None:
             view.extras = {**view.extras, "budget": grown.record()}
-        settings = {**vars(s), "num_samples": n, "kernel_width": width}
+        settings = {**vars(s), "num_samples": n if grown is None else grown.cap, "kernel_width": width}  # adaptive: the cap
         return self.perturbation_result(adapter, example, target, cost, view, scores, settings, checks, self_checks)
 
 

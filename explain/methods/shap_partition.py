@@ -149,5 +149,5 @@ class ShapMethod(Method):
             scores = view.expand(values)
             if grown is not None:
                 view.extras = {**view.extras, "budget": grown.record()}
-        settings_used = {**vars(s), "max_evals": max_evals}
+        settings_used = {**vars(s), "max_evals": max_evals if grown is None else grown.cap}  # adaptive: the cap; extras.budget.used
         return self.perturbation_result(adapter, example, target, cost, view, scores, settings_used, checks, self_checks)
