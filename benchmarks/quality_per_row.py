@@ -1,6 +1,7 @@
 """Quality per row: SHAP's and LIME's budget rules against a high-budget reference, counting only rows the model ran.
 
     python benchmarks/quality_per_row.py [--quick] [-n 10] [--cases a,b] [--out benchmarks/results/quality_per_row.json]
+    python benchmarks/quality_per_row.py --render docs/speed.md   # rewrite the docs' tables from the JSON only
 
 Tasks where budgets differ (the previous study was saturated: every budget found the one
 planted word):
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ sys.path[:0] = [str(ROOT), str(HERE), str(ROOT / "examples")]
 
 import explain  # noqa: E402
 import planted_cues  # noqa: E402
+from explain.methods import budget  # noqa: E402
 from benchlib import machine  # noqa: E402
 from planted_data import digit_images, gpt_prompts, sentiment_examples  # noqa: E402
 
@@ -53,6 +55,9 @@ KEY = {"shap": "max_evals", "lime": "num_samples"}
 LIBRARY = {"shap": 500, ("lime", "text"): 5000, ("lime", "image"): 1000}
 REFERENCE_SCALE = 10
 CURVE = {"shap": [64, 128, 256], "lime": [250, 500, 1000]}
+START = "start_per_feature"  # a benchmark-only rule key: LIME's first round (see run)
+OUT = ROOT / "benchmarks" / "results" / "quality_per_row.json"
+BEGIN, END = "<!-- quality-per-row tables (benchmarks/quality_per_row.py --render) -->", "<!-- end quality-per-row tables -->"
 
 
 def cases(n: int, names: set[str] | None) -> list[dict[str, Any]]:
@@ -131,7 +136,10 @@ def agreement(v: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 def rules(method: str, kind: str) -> list[tuple[str, dict[str, Any]]]:
     """Return the budget rules compared: (name, settings)."""
     lib = LIBRARY["shap"] if method == "shap" else LIBRARY[("lime", kind)]
-    out = [("adaptive (default)", {}), ("fixed, our default of before", {"adaptive": False})]
+    out = [("adaptive (default)", {})]
+    if method == "lime":  # the first round's size: today's 2 per feature against 8 (both at least 100)
+        out.append(("adaptive, start 8 per feature", {START: 8}))
+    out.append(("fixed, our default of before", {"adaptive": False}))
     if method == "lime" and kind == "text":  # shap's 500 and lime's image 1000 are our defaults too
         out.append((f"fixed {lib} (library default)", {"adaptive": False, KEY[method]: lib}))
     out += [(f"fixed {b}", {"adaptive": False, KEY[method]: b}) for b in CURVE[method]]
@@ -139,8 +147,18 @@ def rules(method: str, kind: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def run(case: dict[str, Any], method: str, settings: dict[str, Any], seed: int = 0) -> list[explain.Explanation]:
-    """Explain every input of the case with one method and settings; fail loudly on any failure."""
-    res = explain.explain(case["model"], case["inputs"], methods=[method], seed=seed, **case["options"], **{method: settings})
+    """Explain every input of the case with one method and settings; fail loudly on any failure.
+
+    A START entry in `settings` is not a method setting: it sets LIME's first round (neighbours
+    per feature) for this run only, to compare the start the method uses with another.
+    """
+    settings = dict(settings)
+    saved = budget.START_LIME_PER_FEATURE
+    budget.START_LIME_PER_FEATURE = settings.pop(START, saved)
+    try:
+        res = explain.explain(case["model"], case["inputs"], methods=[method], seed=seed, **case["options"], **{method: settings})
+    finally:
+        budget.START_LIME_PER_FEATURE = saved
     if res.failures:
         raise SystemExit(f"{case['name']} {method} {settings}: {res.failures[0]}")
     return list(res)
@@ -215,8 +233,12 @@ def main() -> None:
     parser.add_argument("--cases", help="comma-separated: planted-cues-long, planted-cues-short, sentiment-bert, planted-gpt2, digits-cnn, "
                         "efficientnet-lite0 (default: all)")
     parser.add_argument("--methods", default="shap,lime")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality_per_row.json"))
+    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--render", type=Path, help="only rewrite this Markdown file's tables from --out")
     args = parser.parse_args()
+    if args.render:
+        render_into(args.render, json.loads(Path(args.out).read_text()))
+        return
     torch.set_num_threads(1)  # tiny models: one thread avoids OpenMP hand-off costs
     n, scale = (3, 2) if args.quick else (args.n, REFERENCE_SCALE)
     rows: list[dict[str, Any]] = []
@@ -247,10 +269,55 @@ def main() -> None:
 def write(args: argparse.Namespace, n: int, scale: int, rows: list[dict[str, Any]], words: dict[str, int], partial: bool) -> None:
     """Write the rows and the targets as JSON (partial: not every case done yet)."""
     doc = {"machine": machine(), "quick": args.quick, "partial": partial, "inputs_per_case": n, "reference_scale": scale,
+           "rule": budget.RULE, "start": {"shap": budget.START_SHAP, "lime_per_feature": budget.START_LIME_PER_FEATURE,
+                                          "lime_min": budget.START_LIME_MIN},
            "library_defaults": {"shap": LIBRARY["shap"], "lime/text": LIBRARY[("lime", "text")], "lime/image": LIBRARY[("lime", "image")]},
            "longest_input_words": words, "rows": rows, "targets": targets(rows, words) if rows else []}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def _ms(x: dict[str, float], digits: int = 2) -> str:
+    return f"{x['mean']:.{digits}f} ± {x['se']:.{digits}f}"
+
+
+def render(doc: dict[str, Any]) -> str:
+    """Return the Markdown tables of the study's JSON (what docs/speed.md shows between its markers)."""
+    lines = [BEGIN, "", f"`benchmarks/results/quality_per_row.json` ({doc['machine']['date']}, {doc['inputs_per_case']} inputs per case"
+             f"{', quick run' if doc['quick'] else ''}; truth: the same method fixed at {doc['reference_scale']}x the library default; "
+             "figures are means over the inputs ± their standard error):", "",
+             "| case | method | rule | model rows per input (min-max) | top-1 | top-3 | sign | features that matter |",
+             "|---|---|---|---|---|---|---|---|"]
+    last = None
+    for r in doc["rows"]:
+        key = (r["case"], r["method"])
+        head = f"| {r['case']} | {r['method']} " if key != last else "| | "
+        last = key
+        rows = r["rows"]
+        lines.append(f"{head}| {r['rule']} | {rows['mean']:.0f} ({rows['min']:.0f}-{rows['max']:.0f}) | {_ms(r['top1'])} | "
+                     f"{_ms(r['top3'])} | {_ms(r['sign'])} | {_ms(r['top_clear'])} |")
+    lines += ["", "| case | method | target | other rule | rows: other / adaptive | top-3: adaptive / other | met | on the features that matter |",
+              "|---|---|---|---|---|---|---|---|"]
+    for t in doc["targets"]:
+        which = "3x fewer than the library default" if t["target"].startswith("3x") else "2x fewer than before (≤ 30 words)"
+        met = "met" if t["met"] else "**not met**"
+        if not t["applies"]:
+            why = ("saturated" if t["target"].startswith("3x") else
+                   "images" if t["case"] not in doc["longest_input_words"] else "over 30 words")
+            met = f"n/a: {why} (would be {met.strip('*')})"
+        clear = ("met" if t["met_on_features_that_matter"] else "not met") if t["applies"] else ""
+        lines.append(f"| {t['case']} | {t['method']} | {which} | {t['other_rule']} | {t['rows_ratio']:.1f}x | "
+                     f"{t['top3_adaptive']:.2f} / {t['top3_other']:.2f} | {met} | {clear} |")
+    return "\n".join(lines + ["", END])
+
+
+def render_into(path: Path, doc: dict[str, Any]) -> None:
+    """Replace the block between the quality-per-row markers in the Markdown file with `render(doc)`."""
+    text = path.read_text()
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path} has no quality-per-row markers ({BEGIN} ... {END})")
+    path.write_text(pattern.sub(lambda _: render(doc), text))
 
 
 if __name__ == "__main__":

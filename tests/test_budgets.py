@@ -217,3 +217,20 @@ def test_adaptive_off_as_the_cli_gives_it(tiny_bert: Path) -> None:
                           shap={"adaptive": "false"}, lime={"adaptive": "off"})
     for e in res:
         assert e.settings["adaptive"] is False and "budget" not in e.extras
+
+
+def test_the_docs_tables_are_the_study_json_rendered_with_todays_rule() -> None:
+    """docs/speed.md shows benchmarks/results/quality_per_row.json as the study renders it, and that JSON was
+    measured with the rule and starts the methods use now (change them: rerun the study)."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from quality_per_row import BEGIN, END, OUT, render  # type: ignore[import-not-found]
+
+    data = json.loads(OUT.read_text())
+    assert not data["quick"] and not data["partial"] and data["inputs_per_case"] >= 10
+    assert data["rule"] == budget.RULE
+    assert data["start"] == {"shap": budget.START_SHAP, "lime_per_feature": budget.START_LIME_PER_FEATURE, "lime_min": budget.START_LIME_MIN}
+    doc = (root / "docs" / "speed.md").read_text()
+    assert doc[doc.index(BEGIN): doc.index(END) + len(END)] == render(data)

@@ -98,7 +98,7 @@ class Grown:
     def sentence(self) -> str:
         """Return what happened, in a sentence the report can show."""
         if self.stopped == "exact":
-            return f"stopped at {self.used} of at most {self.cap} {self.unit}: every cluster was expanded, the values are exact"
+            return f"stopped at {self.used} of at most {self.cap} {self.unit}: exact"
         top = f"top {self.depth} and {'its sign' if self.depth == 1 else 'their signs'}"
         if self.stopped == "settled" and self.used == self.cap:
             return f"settled at its cap of {self.cap} {self.unit}: {top} unchanged since {self.since}"
