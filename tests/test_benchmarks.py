@@ -48,11 +48,17 @@ def test_benchmark_quick_run(script: str, tmp_path: Path) -> None:
                 assert r["rows_per_input"] >= doc["ig_settings"]["n_steps"]
     elif script == "quality_per_row.py":
         rows = doc["rows"]
-        assert {(r["model"], r["method"]) for r in rows} == {(m, k) for m in ("sentiment-bert", "planted-gpt2", "digits-cnn") for k in ("shap", "lime")}
-        assert all(0 <= r["hit_rate"] <= 1 and 0 <= r["seed_stability"] <= 1 for r in rows)
-        # LIME asks for exactly `budget` neighbours per input (evaluated or answered by the cache)
-        assert all(r["rows_per_input"] >= r["budget"] for r in rows if r["method"] == "lime")
-        assert len(doc["recommendations"]) == 6
+        names = ("planted-cues-long", "planted-cues-short", "sentiment-bert", "planted-gpt2", "digits-cnn")
+        assert {(r["case"], r["method"]) for r in rows} == {(c, m) for c in names for m in ("shap", "lime")}
+        for r in rows:
+            assert all(0 <= r[k]["min"] <= r[k]["mean"] <= r[k]["max"] <= 1 for k in ("top1", "top3", "sign")), r
+            assert len(r["rows_per_input"]) == r["inputs"] == 3 and r["rows"]["mean"] > 0
+            if r["rule"].startswith("adaptive"):  # rows the model ran never exceed the budget the values came from
+                assert all(0 < rows_ <= used for rows_, used in zip(r["rows_per_input"], r["budget_used"]))
+                assert set(r["stopped"]) <= {"settled", "exact", "cap"}
+            else:
+                assert set(r["stopped"]) == {"fixed"}
+        assert len(doc["targets"]) == 2 * len({(r["case"], r["method"]) for r in rows})
     elif script == "gpu_check.py":
         rows = doc["rows"]
         assert doc["dry_run"] and {r["side"] for r in rows} == {"explain", "captum", "shap", "lime"}
@@ -210,20 +216,33 @@ def test_gpu_check_agreement_flags_a_flipped_or_shuffled_explanation() -> None:
     assert topk_overlap(img, img.T, True) < TOL_TOPK
 
 
-def test_quality_recommendation_needs_the_library_hit_rate() -> None:
-    """The chosen budget is the smallest whose hit rate (both seeds) and stability match the library default's."""
+def test_quality_targets_need_fewer_rows_and_no_lost_agreement() -> None:
+    """A row target is met only with the rows ratio and a top-3 agreement at least the other rule's."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from quality_per_row import recommend
+    from quality_per_row import agreement, targets
 
-    def row(budget: int, hit: float, stab: float, lib: bool = False) -> dict:
-        return {"model": "m", "method": "lime", "budget": budget, "hit_rate": hit, "hit_rate_seed1": hit,
-                "seed_stability": stab, "library_default": lib, "rows_per_input": float(budget)}
+    def row(rule: str, rows: float, top3: float) -> dict:
+        return {"case": "c", "method": "lime", "rule": rule, "rows": {"mean": rows}, "top3": {"mean": top3}}
 
-    rows = [row(50, 0.7, 0.9), row(100, 0.95, 0.7), row(200, 0.95, 0.92), row(1000, 0.95, 0.95, True)]
-    [pick] = recommend(rows)
-    assert pick["smallest_sufficient_budget"] == 200 and pick["rows_ratio_library_over_pick"] == pytest.approx(5.0)
-    rows[2]["hit_rate_seed1"] = 0.9  # one seed below the library: not sufficient any more
-    assert recommend(rows)[0]["smallest_sufficient_budget"] == 1000
+    rows = [row("adaptive (default)", 300, 0.9), row("fixed, our default of before", 1200, 0.9),
+            row("fixed 5000 (library default)", 5000, 0.9), row("fixed 250", 250, 0.6)]
+    lib, before = targets(rows, {"c": 25})
+    assert lib["met"] and lib["applies"] and lib["rows_ratio"] == pytest.approx(5000 / 300)
+    assert before["met"] and before["applies"] and before["rows_ratio"] == pytest.approx(4.0)
+    rows[0]["top3"]["mean"] = 0.85  # a lost top-3 agreement fails both
+    assert not any(t["met"] for t in targets(rows, {"c": 25}))
+    rows[0]["top3"]["mean"], rows[0]["rows"]["mean"] = 0.9, 700  # under 2x fewer than before
+    assert [t["met"] for t in targets(rows, {"c": 25})] == [True, False]
+    assert not targets(rows, {"c": 31})[1]["applies"]  # longer than 30 words: the second target does not apply
+    rows[3]["top3"]["mean"] = 0.95  # the smallest budget already agrees: saturated, the first target does not apply
+    assert not targets(rows, {"c": 25})[0]["applies"]
+    ref = np.array([0.1, -2.0, 0.5, 1.0, 0.0])
+    assert agreement(ref * 3, ref) == {"top1": 1.0, "top3": 1.0, "sign": 1.0, "top_clear": 1.0}
+    assert agreement(np.array([0.1, -2.0, 0.05, 0.02, 0.0]), np.array([0.0, 2.0, 0.1, 0.05, 0.02]))["top_clear"] == 1.0  # only one matters
+    flipped = ref.copy()
+    flipped[1] = 2.0
+    assert agreement(flipped, ref)["sign"] == pytest.approx(2 / 3)
+    assert agreement(np.array([0.1, -0.4, 0.5, 1.0, 2.0]), ref) == {"top1": 0.0, "top3": pytest.approx(2 / 3), "sign": 1.0, "top_clear": pytest.approx(2 / 3)}
 
 
 @pytest.mark.slow

@@ -186,7 +186,7 @@ def test_lime_equals_lime_image(request: pytest.FixtureRequest, images: dict[str
     model: ImageClassifierAdapter = request.getfixturevalue(model_name)
     raw = digit() if model_name == "digits" else str(images["rgb"])
     seed, n = 7, 300
-    [e] = explain.explain(model, [raw], methods=["lime"], seed=seed, lime={"num_samples": n, "mask": mask})
+    [e] = explain.explain(model, [raw], methods=["lime"], seed=seed, lime={"num_samples": n, "mask": mask, "adaptive": False})
     ex = model.prepare(raw, 0)
     segments = e.extras["segments"]
     image = ex.state.image.pixels.astype(np.float64) / 255  # (H, W, C) in [0, 1]
@@ -223,7 +223,7 @@ def test_lime_equals_lime_image(request: pytest.FixtureRequest, images: dict[str
 def test_shap_efficiency(request: pytest.FixtureRequest, images: dict[str, Path], model_name: str) -> None:
     model: ImageClassifierAdapter = request.getfixturevalue(model_name)
     raw = digit() if model_name == "digits" else str(images["rgb"])
-    [e] = explain.explain(model, [raw], methods=["shap"], shap={"max_evals": 300})
+    [e] = explain.explain(model, [raw], methods=["shap"], shap={"max_evals": 300, "adaptive": False})
     segments = e.extras["segments"]
     values = np.array([e.scores[segments == s][0] for s in range(segments.max() + 1)])
     ex = model.prepare(raw, 0)

@@ -3,6 +3,8 @@
 Each reference evaluates the model itself (token ids or pixels built here, not through the
 adapter's `evaluate`), so a bug in the adapter's masking, the method's bookkeeping or the way
 the library is called shows up as a difference. Tolerances are stated at each assertion:
+Adaptive budgets are off in these comparisons (a fixed budget is what the libraries run;
+tests/test_budgets.py checks the adaptive rounds against the fixed budget).
 - SHAP vs shap.Explainer (Partition) with shap's own tabular Partition masker over the same
   keep-masks, hierarchy, budget and tie-break seed: 1e-5 x max|value| (float32 model rows);
 - SHAP vs exact Owen values (all coalitions the hierarchy allows, enumerated here): 1e-5 x max;
@@ -177,7 +179,7 @@ def close(ours: np.ndarray, theirs: np.ndarray, rel: float) -> None:
 # ---- SHAP -------------------------------------------------------------------------------------
 def test_shap_on_bert_equals_shap_and_the_exact_owen_values(bert: TextClassifierAdapter) -> None:
     text = bert_text()
-    [e] = explain.explain(bert, [text], methods=["shap"], shap={"max_evals": 300}, seed=SEED)
+    [e] = explain.explain(bert, [text], methods=["shap"], shap={"max_evals": 300, "adaptive": False}, seed=SEED)
     d = len(e.features)
     f = bert_direct(bert, text, e.target.index, bert.mask_id)
     tree = contiguous_linkage(d)
@@ -191,7 +193,7 @@ def test_shap_on_bert_equals_shap_and_the_exact_owen_values(bert: TextClassifier
 def test_shap_at_a_small_budget_still_equals_shap_called_the_same_way(bert: TextClassifierAdapter) -> None:
     """The budget runs out mid-tree: shap's order of expansion (and its seeded ties) must match too."""
     text = bert_text()
-    [e] = explain.explain(bert, [text], methods=["shap"], shap={"max_evals": 24}, seed=SEED)
+    [e] = explain.explain(bert, [text], methods=["shap"], shap={"max_evals": 24, "adaptive": False}, seed=SEED)
     d = len(e.features)
     ref = shap_library(bert_direct(bert, text, e.target.index, bert.mask_id), contiguous_linkage(d), d, 24, SEED)
     close(e.scores, ref, 1e-5)
@@ -199,7 +201,7 @@ def test_shap_at_a_small_budget_still_equals_shap_called_the_same_way(bert: Text
 
 def test_shap_on_gpt_equals_shap_and_the_exact_owen_values(gpt: CausalLMAdapter) -> None:
     prompt = gpt_prompt()
-    [e] = explain.explain(gpt, [prompt], methods=["shap"], target=0, max_new_tokens=1, shap={"mask": "drop"}, seed=SEED)
+    [e] = explain.explain(gpt, [prompt], methods=["shap"], target=0, max_new_tokens=1, shap={"mask": "drop", "adaptive": False}, seed=SEED)
     d = len(e.features)
     f, _ = gpt_direct(gpt, prompt, None)
     tree = contiguous_linkage(d)
@@ -226,7 +228,7 @@ def cnn_direct(m: ImageClassifierAdapter, img: np.ndarray, segments: np.ndarray,
 
 def test_shap_on_the_cnn_equals_shap_and_the_exact_owen_values(cnn: ImageClassifierAdapter) -> None:
     img = next(i for i, _, box in digit_images(50, 11, split="heldout") if box is not None)
-    [e] = explain.explain(cnn, [img], methods=["shap"], shap={"n_segments": 8, "max_evals": 400}, seed=SEED)
+    [e] = explain.explain(cnn, [img], methods=["shap"], shap={"n_segments": 8, "max_evals": 400, "adaptive": False}, seed=SEED)
     seg = e.extras["segments"]
     d = int(seg.max()) + 1
     assert d <= 12, d
@@ -242,7 +244,7 @@ def test_lime_on_bert_equals_lime_text_explainer(bert: TextClassifierAdapter) ->
     from lime.lime_text import LimeTextExplainer
 
     text = bert_text()
-    [e] = explain.explain(bert, [text], methods=["lime"], lime={"num_samples": 600}, seed=SEED)
+    [e] = explain.explain(bert, [text], methods=["lime"], lime={"num_samples": 600, "adaptive": False}, seed=SEED)
 
     def predict(texts: list[str]) -> np.ndarray:
         enc = bert.tokenizer(list(texts), return_tensors="pt", padding=True)
@@ -290,7 +292,7 @@ def test_lime_on_20_to_40_words_equals_lime_asked_for_every_word_not_limes_defau
     for text in long_texts(2):
         d = len(text.split())
         assert 20 <= d <= 40 and len(set(text.split())) < d  # long, and with repeated words
-        [e] = explain.explain(bert, [text], methods=["lime"], lime={"num_samples": 1000, "baseline": "drop"}, seed=SEED)
+        [e] = explain.explain(bert, [text], methods=["lime"], lime={"num_samples": 1000, "baseline": "drop", "adaptive": False}, seed=SEED)
         assert e.features == tuple(text.split())  # every occurrence is its own feature
         # bow=False: each occurrence is a feature, as ours; an empty mask string drops the word, as baseline=drop
         lime = LimeTextExplainer(random_state=SEED, split_expression=r"\s+", bow=False, mask_string="")
@@ -327,7 +329,7 @@ def test_lime_on_gpt_equals_an_exact_weighted_ridge_on_the_same_neighbours(gpt: 
 
     prompt = gpt_prompt()
     n = 500
-    [e] = explain.explain(gpt, [prompt], methods=["lime"], target=0, max_new_tokens=1, lime={"num_samples": n, "baseline": "drop"}, seed=SEED)
+    [e] = explain.explain(gpt, [prompt], methods=["lime"], target=0, max_new_tokens=1, lime={"num_samples": n, "baseline": "drop", "adaptive": False}, seed=SEED)
     d = len(e.features)
     data = sample_neighbours("lime-text", d, n, check_random_state(SEED))  # lime's own draw, as the method
     f, _ = gpt_direct(gpt, prompt, None)
@@ -407,7 +409,8 @@ def test_occlusion_on_the_cnn_equals_captum_on_the_plain_model(cnn: ImageClassif
 # ---- cached rows --------------------------------------------------------------------------------
 def test_rows_a_cache_answers_are_counted_as_cached(gpt: CausalLMAdapter) -> None:
     prompt = gpt_prompt()
-    res = explain.explain(gpt, [prompt], methods=["shap", "ablation"], target=0, max_new_tokens=1, shap={"mask": "drop"}, ablation={"mask": "drop"})
+    res = explain.explain(gpt, [prompt], methods=["shap", "ablation"], target=0, max_new_tokens=1, shap={"mask": "drop", "adaptive": False},
+                          ablation={"mask": "drop"})
     shap_e, abl = res
     d = len(abl.features)
     # ablation asks for 1 + d rows (all kept, then each word dropped); SHAP's run already scored

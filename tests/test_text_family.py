@@ -148,7 +148,7 @@ def test_lime_equals_lime_text_explainer_called_directly(model: TextClassifierAd
 
     text = "the movie was unwatchable and awful"  # no repeated word: lime's bow features = positions
     # lime's text explainer deletes removed words: the same removal, asked for by name
-    [e] = explain.explain(model, [text], methods=["lime"], target=0, lime={"num_samples": 400, "baseline": "drop"}, seed=7)
+    [e] = explain.explain(model, [text], methods=["lime"], target=0, lime={"num_samples": 400, "baseline": "drop", "adaptive": False}, seed=7)
     assert e.settings["baseline"] == "drop"
 
     def predict(texts: list[str]) -> np.ndarray:

@@ -168,7 +168,10 @@ class Cost:
             keep = np.asarray(keep, dtype=bool)
             keep = keep.reshape(len(keep), -1) if keep.ndim > 1 else keep.reshape(1, -1)
             keys = [np.packbits(k).tobytes() + len(k).to_bytes(4, "little") for k in keep] if remember else []
-            todo = [i for i, key in enumerate(keys) if key not in memo] if remember else list(range(len(keep)))
+            todo = list(range(len(keep)))
+            if remember:  # each distinct row not scored yet, once (a row repeated within this call too)
+                firsts = {key: i for i, key in reversed(list(enumerate(keys))) if key not in memo}
+                todo = sorted(firsts.values())
             before = self.runner.rows
             fresh = np.asarray(evaluate(keep[todo] if remember else keep)).reshape(-1) if todo else np.zeros(0, dtype=np.float32)
             evaluated = self.runner.rows - before

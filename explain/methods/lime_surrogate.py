@@ -26,7 +26,7 @@ import numpy as np
 from ..adapters.base import Adapter, Example
 from ..results.explanation import Explanation, SelfCheck, Target
 from .registry import register
-from . import stability
+from . import budget, stability
 from .base import BASELINE_HELP, Cost, Method, setting, view_options
 
 # lime's defaults: text distances are cosine x 100 with width 25; images cosine with width 0.25.
@@ -40,6 +40,7 @@ class LimeSettings:
     """Settings of LIME."""
 
     num_samples: int | None = setting(None, "neighbours drawn (default: 40 per feature, at least 500 and at most 5000 (lime's fixed default); images 1000)")
+    adaptive: bool = setting(True, "score neighbours in rounds (2 per feature, at least 100, then x1.5, x2, x3, ...) and stop when the top features and their signs have settled and the stability statistic passes, or at num_samples")
     baseline: str | None = setting(None, BASELINE_HELP)
     segmentation: str | None = setting(None, "images: how superpixels are made (slic | quickshift | grid; default: chosen for the image size)")
     n_segments: int | None = setting(None, "images: about how many superpixels (default: chosen for the image size)")
@@ -107,27 +108,33 @@ class LimeMethod(Method):
             n = s.num_samples or default_samples(view.sampling, d)
             rs = check_random_state(seed)
             data = sample_neighbours(view.sampling, d, n, rs)
-            labels = np.asarray(cost.counted(view.evaluate)(data.astype(bool))).reshape(-1, 1)
             distances = pairwise_distances(data, data[:1], metric="cosine").ravel() * _DISTANCE_SCALE[view.sampling]
             width = s.kernel_width or _KERNEL_WIDTH[view.sampling]
             base = LimeBase(partial(_kernel, kernel_width=width), verbose=False, random_state=rs)
-            intercept, values, score, local_pred = _fit(base, data, labels, distances)
+            grown: budget.Grown | None = None
+            fits: dict[int, tuple[float, np.ndarray, float, Any]] = {}  # by neighbours: the rounds' fits, the last one kept
+            verdicts: dict[int, tuple[SelfCheck, SelfCheck, float, float]] = {}  # by neighbours: the rounds' half checks
+            if s.adaptive:  # rounds over slices of the one draw, each row scored once (budget.py)
+                grown, labels = budget.grow_lime(
+                    cost.counted(view.evaluate, remember=True), data,
+                    lambda b, y: fits.setdefault(b, _fit(base, data[:b], y, distances[:b]))[1],
+                    lambda b, y, v: verdicts.setdefault(b, half_checks(base, data[:b], y, distances[:b], v, s.min_r2))[1].passed,
+                    lambda: adapter.runner.rows)
+                n, data, distances = grown.used, data[: grown.used], distances[: grown.used]
+            else:
+                labels = np.asarray(cost.counted(view.evaluate)(data.astype(bool))).reshape(-1, 1)
+            intercept, values, score, local_pred = fits[n] if n in fits else _fit(base, data, labels, distances)
             scores = view.expand(values)
         checks = {"score": float(score), "intercept": float(intercept), "local_prediction": float(np.ravel(local_pred)[0])}
         self_checks = []
         if s.check:
-            # two independent neighbourhoods of n/2 (odd and even draws, each with the input itself)
-            halves = [np.r_[0, np.arange(1 + h, n, 2)] for h in (0, 1)]
-            fits = [_fit(base, data[i], labels[i], distances[i]) for i in halves]
-            r2 = heldout_r2(data, labels.ravel(), base.kernel_fn(distances), halves, [(f[0], f[1]) for f in fits])
-            fit = surrogate_fit(r2, s.min_r2)
-            # k comes from the full fit: how many features the explanation shown really has
-            stable = stability.stability(fits[0][1], fits[1][1], f"fits on two independent halves of the {n} neighbours", reference=values)
-            # Each half's weights scatter about the full fit's: half their largest disagreement is the full fit's noise.
-            checks.update({"stability": stable.value, "noise_floor": stability.noise_floor(fits[0][1], fits[1][1]) / 2,
+            fit, stable, r2, floor = verdicts[n] if n in verdicts else half_checks(base, data, labels, distances, values, s.min_r2)
+            checks.update({"stability": stable.value, "noise_floor": floor,
                            **({"heldout_r2": r2} if np.isfinite(r2) else {})})  # NaN: undefined
-            self_checks += [fit, stable]
-        settings = {**vars(s), "num_samples": n, "kernel_width": width}
+            self_checks += [fit, stable if grown is None else grown.annotate(stable)]
+        if grown is not None:
+            view.extras = {**view.extras, "budget": grown.record()}
+        settings = {**vars(s), "num_samples": n if grown is None else grown.cap, "kernel_width": width}  # adaptive: the cap
         return self.perturbation_result(adapter, example, target, cost, view, scores, settings, checks, self_checks)
 
 
@@ -139,6 +146,24 @@ def _fit(base: Any, data: np.ndarray, labels: np.ndarray, distances: np.ndarray)
     for i, w in weights:
         values[i] = w
     return float(intercept), values, float(score), local_pred
+
+
+def half_checks(
+    base: Any, data: np.ndarray, labels: np.ndarray, distances: np.ndarray, values: np.ndarray, min_r2: float
+) -> tuple[SelfCheck, SelfCheck, float, float]:
+    """Return (surrogate_fit, stability, held-out R^2, noise floor) from surrogates fitted on two independent halves of the neighbours.
+
+    The noise floor: each half's weights scatter about the full fit's, so half their largest
+    disagreement is the full fit's noise (the report draws scores within it as weak evidence).
+    """
+    n = len(data)
+    # two independent neighbourhoods of n/2 (odd and even draws, each with the input itself)
+    halves = [np.r_[0, np.arange(1 + h, n, 2)] for h in (0, 1)]
+    fits = [_fit(base, data[i], labels[i], distances[i]) for i in halves]
+    r2 = heldout_r2(data, labels.ravel(), base.kernel_fn(distances), halves, [(f[0], f[1]) for f in fits])
+    # k comes from the full fit: how many features the explanation shown really has
+    stable = stability.stability(fits[0][1], fits[1][1], f"fits on two independent halves of the {n} neighbours", reference=values)
+    return surrogate_fit(r2, min_r2), stable, r2, stability.noise_floor(fits[0][1], fits[1][1]) / 2
 
 
 def heldout_r2(

@@ -22,7 +22,7 @@ import numpy as np
 from ..adapters.base import Adapter, Example, PerturbationView
 from ..results.explanation import Explanation, Target
 from .registry import register
-from . import stability
+from . import budget, stability
 from .base import BASELINE_HELP, Cost, Method, setting, view_options
 from .shap_kernels import explainer_class, supported
 
@@ -31,7 +31,8 @@ from .shap_kernels import explainer_class, supported
 class ShapSettings:
     """Settings of the SHAP partition explainer."""
 
-    max_evals: int | None = setting(None, "model evaluations (default: 500, or 2*d+1 more if the input has many features)")
+    max_evals: int | None = setting(None, "model evaluations (default: 500, or 2*d+1 if the input has many features); adaptive: the cap")
+    adaptive: bool = setting(True, "evaluate in rounds (32, 48, 64, 96, 128, ... evaluations, every row scored once) and stop when the top features and their signs have settled and the stability statistic passes, or at max_evals")
     batch_size: int = setting(64, "masks shap hands over per call (the runner re-batches them)")
     baseline: str | None = setting(None, BASELINE_HELP)
     segmentation: str | None = setting(None, "images: how regions are made (slic | quickshift | grid; default: chosen for the image size)")
@@ -119,13 +120,18 @@ class ShapMethod(Method):
             view = adapter.perturbation_view(example, target, **opts)
             d = len(view.features)
             max_evals = s.max_evals or max(500, 2 * d + 1)
-            evaluate = cost.counted(view.evaluate, remember=True)  # shap asks for f(x) twice; the check re-asks its rows
+            evaluate = cost.counted(view.evaluate, remember=True)  # shap asks for f(x) twice; the check and rounds re-ask their rows
+            grown: budget.Grown | None = None
             if d == 1:  # shap needs two features for a hierarchy; one feature's value is exact
                 full, empty = evaluate(np.array([[True], [False]]))
                 values, base, exact = np.array([full - empty]), float(empty), True
                 fx = float(full)
             else:
-                values, base, exact = partition(evaluate, view, max_evals, s.batch_size, seed)
+                if s.adaptive:  # rounds that re-ask their earlier rows from the memo (budget.py)
+                    grown = budget.grow_shap(lambda b: partition(evaluate, view, b, s.batch_size, seed), max_evals, lambda: adapter.runner.rows)
+                    values, base, exact, max_evals = grown.kept.values, grown.kept.payload, grown.kept.exact, grown.used
+                else:
+                    values, base, exact = partition(evaluate, view, max_evals, s.batch_size, seed)
                 fx = float(evaluate(np.ones((1, d), dtype=bool))[0])
             checks = {"base_value": base, "output": fx, "efficiency_gap": abs(float(values.sum()) - (fx - base))}
             if s.check:
@@ -142,7 +148,9 @@ class ShapMethod(Method):
                     # How far a value still moved between half and full budget: a score within it is the estimate's noise.
                     checks["noise_floor"] = stability.noise_floor(values, half)
                 checks["stability"] = check.value
-                self_checks.append(check)
+                self_checks.append(check if grown is None else grown.annotate(check))
             scores = view.expand(values)
-        settings_used = {**vars(s), "max_evals": max_evals}
+            if grown is not None:
+                view.extras = {**view.extras, "budget": grown.record()}
+        settings_used = {**vars(s), "max_evals": max_evals if grown is None else grown.cap}  # adaptive: the cap; extras.budget.used
         return self.perturbation_result(adapter, example, target, cost, view, scores, settings_used, checks, self_checks)
