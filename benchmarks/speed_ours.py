@@ -27,9 +27,10 @@ def work_of(e: explain.Explanation) -> dict[str, Any]:
     s = e.settings
     if e.method == "ig":
         return {"n_steps": int(s["n_steps"]), "method": s.get("method", "gausslegendre")}
+    used = e.extras.get("budget", {}).get("used")  # an adaptive budget: settings hold its cap, not the work done
     if e.method == "shap":
-        return {"max_evals": int(s["max_evals"])}
-    return {"num_samples": int(s["num_samples"])}
+        return {"max_evals": int(used or s["max_evals"])}
+    return {"num_samples": int(used or s["num_samples"])}
 
 
 def main(spec_path: str, out_path: str) -> None:
