@@ -130,9 +130,12 @@ def forward_cost(adapter: Any, inputs: list[Any], model: str, rows: int = 8) -> 
         else:
             ids = torch.tensor([adapter.tokenizer(inputs[0])["input_ids"]] * rows)
             batch = {"input_ids": ids}
-        hf(**{k: v[:1] for k, v in batch.items()})  # warm-up
+        def call(b: dict[str, Any]) -> Any:  # a Hugging Face model takes keywords; an own module (EfficientNet) its tensor
+            return hf(**b) if model != "efficientnet-lite0" else hf(b["pixel_values"])
+
+        call({k: v[:1] for k, v in batch.items()})  # warm-up
         t0 = time.perf_counter()
-        hf(**batch)
+        call(batch)
         secs = time.perf_counter() - t0
     return {"sec_per_input": secs / rows, "rows_per_input": 1.0, "features": 0, "sec_per_row": secs / rows, "batch": rows}
 
@@ -182,7 +185,11 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="every method at every size (GPU; hours on a 2-core CPU)")
     parser.add_argument("--only", help="configurations to run, e.g. bert-base-cues:32,efficientnet-lite0 (default: all of the plan)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "realsize.json"))
+    parser.add_argument("--render", type=Path, help="only rewrite this Markdown file's real-size table from --out")
     args = parser.parse_args()
+    if args.render:
+        render_into(args.render, json.loads(Path(args.out).read_text()))
+        return
     rows = []
     only = [c.split(":") for c in args.only.split(",")] if args.only else None
     with tempfile.TemporaryDirectory() as name:
@@ -225,6 +232,45 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({"configuration": f"{model} {size}", "methods": list(methods), "limit_s": limit, "seconds": secs,
                         "seconds_fixed": before, "met": secs <= limit, "rows": {m: got[m]["rows_per_input"] for m in (*methods, *fixed)}})
     return out
+
+
+BEGIN, END = "<!-- real-size table (benchmarks/realsize.py --render) -->", "<!-- end real-size table -->"
+UNITS = {"bert-base": "tokens", "bert-base-cues": "tokens", "gpt2-small": "tokens", "resnet-50": "px", "efficientnet-lite0": "px"}
+
+
+def render(doc: dict[str, Any]) -> str:
+    """Return the Markdown table and targets of the JSON (what docs/speed.md shows between its markers)."""
+    m = doc["machine"]
+    lines = [BEGIN, "", f"`benchmarks/results/realsize.json` ({m['date']}, {doc['device']}, load average {m['load_average']:.1f}"
+             f"{', partial run' if doc['partial'] else ''}{', quick run' if doc['quick'] else ''}):", "",
+             "| model | size | method | seconds per input | rows per input | peak MB | model resident MB | how it stopped |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in doc["rows"]:
+        size = f"{r['size']} {UNITS.get(r['model'], '')}".strip()
+        if "error" in r:
+            lines.append(f"| {r['model']} | {size} | {r['method']} | failed: {r['error']} | | | | |")
+            continue
+        secs = f"{r['sec_per_input']:.2f} per row" if r["method"] == "forward" else f"{r['sec_per_input']:.1f}"
+        how = r.get("budget_sentence") or r.get("stopped") or ""
+        lines.append(f"| {r['model']} | {size} | {r['method']} | {secs} | {r['rows_per_input']:.0f} | {r['peak_mb']:.0f} | "
+                     f"{r['built_rss_mb']:.0f} | {how} |")
+    if doc.get("targets"):
+        lines += ["", "| issue 28 target | methods | limit | at our defaults | fixed budgets | met |", "|---|---|---|---|---|---|"]
+        for t in doc["targets"]:
+            lines.append(f"| {t['configuration']} | {' + '.join(t['methods'])} | {t['limit_s']:g} s | {t['seconds']:.1f} s | "
+                         f"{t['seconds_fixed']:.1f} s | {'met' if t['met'] else '**not met**'} |")
+    return "\n".join(lines + ["", END])
+
+
+def render_into(path: Path, doc: dict[str, Any]) -> None:
+    """Replace the block between the real-size markers in the Markdown file with `render(doc)`."""
+    import re
+
+    text = path.read_text()
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path} has no real-size markers ({BEGIN} ... {END})")
+    path.write_text(pattern.sub(lambda _: render(doc), text))
 
 
 def write(args: argparse.Namespace, rows: list[dict[str, Any]], partial: bool) -> None:

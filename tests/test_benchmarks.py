@@ -260,3 +260,15 @@ def test_batching_benchmark_quick_equal_both_ways(tmp_path: Path) -> None:
         assert r["max_abs_score_diff"] <= 1e-5, r
     assert [r["in_flight"] for r in doc["rows"]] == [1, 8, 1, 8]
     assert "load_average" in doc["machine"] and "max |diff|" in proc.stdout
+
+
+def test_the_real_size_table_in_the_docs_is_the_json_rendered() -> None:
+    """docs/speed.md's real-size table is benchmarks/results/realsize.json as realsize.py renders it: a full run
+    (not quick, not partial) with issue 28's time targets computed in it; rerun --render after a new measurement."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from realsize import BEGIN, END, render  # type: ignore[import-not-found]
+
+    doc = json.loads((ROOT / "benchmarks" / "results" / "realsize.json").read_text())
+    assert not doc["quick"] and not doc["partial"] and doc["targets"]
+    page = (ROOT / "docs" / "speed.md").read_text()
+    assert page[page.index(BEGIN): page.index(END) + len(END)] == render(doc)
