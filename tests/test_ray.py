@@ -261,7 +261,7 @@ def test_a_worker_writes_a_shard_and_reports_errors_as_answers(tiny_bert: Path, 
     assert error.startswith("cannot load the model") and "\n" not in error
 
 
-def test_the_run_puts_rays_data_context_and_logger_back(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_run_puts_rays_data_context_and_logger_back() -> None:
     """Ray's process-wide DataContext and the ray.data logger are the caller's again after a run ends or fails."""
     import logging
 
@@ -274,16 +274,16 @@ def test_the_run_puts_rays_data_context_and_logger_back(monkeypatch: pytest.Monk
     log.setLevel(logging.WARNING)
     before = (ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.max_consecutive_actor_init_deaths, log.level)
     seen: list[tuple[Any, ...]] = []
-
-    def pipeline(*args: Any) -> Any:
-        seen.append((ctx.enable_progress_bars, ctx.max_consecutive_actor_init_deaths))
-        args[-1].setLevel(logging.CRITICAL)
-        yield {"shard": 0}
-        raise RuntimeError("the cluster went away")
-
-    monkeypatch.setattr(ray_engine, "_run_pipeline", pipeline)
     options = ray_engine.RayOptions(verbose=not before[0])
+
+    def run() -> Any:  # a run as _execute makes it, inside the settings it sets and puts back
+        with ray_engine._ray_data_settings(options.verbose) as log:
+            seen.append((ctx.enable_progress_bars, ctx.max_consecutive_actor_init_deaths))
+            log.setLevel(logging.CRITICAL)
+            yield {"shard": 0}
+            raise RuntimeError("the cluster went away")
+
     with pytest.raises(RuntimeError, match="went away"):
-        list(ray_engine._execute("ckpt", [], set(), None, {}, {}, options, 0, None, 1))  # type: ignore[arg-type]
+        list(run())
     assert seen == [(not before[0], 1)]  # the run's own settings while it ran
     assert (ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.max_consecutive_actor_init_deaths, log.level) == before

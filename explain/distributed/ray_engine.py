@@ -12,6 +12,7 @@ Ctrl-C leaves every finished shard valid, and `resume` explains only what no sha
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -272,6 +273,28 @@ def _gpus_per_worker(options: RayOptions) -> float:
     return 1.0 if float(ray.cluster_resources().get("GPU", 0)) > 0 else 0.0
 
 
+@contextlib.contextmanager
+def _ray_data_settings(verbose: bool) -> Iterator[logging.Logger]:
+    """Set Ray's process-wide DataContext for a run and yield the "ray.data" logger; put both back
+    when the run ends or fails (the caller's own Ray Data work keeps its settings)."""
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ours = {"enable_progress_bars": verbose, "print_on_execution_start": verbose,
+            "max_consecutive_actor_init_deaths": 1}  # a model that cannot load fails the run, once
+    saved = {k: getattr(ctx, k) for k in ours}
+    log = logging.getLogger("ray.data")
+    level = log.level
+    try:
+        for k, v in ours.items():
+            setattr(ctx, k, v)
+        yield log
+    finally:
+        for k, v in saved.items():
+            setattr(ctx, k, v)
+        log.setLevel(level)
+
+
 def _execute(
     checkpoint: str,
     parts: Sequence[Part],
@@ -285,71 +308,38 @@ def _execute(
     workers: int,
 ) -> Iterator[dict[str, Any]]:
     """Build the Ray Data pipeline and yield one summary per finished shard as it finishes."""
-    from ray.data import DataContext
-
-    # Ray's process-wide DataContext and the "ray.data" logger are set for this run and put back
-    # when it ends or fails (the caller's own Ray Data work keeps its settings).
-    ctx = DataContext.get_current()
-    ours = {"enable_progress_bars": options.verbose, "print_on_execution_start": options.verbose,
-            "max_consecutive_actor_init_deaths": 1}  # a model that cannot load fails the run, once
-    saved = {k: getattr(ctx, k) for k in ours}
-    log = logging.getLogger("ray.data")
-    level = log.level
-    try:
-        for k, v in ours.items():
-            setattr(ctx, k, v)
-        yield from _run_pipeline(checkpoint, parts, skip, store, job, load, options, attempt, expect_hash, workers, log)
-    finally:
-        for k, v in saved.items():
-            setattr(ctx, k, v)
-        log.setLevel(level)
-
-
-def _run_pipeline(
-    checkpoint: str,
-    parts: Sequence[Part],
-    skip: set[int],
-    store: Store,
-    job: Mapping[str, Any],
-    load: Mapping[str, Any],
-    options: RayOptions,
-    attempt: int,
-    expect_hash: str | None,
-    workers: int,
-    log: logging.Logger,
-) -> Iterator[dict[str, Any]]:
-    """Yield one summary per finished shard of the Ray Data pipeline (see _execute)."""
     import ray
 
     from .datasource import InputDatasource
 
-    crash = os.environ.get(CRASH_HOOK)
-    gpus = _gpus_per_worker(options)
-    ds = ray.data.read_datasource(InputDatasource(parts, skip, options.shard_size, os.getcwd()), num_cpus=0.5)
-    with warnings.catch_warnings():
-        # max_restarts / max_task_retries are passed as Ray remote args, which Ray 2.60 marks as
-        # deprecated (removal planned for 2.64, hence the pin in pyproject.toml); Ray Data's own
-        # default is to retry forever, which would loop on an input that always kills a worker.
-        warnings.simplefilter("ignore")
-        ds = _map(ds, workers, gpus, options, {
-            "checkpoint": os.path.abspath(checkpoint),
-            "load": dict(load),
-            "job": dict(job),
-            "out": store.uri,
-            "attempt": attempt,
-            "threads": options.threads or max(1, int(options.cpus_per_worker)),
-            "expect_hash": expect_hash,
-            "cwd": os.getcwd(),
-            "crash": crash,
-        })
-    # Quiet unless verbose: Ray Data logs a failing run's remote tracebacks at ERROR level, and
-    # the driver reports the error itself, in one line.
-    log.setLevel(logging.INFO if options.verbose else logging.CRITICAL)
-    # Whole output blocks, no prefetch: each shard's summary reaches the driver as it finishes
-    # (iter_rows would gather rows into batches of 256 first).
-    for batch in ds.iter_batches(batch_size=None, prefetch_batches=0, batch_format="pyarrow"):
-        for text in batch.column("summary").to_pylist():
-            yield json.loads(text)
+    with _ray_data_settings(options.verbose) as log:
+        crash = os.environ.get(CRASH_HOOK)
+        gpus = _gpus_per_worker(options)
+        ds = ray.data.read_datasource(InputDatasource(parts, skip, options.shard_size, os.getcwd()), num_cpus=0.5)
+        with warnings.catch_warnings():
+            # max_restarts / max_task_retries are passed as Ray remote args, which Ray 2.60 marks as
+            # deprecated (removal planned for 2.64, hence the pin in pyproject.toml); Ray Data's own
+            # default is to retry forever, which would loop on an input that always kills a worker.
+            warnings.simplefilter("ignore")
+            ds = _map(ds, workers, gpus, options, {
+                "checkpoint": os.path.abspath(checkpoint),
+                "load": dict(load),
+                "job": dict(job),
+                "out": store.uri,
+                "attempt": attempt,
+                "threads": options.threads or max(1, int(options.cpus_per_worker)),
+                "expect_hash": expect_hash,
+                "cwd": os.getcwd(),
+                "crash": crash,
+            })
+        # Quiet unless verbose: Ray Data logs a failing run's remote tracebacks at ERROR level, and
+        # the driver reports the error itself, in one line.
+        log.setLevel(logging.INFO if options.verbose else logging.CRITICAL)
+        # Whole output blocks, no prefetch: each shard's summary reaches the driver as it finishes
+        # (iter_rows would gather rows into batches of 256 first).
+        for batch in ds.iter_batches(batch_size=None, prefetch_batches=0, batch_format="pyarrow"):
+            for text in batch.column("summary").to_pylist():
+                yield json.loads(text)
 
 
 def _map(ds: Any, workers: int, gpus: float, options: RayOptions, worker_args: dict[str, Any]) -> Any:
