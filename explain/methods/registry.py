@@ -39,13 +39,20 @@ def for_model(adapter: Adapter) -> list[str]:
     return [n for n in for_family(adapter.family) if REGISTRY[n].refusal(adapter) is None]
 
 
-def resolve(names: Sequence[str] | str | None, adapter: Adapter) -> list[Method]:
-    """Return the methods to run: 'all' (or None) means every method that can explain the model (`for_model`)."""
-    if names is None or names == "all" or names == ["all"]:
-        names = for_model(adapter)
+def _all(names: Sequence[str] | str | None) -> bool:
+    return names is None or names == "all" or names == ["all"]
+
+
+def _named(names: Sequence[str] | str | None) -> list[Method]:
+    """Return the registered methods of a name list or a comma-separated string."""
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
-    methods = [get(n) for n in names]
+    return [get(n) for n in names or ()]
+
+
+def resolve(names: Sequence[str] | str | None, adapter: Adapter) -> list[Method]:
+    """Return the methods to run: 'all' (or None) means every method that can explain the model (`for_model`)."""
+    methods = _named(for_model(adapter) if _all(names) else names)
     for m in methods:
         if not m.supports(adapter):
             raise MethodError(
@@ -66,11 +73,7 @@ def resolve_for_family(names: Sequence[str] | str | None, family: str) -> list[M
     For a caller that has no model loaded (a Ray run's head reads config.json only): a model's
     own refusals (`Method.refusal`, e.g. attention on a CNN) are checked where it is loaded.
     """
-    if names is None or names == "all" or names == ["all"]:
-        names = for_family(family)
-    if isinstance(names, str):
-        names = [n for n in names.split(",") if n.strip()]
-    methods = [get(n) for n in names]
+    methods = _named(for_family(family) if _all(names) else names)
     for m in methods:
         if family not in m.families:
             raise MethodError(f"method {m.name!r} does not serve {family} models; for them use: {', '.join(for_family(family))}")
