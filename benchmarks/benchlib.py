@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -192,3 +193,12 @@ def worker(script: Path, spec: dict[str, Any], tmp: Path, name: str) -> dict[str
     if "t_top" in doc and "t_end" in doc:
         doc.update(startup_s=doc["t_top"] - epochs["launch"], teardown_s=epochs["exit"] - doc["t_end"])
     return doc
+
+
+def render_between(path: Path, begin: str, end: str, block: str) -> None:
+    """Replace the text from the `begin` marker to the `end` marker in the Markdown file with `block` (markers included)."""
+    text = path.read_text()
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path} has no {begin} ... {end} markers")
+    path.write_text(pattern.sub(lambda _: block, text))

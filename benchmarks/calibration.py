@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -40,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(ROOT), str(HERE), str(ROOT / "examples")]
 
 import explain  # noqa: E402
-from benchlib import machine  # noqa: E402
+from benchlib import machine, render_between  # noqa: E402
 from explain.adapters.base import Adapter, Example, PerturbationView, contiguous_linkage  # noqa: E402
 from explain.execution.runner import Runner  # noqa: E402
 from explain.methods import get  # noqa: E402
@@ -274,11 +273,7 @@ def render(data: dict[str, Any]) -> str:
 
 def render_into(doc: Path, data: dict[str, Any]) -> None:
     """Replace the block between the calibration markers in `doc` with `render(data)`."""
-    text = doc.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{doc} has no calibration markers ({BEGIN} ... {END})")
-    doc.write_text(pattern.sub(lambda _: render(data), text))
+    render_between(doc, BEGIN, END, render(data))
 
 
 def main() -> None:

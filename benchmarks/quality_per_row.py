@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ sys.path[:0] = [str(ROOT), str(HERE), str(ROOT / "examples")]
 import explain  # noqa: E402
 import planted_cues  # noqa: E402
 from explain.methods import budget  # noqa: E402
-from benchlib import machine  # noqa: E402
+from benchlib import machine, render_between  # noqa: E402
 from planted_data import digit_images, gpt_prompts, sentiment_examples  # noqa: E402
 
 MODELS = ROOT / "examples" / "models"
@@ -313,11 +312,7 @@ def render(doc: dict[str, Any]) -> str:
 
 def render_into(path: Path, doc: dict[str, Any]) -> None:
     """Replace the block between the quality-per-row markers in the Markdown file with `render(doc)`."""
-    text = path.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{path} has no quality-per-row markers ({BEGIN} ... {END})")
-    path.write_text(pattern.sub(lambda _: render(doc), text))
+    render_between(path, BEGIN, END, render(doc))
 
 
 if __name__ == "__main__":

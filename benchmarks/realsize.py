@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(ROOT / "examples")]
 
 import planted_cues  # noqa: E402
-from benchlib import SHAPES, machine, peak_mb, rss_mb, sentences_of, worker  # noqa: E402
+from benchlib import SHAPES, machine, peak_mb, render_between, rss_mb, sentences_of, worker  # noqa: E402
 
 IG = {"n_steps": 50, "adaptive": False}
 # A method is "ig", "gradcam", "forward", or "shap" / "lime" at our defaults (adaptive budgets) and
@@ -264,13 +264,7 @@ def render(doc: dict[str, Any]) -> str:
 
 def render_into(path: Path, doc: dict[str, Any]) -> None:
     """Replace the block between the real-size markers in the Markdown file with `render(doc)`."""
-    import re
-
-    text = path.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{path} has no real-size markers ({BEGIN} ... {END})")
-    path.write_text(pattern.sub(lambda _: render(doc), text))
+    render_between(path, BEGIN, END, render(doc))
 
 
 def write(args: argparse.Namespace, rows: list[dict[str, Any]], partial: bool) -> None:
