@@ -59,18 +59,6 @@ def hits(maps: list[np.ndarray], boxes: list[tuple[int, int, int, int]], toleran
     return float(np.mean([b[0] - t <= pointed(m)[0] < b[2] + t and b[1] - t <= pointed(m)[1] < b[3] + t for m, b in zip(maps, boxes)]))
 
 
-def learnt(model: Any, heldout: list) -> dict[str, float]:
-    """Return held-out accuracy and how often covering the square (grey) gives "none"."""
-    right = np.mean([model.prepare(img, 0).record.prediction.label == label for img, label, _ in heldout])
-    flips = []
-    for img, _, box in heldout:
-        if box is not None:
-            covered = img.copy()
-            covered[box[0] : box[2], box[1] : box[3]] = 128
-            flips.append(model.prepare(covered, 0).record.prediction.label == "none")
-    return {"accuracy": float(right), "cover_gives_none": float(np.mean(flips))}
-
-
 def one_seed(seed: int, n_images: int, steps: int, folder: Path) -> dict[str, Any]:
     """Train the three models with `seed` and return their checks, hit rates and seconds per image."""
     folders = {name: planted.save_patch_vit(folder / f"vit{seed}-{k}", steps=steps, seed=seed, attention="sdpa", **args)
@@ -78,7 +66,7 @@ def one_seed(seed: int, n_images: int, steps: int, folder: Path) -> dict[str, An
     folders["CNN"] = planted.save_patch_cnn(folder / f"cnn{seed}", steps=steps, seed=seed)
     models = {name: explain.load(f, device="cpu", trust_remote_code=True) for name, f in folders.items()}
     heldout = planted.patch_images(400, seed=10_000 + seed)
-    checks = {name: learnt(m, heldout) for name, m in models.items()}
+    checks = {name: planted.learnt_patch(m, heldout) for name, m in models.items()}
     chosen = [(img, box) for img, _, box in heldout if box is not None
               and all(m.prepare(img, 0).record.prediction.label == "square" for m in models.values())][:n_images]
     images, boxes = [img for img, _ in chosen], [box for _, box in chosen]

@@ -58,14 +58,9 @@ def heldout() -> list[tuple[np.ndarray, str, Any]]:
 
 def test_both_models_learnt_the_planted_cause(models: dict[str, Any], heldout: list) -> None:
     for name, m in models.items():
-        right = np.mean([m.prepare(img, 0).record.prediction.label == label for img, label, _ in heldout])
-        flipped = []
-        for img, _, box in heldout:
-            if box is not None:
-                covered = img.copy()
-                covered[box[0] : box[2], box[1] : box[3]] = 128
-                flipped.append(m.prepare(covered, 0).record.prediction.label == "none")
-        assert right >= 0.95 and np.mean(flipped) >= 0.95, f"{name}: accuracy {right:.0%}, covering gives none {np.mean(flipped):.0%}"
+        got = planted.learnt_patch(m, heldout)
+        right, flipped = got["accuracy"], got["cover_gives_none"]
+        assert right >= 0.95 and flipped >= 0.95, f"{name}: accuracy {right:.0%}, covering gives none {flipped:.0%}"
 
 
 def pointed_pixel(scores: np.ndarray) -> tuple[int, int]:

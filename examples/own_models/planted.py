@@ -140,6 +140,18 @@ def patch_images(n: int, seed: int) -> list[tuple[np.ndarray, str, tuple[int, in
 
 
 # ---- tokenizers ---------------------------------------------------------------------------------
+def learnt_patch(model: Any, heldout: list[tuple[np.ndarray, str, tuple[int, int, int, int] | None]]) -> dict[str, float]:
+    """Return a loaded model's held-out accuracy on `patch_images` and how often covering the square (grey) gives "none"."""
+    right = np.mean([model.prepare(img, 0).record.prediction.label == label for img, label, _ in heldout])
+    flips = []
+    for img, _, box in heldout:
+        if box is not None:
+            covered = img.copy()
+            covered[box[0] : box[2], box[1] : box[3]] = 128
+            flips.append(model.prepare(covered, 0).record.prediction.label == "none")
+    return {"accuracy": float(right), "cover_gives_none": float(np.mean(flips))}
+
+
 def bpe_tokenizer(corpus: list[str]) -> Any:
     """Return a byte-level BPE tokenizer (GPT-2 style, <|endoftext|>) trained on `corpus`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
