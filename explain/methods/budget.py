@@ -82,6 +82,7 @@ class Grown:
     since: int | None = None  # the first round of the unbroken run of equal tops that ends at the stop
     depth: int = 1  # the top-k compared at the stop
     estimate: Estimate | None = None
+    values_at: dict[int, np.ndarray] = field(default_factory=dict)  # SHAP: the values at each budget estimated (rounds, halves)
 
     @property
     def kept(self) -> Estimate:
@@ -225,12 +226,15 @@ def grow_shap(run: Callable[[int], tuple[np.ndarray, float, bool]], cap: int, ro
 
         def stable() -> bool:
             h = max(4, b // 2)
-            half = seen[h] if h in seen else run(h)[0]
-            return stability.stability(values, half, "", first=True).passed
+            if h not in seen:
+                seen[h] = run(h)[0]
+            return stability.stability(values, seen[h], "", first=True).passed
 
         return Estimate(values, stable, exact, base)
 
-    return grow(estimate, schedule(START_SHAP, cap), rows, "evaluations", first=True)
+    grown = grow(estimate, schedule(START_SHAP, cap), rows, "evaluations", first=True)
+    grown.values_at = seen  # the self-check's half-budget values are often here already
+    return grown
 
 
 def grow_lime(

@@ -139,12 +139,11 @@ class ShapMethod(Method):
                     check = stability.exact(f"every cluster of the {d} features was expanded within {max_evals} evaluations")
                     checks["noise_floor"] = 0.0
                 else:
-                    # the half-budget run asks for a prefix of the rows the full run asked for:
-                    # the memo answers them, so the check costs shap's bookkeeping, no model rows
-                    half, _, _ = partition(evaluate, view, max(4, max_evals // 2), s.batch_size, seed)
-                    check = stability.stability(
-                        values, half, f"the values at {max_evals} and at {max(4, max_evals // 2)} evaluations", first=True
-                    )
+                    # the half-budget values: an adaptive run's own (a round, or its stopping check), else
+                    # a run asking for a prefix of the full run's rows, answered by the memo (no model rows)
+                    h = max(4, max_evals // 2)
+                    half = grown.values_at[h] if grown is not None and h in grown.values_at else partition(evaluate, view, h, s.batch_size, seed)[0]
+                    check = stability.stability(values, half, f"the values at {max_evals} and at {h} evaluations", first=True)
                     # How far a value still moved between half and full budget: a score within it is the estimate's noise.
                     checks["noise_floor"] = stability.noise_floor(values, half)
                 checks["stability"] = check.value
