@@ -9,8 +9,10 @@ Checked:
 - the folder's model is a working classifier (held-out accuracy on reviews of 40-70 words), and
   `explain run` in a subprocess gives the probabilities of the model called directly on the
   tokenizer's ids (catches a tokenization, head or label mix-up in loading);
-- IG, SHAP and LIME on it equal captum, shap and lime called directly on the same model, inputs,
-  baseline and budget (the helpers of test_ig_reference.py and test_reference_perturbation.py);
+- IG, SHAP, LIME and ablation on it equal captum, shap and lime called directly on the same
+  model, inputs, baseline and budget, and its attention maps, rollout and relevance equal the
+  model's own `output_attentions` and the papers' rules written out (the helpers of
+  test_ig_reference.py, test_reference_perturbation.py and test_attention_reference.py);
 - at our defaults (adaptive budgets) every method ranks the planted sentiment word first on
   held-out reviews of 40-70 words, and the adaptive runs ran fewer rows than their caps.
 """
@@ -31,6 +33,7 @@ from conftest import MODELS, run_cli
 
 sys.path.insert(0, str(MODELS.parent))
 import minilm_sentiment  # noqa: E402
+from test_attention_reference import ATOL, assert_close_rel, direct_pass, numpy_maps, ref_relevance_row, ref_rollout  # noqa: E402
 from test_ig_reference import PLAIN, BertRef  # noqa: E402
 from test_ig_reference import close as close_ig  # noqa: E402
 from test_reference_perturbation import bert_direct, close, shap_library  # noqa: E402
@@ -117,6 +120,37 @@ def test_lime_equals_lime_on_the_real_minilm(minilm: TextClassifierAdapter) -> N
     theirs = dict(out.as_list(label=e.target.index))
     close(e.scores, np.array([theirs[w] for w in e.features]), 1e-4)
     assert e.checks["score"] == pytest.approx(out.score, abs=1e-4)
+
+
+def test_ablation_equals_captum_on_the_real_minilm(minilm: TextClassifierAdapter) -> None:
+    from captum.attr import FeatureAblation
+
+    text, _, _ = short_review()
+    [e] = explain.explain(minilm, [text], methods=["ablation"], ablation={"baseline": "mask"})
+    enc = minilm.tokenizer(text, return_tensors="pt")
+    words = list(enc.word_ids())
+    d = len(e.features)
+    groups = torch.tensor([[d if w is None else w for w in words]])  # the special tokens: one more group, not shown
+
+    def forward(ids: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(minilm.model(input_ids=ids).logits.float(), -1)[:, e.target.index]
+
+    with torch.no_grad():
+        attr = FeatureAblation(forward).attribute(enc["input_ids"], baselines=minilm.mask_id, feature_mask=groups)[0]
+    np.testing.assert_allclose(e.scores, [attr[words.index(i)].item() for i in range(d)], atol=1e-5, rtol=0)
+
+
+def test_attention_rollout_and_relevance_equal_the_models_own_maps_on_the_real_minilm(minilm: TextClassifierAdapter) -> None:
+    """6 layers x 12 heads of a pretrained model that runs SDPA attention by default (the method asks for eager maps)."""
+    text, _, _ = short_review()
+    [e] = explain.explain(minilm, [text], methods=["attention"])
+    ids = list(minilm.prepare(text, 0).state.ids)
+    out, att = direct_pass(minilm.model, ids)
+    a, g = numpy_maps(att, torch.softmax(out.logits[0].float(), -1)[e.target.index])
+    assert len(a) == 6 and a[0].shape == (12, len(ids), len(ids))
+    np.testing.assert_allclose(e.extras["token_attention"], np.stack(a), atol=ATOL)
+    np.testing.assert_allclose(e.extras["token_rollout"], ref_rollout(a), atol=ATOL)
+    assert_close_rel(e.extras["token_relevance"], ref_relevance_row(a, g, 0))
 
 
 def test_at_defaults_every_method_finds_the_planted_word_with_fewer_rows_than_its_cap(minilm: TextClassifierAdapter) -> None:
