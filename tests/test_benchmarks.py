@@ -245,6 +245,45 @@ def test_quality_targets_need_fewer_rows_and_no_lost_agreement() -> None:
     assert agreement(np.array([0.1, -0.4, 0.5, 1.0, 2.0]), ref) == {"top1": 0.0, "top3": pytest.approx(2 / 3), "sign": 1.0, "top_clear": pytest.approx(2 / 3)}
 
 
+def test_an_added_case_replaces_its_own_rows_only_and_keeps_its_date(tmp_path: Path) -> None:
+    """quality_per_row.py --add and realsize.py --add: the merged JSON holds every other case's rows as
+    they were, the new case's rows instead of its old ones, and the date it was measured; a file measured
+    with another rule is refused (its rows would not compare)."""
+    import argparse
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import quality_per_row as q
+    import realsize as rs
+
+    def case(name: str, rows: float) -> list[dict]:  # the three rules the targets read
+        spread = {"mean": 0.9, "se": 0.0, "min": 0.9, "max": 0.9}
+        return [{"case": name, "method": "lime", "rule": rule, "inputs": 10, "rows": {**spread, "mean": n}, "top1": spread,
+                 "top3": spread, "sign": spread, "top_clear": spread}
+                for rule, n in (("adaptive (default)", rows), ("fixed, our default of before", 1000), ("fixed 250", 250))]
+
+    out = tmp_path / "q.json"
+    args = argparse.Namespace(out=str(out), quick=False)
+    q.write(args, 10, 10, case("a", 100) + case("b", 200), {"a": 50, "b": 20}, partial=False)
+    base = q.merge_base(args, 10, 10, {"b"})
+    q.write(args, 10, 10, case("b", 250), {"b": 25}, partial=False, base=base)
+    doc = json.loads(out.read_text())
+    assert [(r["case"], r["rows"]["mean"]) for r in doc["rows"] if r["rule"].startswith("adaptive")] == [("a", 100), ("b", 250)]
+    assert len(doc["rows"]) == 6 and {t["case"] for t in doc["targets"]} == {"a", "b"}
+    assert doc["longest_input_words"] == {"a": 50, "b": 25} and [a["case"] for a in doc["added"]] == ["b"]
+    assert doc["machine"] == base["machine"] and f"b measured {doc['added'][0]['date']}" in q.render(doc)
+    doc["rule"] = "another rule"
+    out.write_text(json.dumps(doc))
+    with pytest.raises(SystemExit, match="another rule"):
+        q.merge_base(args, 10, 10, {"b"})
+    with pytest.raises(SystemExit, match="needs --cases"):
+        q.merge_base(args, 10, 10, None)
+
+    old = {"rows": [{"model": "m", "size": 32, "method": "ig", "v": 1}, {"model": "n", "size": 64, "method": "ig", "v": 1}]}
+    rows, added = rs.merged(old, [{"model": "n", "size": 64, "method": "ig", "v": 2}])
+    assert [(r["model"], r["v"]) for r in rows] == [("m", 1), ("n", 2)]
+    assert [(a["model"], a["size"]) for a in added] == [("n", 64)] and added[0]["date"]
+
+
 @pytest.mark.slow
 def test_batching_benchmark_quick_equal_both_ways(tmp_path: Path) -> None:
     if not (MODELS / "sentiment-bert").exists():
