@@ -139,7 +139,6 @@ def patch_images(n: int, seed: int) -> list[tuple[np.ndarray, str, tuple[int, in
     return out
 
 
-# ---- tokenizers ---------------------------------------------------------------------------------
 def learnt_patch(model: Any, heldout: list[tuple[np.ndarray, str, tuple[int, int, int, int] | None]]) -> dict[str, float]:
     """Return a loaded model's held-out accuracy on `patch_images` and how often covering the square (grey) gives "none"."""
     right = np.mean([model.prepare(img, 0).record.prediction.label == label for img, label, _ in heldout])
@@ -152,6 +151,7 @@ def learnt_patch(model: Any, heldout: list[tuple[np.ndarray, str, tuple[int, int
     return {"accuracy": float(right), "cover_gives_none": float(np.mean(flips))}
 
 
+# ---- tokenizers ---------------------------------------------------------------------------------
 def bpe_tokenizer(corpus: list[str]) -> Any:
     """Return a byte-level BPE tokenizer (GPT-2 style, <|endoftext|>) trained on `corpus`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
