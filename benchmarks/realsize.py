@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="every method at every size (GPU; hours on a 2-core CPU)")
     parser.add_argument("--only", help="configurations to run, e.g. bert-base-cues:32,efficientnet-lite0 (default: all of the plan)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "realsize.json"))
-    parser.add_argument("--render", type=Path, help="only rewrite this Markdown file's real-size table from --out")
+    parser.add_argument("--render", type=Path, help="only rewrite this Markdown file's real-size table or summary (README) from --out")
     parser.add_argument("--add", action="store_true", help="merge the --only configurations into the existing --out (their date kept)")
     args = parser.parse_args()
     if args.render:
@@ -287,9 +287,50 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines + ["", END])
 
 
+SUMMARY_BEGIN, SUMMARY_END = "<!-- real-size summary (benchmarks/realsize.py --render) -->", "<!-- end real-size summary -->"
+
+
+def _secs(got: dict[str, dict[str, Any]], method: str) -> str:
+    """Return '8.4 s (256 rows)' for a measured method of one configuration, '' when it was not measured."""
+    r = got.get(method)
+    return "" if r is None else f"{r['sec_per_input']:.1f} s ({r['rows_per_input']:.0f} rows)"
+
+
+def render_summary(doc: dict[str, Any]) -> str:
+    """Return the README's short table: per configuration with SHAP or LIME measured, seconds and rows at our
+    defaults (adaptive budgets) and at the fixed budgets of before, and the time targets."""
+    m = doc["machine"]
+    lines = [SUMMARY_BEGIN, "", f"One input, seconds of compute ({doc['device']}, {m['cpu_count']} cores; `benchmarks/results/realsize.json`, "
+             f"{m['date']}; IG at 50 points; details in [speed](docs/speed.md)):", "",
+             "| model | input | IG | SHAP at our defaults | SHAP, fixed budget of before | LIME at our defaults | LIME, fixed budget of before |",
+             "|---|---|---|---|---|---|---|"]
+    seen: list[tuple[str, int]] = []
+    for r in doc["rows"]:
+        if (r["model"], r["size"]) not in seen:
+            seen.append((r["model"], r["size"]))
+    for model, size in seen:
+        got = {r["method"]: r for r in doc["rows"] if r["model"] == model and r["size"] == size and "error" not in r}
+        if not {"shap", "lime"} & set(got):
+            continue
+        lines.append(f"| {model} | {size} {UNITS.get(model, '')} | {_secs(got, 'ig')} | {_secs(got, 'shap')} | {_secs(got, 'shap/fixed')} | "
+                     f"{_secs(got, 'lime')} | {_secs(got, 'lime/fixed')} |")
+    for t in doc.get("targets", []):
+        lines.append("")
+        lines.append(f"Target {t['configuration']} tokens, {' + '.join(t['methods']).upper()} within {t['limit_s']:g} s: "
+                     f"{t['seconds']:.1f} s at our defaults ({t['seconds_fixed']:.1f} s at the fixed budgets), "
+                     f"{'met' if t['met'] else 'not met'}.")
+    return "\n".join(lines + ["", SUMMARY_END])
+
+
 def render_into(path: Path, doc: dict[str, Any]) -> None:
-    """Replace the block between the real-size markers in the Markdown file with `render(doc)`."""
-    render_between(path, BEGIN, END, render(doc))
+    """Replace the real-size blocks the Markdown file holds: the full table (docs/speed.md), the summary (README)."""
+    text = path.read_text()
+    if BEGIN not in text and SUMMARY_BEGIN not in text:
+        raise SystemExit(f"{path} has no {BEGIN} or {SUMMARY_BEGIN} marker")
+    if BEGIN in text:
+        render_between(path, BEGIN, END, render(doc))
+    if SUMMARY_BEGIN in text:
+        render_between(path, SUMMARY_BEGIN, SUMMARY_END, render_summary(doc))
 
 
 def merged(base: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
