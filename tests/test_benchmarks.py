@@ -219,7 +219,7 @@ def test_gpu_check_agreement_flags_a_flipped_or_shuffled_explanation() -> None:
 def test_quality_targets_need_fewer_rows_and_no_lost_agreement() -> None:
     """A row target is met only with the rows ratio and a top-3 agreement at least the other rule's."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from quality_per_row import agreement, targets
+    from quality_per_row import agreement, render, targets, third_name
 
     def row(rule: str, rows: float, top3: float) -> dict:
         return {"case": "c", "method": "lime", "rule": rule, "rows": {"mean": rows}, "top3": {"mean": top3}}
@@ -236,6 +236,17 @@ def test_quality_targets_need_fewer_rows_and_no_lost_agreement() -> None:
     assert not targets(rows, {"c": 31})[1]["applies"]  # longer than 30 words: the second target does not apply
     rows[3]["top3"]["mean"] = 0.95  # the smallest budget already agrees: saturated, the first target does not apply
     assert not targets(rows, {"c": 25})[0]["applies"]
+    assert "reachable_at_a_third" not in targets(rows, {"c": 25})[0]  # a file of before: no such row, nothing claimed
+    rows.append(row(third_name(5000), 1666, 0.8))  # the library's estimator at a third of its rows agrees less
+    lib, before = targets(rows, {"c": 25})
+    assert lib["top3_library_at_a_third"] == 0.8 and lib["reachable_at_a_third"] is False and "reachable_at_a_third" not in before
+    rows[-1]["top3"]["mean"] = 0.9  # as high as at its default: a rule could meet the target by stopping there
+    assert targets(rows, {"c": 25})[0]["reachable_at_a_third"] is True
+    doc = {"machine": {"date": "d"}, "inputs_per_case": 10, "quick": False, "reference_scale": 10, "longest_input_words": {"c": 25},
+           "rows": [{**r, "inputs": 10, **{k: {"mean": 0.9, "se": 0.0, "min": 0.9, "max": 0.9} for k in ("top1", "sign", "top_clear")},
+                     "rows": {"mean": r["rows"]["mean"], "se": 0, "min": 0, "max": 0}, "top3": {**r["top3"], "se": 0.0}} for r in rows]}
+    doc["targets"] = targets(doc["rows"], {"c": 25})
+    assert "| 0.90 at 3.0x fewer rows: as high |" in render(doc)
     ref = np.array([0.1, -2.0, 0.5, 1.0, 0.0])
     assert agreement(ref * 3, ref) == {"top1": 1.0, "top3": 1.0, "sign": 1.0, "top_clear": 1.0}
     assert agreement(np.array([0.1, -2.0, 0.05, 0.02, 0.0]), np.array([0.0, 2.0, 0.1, 0.05, 0.02]))["top_clear"] == 1.0  # only one matters
@@ -311,3 +322,19 @@ def test_the_real_size_table_in_the_docs_is_the_json_rendered() -> None:
     assert not doc["quick"] and not doc["partial"] and doc["targets"]
     page = (ROOT / "docs" / "speed.md").read_text()
     assert page[page.index(BEGIN): page.index(END) + len(END)] == render(doc)
+
+
+def test_the_readme_speed_table_is_the_real_size_json_rendered() -> None:
+    """The README's speed table is benchmarks/results/realsize.json as realsize.py summarises it (every
+    configuration where SHAP or LIME was measured, at our defaults and at the fixed budgets, and the targets):
+    a figure the benchmark did not produce cannot be there."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from realsize import SUMMARY_BEGIN, SUMMARY_END, render_summary  # type: ignore[import-not-found]
+
+    doc = json.loads((ROOT / "benchmarks" / "results" / "realsize.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index(SUMMARY_BEGIN): readme.index(SUMMARY_END) + len(SUMMARY_END)]
+    assert block == render_summary(doc)
+    cues = next(r for r in doc["rows"] if (r["model"], r["size"], r["method"]) == ("bert-base-cues", 32, "shap"))
+    assert f"| {cues['sec_per_input']:.1f} s ({cues['rows_per_input']:.0f} rows) |" in block
+    assert block.count("\n| ") == 1 + len({(r["model"], r["size"]) for r in doc["rows"] if r["method"] in ("shap", "lime")})
