@@ -21,12 +21,14 @@ planted word):
 The truth for each input is the same method at 10x the library's default budget, fixed (SHAP
 `max_evals` 5000; LIME 50,000 text samples or 10,000 image samples, seed 1). Per method and
 budget rule (adaptive at our defaults; fixed at our defaults of before; fixed at the library's
-default; smaller fixed budgets): rows the model ran per input (`Explanation.rows`: rows a memo
+default; smaller fixed budgets; fixed at a third of the library's default): rows the model ran per input (`Explanation.rows`: rows a memo
 or cache answered are not counted), top-1 and top-3 agreement with the truth (features ranked by
 |value|; images: regions), sign agreement on the truth's top 3, top-K agreement on the K <= 3 features that matter in the
 truth (|value| at least a quarter of its largest: ranks below that are near-zero effects whose
 order even large budgets estimate poorly), seconds per input. `targets`
-states issue 28's row targets as met or not, each with the fields it rests on. `--add` runs
+states issue 28's row targets as met or not, each with the fields it rests on; each 3x target
+also says whether the library's own estimator at a third of its default budget agrees with the
+truth as well as at its default (if not, stopping that estimator early cannot meet the target). `--add` runs
 only the named cases and merges them into the existing JSON (each added case's date and load
 are kept in `added`; the rule and starts must be the file's).
 """
