@@ -316,7 +316,8 @@ def render_summary(doc: dict[str, Any]) -> str:
                      f"{_secs(got, 'lime')} | {_secs(got, 'lime/fixed')} |")
     for t in doc.get("targets", []):
         lines.append("")
-        lines.append(f"Target {t['configuration']} tokens, {' + '.join(t['methods']).upper()} within {t['limit_s']:g} s: "
+        unit = UNITS.get(t["configuration"].split()[0], "")
+        lines.append(f"Target {t['configuration']} {unit}, {' + '.join(t['methods']).upper()} within {t['limit_s']:g} s: "
                      f"{t['seconds']:.1f} s at our defaults ({t['seconds_fixed']:.1f} s at the fixed budgets), "
                      f"{'met' if t['met'] else 'not met'}.")
     return "\n".join(lines + ["", SUMMARY_END])
