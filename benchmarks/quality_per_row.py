@@ -352,7 +352,8 @@ def render(doc: dict[str, Any]) -> str:
              f"{', quick run' if doc['quick'] else ''}; truth: the same method fixed at {doc['reference_scale']}x the library default; "
              "figures are means over the inputs ± their standard error"
              + "".join(f"; {c}: {k} inputs" for c, k in _fewer(doc))
-             + "".join(f"; {a['case']} measured {a['date']}" for a in doc.get("added", [])) + "):", "",
+             + "".join(f"; {', '.join(a['case'] for a in doc['added'] if a['date'] == d)} measured {d}"
+                       for d in sorted({a["date"] for a in doc.get("added", [])})) + "):", "",
              "| case | method | rule | model rows per input (min-max) | top-1 | top-3 | sign | features that matter |",
              "|---|---|---|---|---|---|---|---|"]
     last = None
