@@ -95,13 +95,7 @@ def build(model: str, size: int, device: str, autocast: str | None = None) -> tu
         tok = transformers.AutoTokenizer.from_pretrained(ROOT / "examples" / "models" / "planted-gpt2")
         tok.model_max_length = 1024  # the bundled tokenizer says 64, its planted model's length; GPT-2's is 1024
         hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=50257, n_positions=1024)).eval()
-        words = [w for w in tok.get_vocab() if w.isalpha()]
-        rng = np.random.default_rng(0)
-        ids: list[int] = []
-        while len(ids) < size - 1:  # the prompt plus one generated token: `size` tokens in all
-            ids += tok(" " + str(rng.choice(words)), add_special_tokens=False)["input_ids"]
-        prompt = tok.decode(ids[: size - 1])
-        return explain.from_model(hf, tok, device=device, autocast=autocast), [prompt], {"max_new_tokens": 1, "target": 0}
+        return explain.from_model(hf, tok, device=device, autocast=autocast), [gpt_prompt(tok, size)], {"max_new_tokens": 1, "target": 0}
     if model == "minilm-sentiment":  # a real pretrained MiniLM fine-tuned for sentiment (examples/minilm_sentiment.py)
         import minilm_sentiment
 
@@ -129,6 +123,20 @@ def build(model: str, size: int, device: str, autocast: str | None = None) -> tu
     prep = {"size": [size, size], "channels": 3, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     image = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
     return explain.from_model(hf, preprocessing=prep, device=device, autocast=autocast), [image], {}
+
+
+def gpt_prompt(tok: Any, size: int) -> str:
+    """Return GPT-2's prompt of `size` - 1 tokens (one more is generated), the same in every process.
+
+    Each method runs in its own process, so the words are sorted: a fast tokenizer's vocabulary
+    comes in a new order each process, and an unsorted draw gave each method another prompt.
+    """
+    words = sorted(w for w in tok.get_vocab() if w.isalpha())
+    rng = np.random.default_rng(0)
+    ids: list[int] = []
+    while len(ids) < size - 1:  # the prompt plus one generated token: `size` tokens in all
+        ids += tok(" " + str(rng.choice(words)), add_special_tokens=False)["input_ids"]
+    return str(tok.decode(ids[: size - 1]))
 
 
 def forward_cost(adapter: Any, inputs: list[Any], model: str, rows: int = 8) -> dict[str, Any]:

@@ -338,3 +338,12 @@ def test_the_readme_speed_table_is_the_real_size_json_rendered() -> None:
     cues = next(r for r in doc["rows"] if (r["model"], r["size"], r["method"]) == ("bert-base-cues", 32, "shap"))
     assert f"| {cues['sec_per_input']:.1f} s ({cues['rows_per_input']:.0f} rows) |" in block
     assert block.count("\n| ") == 1 + len({(r["model"], r["size"]) for r in doc["rows"] if r["method"] in ("shap", "lime")})
+
+
+def test_the_real_size_gpt_prompt_is_the_same_in_every_process() -> None:
+    """realsize.py runs each method in its own process: each must explain the same GPT-2 prompt (a fast
+    tokenizer's vocabulary comes in a new order each process; an unsorted draw gave each method its own)."""
+    code = ("import sys, transformers; sys.path[:0] = ['benchmarks', 'examples']; import realsize; "
+            "tok = transformers.AutoTokenizer.from_pretrained('examples/models/planted-gpt2'); print(realsize.gpt_prompt(tok, 32))")
+    prompts = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout for _ in range(3)}
+    assert len(prompts) == 1 and len(next(iter(prompts)).split()) >= 5, prompts
