@@ -30,6 +30,17 @@ SHAPES: dict[str, dict[str, Any]] = {
 }
 
 
+def merge_added(base: dict[str, Any], rows: list[dict[str, Any]], key: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return (rows, added) of a benchmark's --add run: the new rows replace `base`'s rows with the same
+    `key` fields (a case, a model and size), every other row is kept as it was, and `added` records each
+    new key with today's date and load (earlier entries of other keys kept)."""
+    mine = {tuple(r[f] for f in key) for r in rows}
+    m = machine()
+    added = [a for a in base.get("added", []) if tuple(a[f] for f in key) not in mine] + [
+        {**dict(zip(key, k)), "date": m["date"], "load_average": m["load_average"]} for k in sorted(mine)]
+    return [r for r in base["rows"] if tuple(r[f] for f in key) not in mine] + rows, added
+
+
 def machine() -> dict[str, Any]:
     """Return the date and what the figures depend on: CPU, cores, torch threads, versions."""
     return {

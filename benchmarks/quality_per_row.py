@@ -51,7 +51,7 @@ sys.path[:0] = [str(ROOT), str(HERE), str(ROOT / "examples")]
 import explain  # noqa: E402
 import planted_cues  # noqa: E402
 from explain.methods import budget  # noqa: E402
-from benchlib import machine, render_between  # noqa: E402
+from benchlib import machine, merge_added, render_between  # noqa: E402
 from planted_data import digit_images, gpt_prompts, sentiment_examples  # noqa: E402
 
 MODELS = ROOT / "examples" / "models"
@@ -319,11 +319,8 @@ def write(args: argparse.Namespace, n: int, scale: int, rows: list[dict[str, Any
     added: list[dict[str, Any]] = []
     if base is not None:  # the new cases replace their old rows; every other case keeps its rows and its date
         mine = {r["case"] for r in rows}
-        rows = [r for r in base["rows"] if r["case"] not in mine] + rows
+        rows, added = merge_added(base, rows, ("case",))
         words = {**{k: v for k, v in base["longest_input_words"].items() if k not in mine}, **words}
-        m = machine()
-        added = [a for a in base.get("added", []) if a["case"] not in mine] + [
-            {"case": c, "date": m["date"], "load_average": m["load_average"]} for c in sorted(mine)]
     doc = {"machine": base["machine"] if base is not None else machine(), "quick": args.quick, "partial": partial,
            "inputs_per_case": n, "reference_scale": scale, "rule": budget.RULE, "start": starts(),
            "library_defaults": {"shap": LIBRARY["shap"], "lime/text": LIBRARY[("lime", "text")], "lime/image": LIBRARY[("lime", "image")]},

@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(ROOT / "examples")]
 
 import planted_cues  # noqa: E402
-from benchlib import SHAPES, machine, peak_mb, render_between, rss_mb, sentences_of, worker  # noqa: E402
+from benchlib import SHAPES, machine, merge_added, peak_mb, render_between, rss_mb, sentences_of, worker  # noqa: E402
 
 IG = {"n_steps": 50, "adaptive": False}
 # A method is "ig", "gradcam", "forward", or "shap" / "lime" at our defaults (adaptive budgets) and
@@ -344,11 +344,7 @@ def render_into(path: Path, doc: dict[str, Any]) -> None:
 
 def merged(base: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (rows, added) of an --add run: its configurations replace theirs in `base`, each with its date and load."""
-    mine = {(r["model"], r["size"]) for r in rows}
-    m = machine()
-    added = [a for a in base.get("added", []) if (a["model"], a["size"]) not in mine] + [
-        {"model": model, "size": size, "date": m["date"], "load_average": m["load_average"]} for model, size in sorted(mine)]
-    return [r for r in base["rows"] if (r["model"], r["size"]) not in mine] + rows, added
+    return merge_added(base, rows, ("model", "size"))
 
 
 def write(args: argparse.Namespace, rows: list[dict[str, Any]], partial: bool, base: dict[str, Any] | None = None) -> None:
